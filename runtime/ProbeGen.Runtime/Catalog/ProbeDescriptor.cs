@@ -1,0 +1,133 @@
+using System;
+using System.Collections.Generic;
+
+namespace ProbeGen;
+
+/// <summary>Whether a probe is declared by a partial method (static) or wraps a method's calls (method).</summary>
+public enum ProbeKind
+{
+    /// <summary>A USDT-style probe: a bodiless partial method that fires one <see cref="ProbePoint.Fire"/> point.</summary>
+    Static,
+
+    /// <summary>A method probe: fires <see cref="ProbePoint.Entry"/> and <see cref="ProbePoint.Return"/> around every intercepted call.</summary>
+    Method,
+}
+
+/// <summary>Where in a probe a hit happened.</summary>
+public enum ProbePoint
+{
+    /// <summary>A static probe fired.</summary>
+    Fire,
+
+    /// <summary>A probed method was entered.</summary>
+    Entry,
+
+    /// <summary>A probed method returned, or threw, or its awaitable completed.</summary>
+    Return,
+}
+
+/// <summary>Which points a consumer wants; combine with <c>|</c>.</summary>
+[Flags]
+public enum ProbePoints
+{
+    /// <summary>Static probe hits.</summary>
+    Fire = 1,
+
+    /// <summary>Method entries.</summary>
+    Entry = 2,
+
+    /// <summary>Method returns.</summary>
+    Return = 4,
+
+    /// <summary>Every point.</summary>
+    All = Fire | Entry | Return,
+}
+
+/// <summary>A probe parameter, as the catalog describes it.</summary>
+/// <param name="Name">The parameter name, as declared.</param>
+/// <param name="Type">The parameter type, as C# spells it (for example <c>int</c> or <c>System.Decimal?</c>).</param>
+public sealed record ProbeParameter(string Name, string Type);
+
+/// <summary>
+/// Everything the catalog knows about one probe: identity, shape and source location. Immutable.
+/// </summary>
+public sealed class ProbeDescriptor
+{
+    private readonly ProbeParameter[] _parameters;
+
+    /// <summary>Creates a descriptor. Generated code calls this; hand-written sites may too.</summary>
+    /// <param name="provider">The provider, the part of the id before the colon.</param>
+    /// <param name="name">The name, the part after it.</param>
+    /// <param name="kind">Static or method probe.</param>
+    /// <param name="parameters">The parameters, in declaration order.</param>
+    /// <param name="returnType">The return type as C# spells it, or null for a static probe or a <c>void</c> method.</param>
+    /// <param name="file">The source file of the declaration, if known.</param>
+    /// <param name="line">The 1-based source line of the declaration, or 0.</param>
+    public ProbeDescriptor(string provider, string name, ProbeKind kind, ProbeParameter[] parameters, string? returnType = null, string? file = null, int line = 0)
+    {
+        ProbeIds.Validate(provider, nameof(provider));
+        ProbeIds.Validate(name, nameof(name));
+        ArgumentNullException.ThrowIfNull(parameters);
+        Provider = provider;
+        Name = name;
+        Id = provider + ":" + name;
+        Kind = kind;
+        _parameters = (ProbeParameter[])parameters.Clone();
+        ReturnType = returnType;
+        File = file;
+        Line = line;
+    }
+
+    /// <summary>The probe id, <c>provider:name</c>.</summary>
+    public string Id { get; }
+
+    /// <summary>The provider.</summary>
+    public string Provider { get; }
+
+    /// <summary>The name within the provider.</summary>
+    public string Name { get; }
+
+    /// <summary>Static or method probe.</summary>
+    public ProbeKind Kind { get; }
+
+    /// <summary>The parameters, in declaration order.</summary>
+    public IReadOnlyList<ProbeParameter> Parameters => _parameters;
+
+    /// <summary>The return type, or null when there is none.</summary>
+    public string? ReturnType { get; }
+
+    /// <summary>The declaring source file, if known.</summary>
+    public string? File { get; }
+
+    /// <summary>The declaring source line, or 0.</summary>
+    public int Line { get; }
+
+    /// <summary>The assembly that registered the probe; set by <see cref="ProbeCatalog.Register"/>.</summary>
+    public string? Assembly { get; internal set; }
+
+    /// <summary>The index of the parameter called <paramref name="name"/>, or -1.</summary>
+    public int IndexOfParameter(string name)
+    {
+        for (int i = 0; i < _parameters.Length; i++)
+            if (string.Equals(_parameters[i].Name, name, StringComparison.Ordinal))
+                return i;
+        return -1;
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => Id;
+}
+
+/// <summary>Validation of probe ids.</summary>
+internal static class ProbeIds
+{
+    public static void Validate(string part, string paramName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(part, paramName);
+        foreach (char c in part)
+        {
+            if (c == ':' || c == '*' || c == '?' || char.IsWhiteSpace(c) || char.IsControl(c))
+                throw new ArgumentException($"'{part}' is not a valid probe {paramName}: it may not contain ':', '*', '?', whitespace or control characters.", paramName);
+        }
+    }
+}

@@ -1,0 +1,315 @@
+using System;
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Threading;
+using ProbeGen.Internal;
+
+namespace ProbeGen.Concurrency;
+
+/// <summary>
+/// A sleepable-RCU (SRCU) domain: cheap, nestable read-side sections, and update-side
+/// operations that wait for every read-side section that could still see an object the
+/// updater has just unpublished.
+/// </summary>
+/// <remarks>
+/// <para><b>Reader contract</b> (liburcu-style):</para>
+/// <list type="bullet">
+/// <item>A reader calls <see cref="Enter"/> and disposes the returned guard on the same thread,
+/// on every path (<c>using var _ = domain.Enter();</c>). Sections nest.</item>
+/// <item>Inside a section a reader may load pointers that an updater publishes and use the
+/// objects they point to until the section ends.</item>
+/// <item>A reader may block, but every moment it spends in a section delays every
+/// <see cref="Synchronize"/> and every deferred callback of the domain.</item>
+/// <item>A reader must never call <see cref="Synchronize"/> or <see cref="Barrier"/> of the same
+/// domain: it would wait for itself. Both throw <see cref="InvalidOperationException"/> there.</item>
+/// </list>
+/// <para><b>What <see cref="Synchronize"/> waits for:</b> every read-side section of this
+/// domain that began before the call. It does not wait for sections that began after it
+/// started, nor for deferred callbacks (that is <see cref="Barrier"/>), nor for sections of
+/// other domains.</para>
+/// <para><b>Cost.</b> The read side writes only the calling thread's own slot (no shared cache
+/// line, no interlocked instruction). The update side pays instead: it issues
+/// <see cref="Interlocked.MemoryBarrierProcessWide"/>, which makes every thread execute a full
+/// fence, so readers can get away with compiler-level ordering. This is the asymmetric scheme
+/// of liburcu's membarrier flavour.</para>
+/// <para><b>Algorithm.</b> Each reader slot has two nesting counters, one per index. A reader
+/// increments the counter of the domain's current index. <see cref="Synchronize"/> is
+/// two-phase, like the kernel's SRCU index flip: it first waits until the inactive index has
+/// no readers (late readers that loaded it before an earlier flip), then flips the current
+/// index and waits until the old one drains. New readers always land on the current index,
+/// so a stream of them cannot starve a grace period.</para>
+/// </remarks>
+public sealed class SrcuDomain
+{
+    private static int s_nextId = -1;
+
+    /// <summary>
+    /// This thread's reader slot for each domain, indexed by <see cref="_id"/>.
+    /// Written and read only by the owning thread.
+    /// </summary>
+    [ThreadStatic] private static ReaderSlot?[]? t_slots;
+
+    /// <summary>The domain whose reclaimer runs on this thread, if any.</summary>
+    [ThreadStatic] private static SrcuDomain? t_reclaimerOf;
+
+    private readonly int _id;
+
+    /// <summary>
+    /// The index (0 or 1) new readers count themselves under. Written only by
+    /// <see cref="Synchronize"/> under <see cref="_gracePeriodLock"/>; read locklessly by
+    /// <see cref="Enter"/>.
+    /// </summary>
+    private int _currentIndex;
+
+    /// <summary>
+    /// Every thread's reader slot. Replaced whole (copy-on-write) under <see cref="_slotsLock"/>;
+    /// read locklessly by the grace-period scan.
+    /// </summary>
+    private ReaderSlot[] _slots = [];
+
+    private readonly Lock _slotsLock = new();
+
+    /// <summary>Serializes grace periods: one index flip at a time.</summary>
+    private readonly Lock _gracePeriodLock = new();
+
+    /// <summary>Deferred callbacks, in the order <see cref="Defer"/> queued them.</summary>
+    private readonly ConcurrentQueue<Action> _deferred = new();
+
+    /// <summary>1 while a reclaimer thread is draining <see cref="_deferred"/>; set and cleared with interlocked operations.</summary>
+    private int _reclaimerRunning;
+
+    private long _gracePeriods;
+    private long _callbacksRun;
+    private long _callbackFailures;
+    private Exception? _lastCallbackFailure;
+
+    /// <summary>Creates a domain. Name it for the lifetime it covers.</summary>
+    /// <param name="name">What the domain protects, for diagnostics.</param>
+    public SrcuDomain(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        Name = name;
+        _id = Interlocked.Increment(ref s_nextId);
+    }
+
+    /// <summary>What this domain protects.</summary>
+    public string Name { get; }
+
+    /// <summary>Grace periods completed so far.</summary>
+    public long GracePeriods => Volatile.Read(ref _gracePeriods);
+
+    /// <summary>Deferred callbacks that have run (including those that threw).</summary>
+    public long DeferredCallbacksRun => Volatile.Read(ref _callbacksRun);
+
+    /// <summary>Deferred callbacks that threw. The reclaimer contains the exception and goes on.</summary>
+    public long DeferredCallbackFailures => Volatile.Read(ref _callbackFailures);
+
+    /// <summary>The most recent exception thrown by a deferred callback, if any.</summary>
+    public Exception? LastDeferredCallbackFailure => Volatile.Read(ref _lastCallbackFailure);
+
+    /// <summary>True when the calling thread is inside a read-side section of this domain.</summary>
+    public bool ReadOngoing
+    {
+        get
+        {
+            ReaderSlot? slot = TryGetSlot();
+            return slot is not null && (slot.Count0 | slot.Count1) != 0;
+        }
+    }
+
+    /// <summary>
+    /// Enters a read-side section. Dispose the guard on the same thread to exit it.
+    /// Never blocks and never writes memory another thread writes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public SrcuReadGuard Enter()
+    {
+        ReaderSlot slot = TryGetSlot() ?? RegisterThisThread();
+        int index = Volatile.Read(ref _currentIndex) & 1;
+        ref int counter = ref slot.Counter(index);
+        // Only this thread writes its counter, so a plain read-modify-write is enough. The store
+        // must be visible before the section's loads (StoreLoad): the grace-period scan's
+        // MemoryBarrierProcessWide supplies that fence for us (see WaitForReaders). The volatile
+        // write keeps the JIT and weakly ordered CPUs from sinking it below the section's loads.
+        Volatile.Write(ref counter, counter + 1);
+        return new SrcuReadGuard(slot, index);
+    }
+
+    /// <summary>
+    /// Waits until every read-side section of this domain that began before the call has ended.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The calling thread is inside a read-side section of this domain.</exception>
+    public void Synchronize()
+    {
+        if (ReadOngoing)
+            ThrowHelper.ThrowSynchronizeInReadSection(Name);
+
+        lock (_gracePeriodLock)
+        {
+            int current = _currentIndex;
+            // Phase 1: readers that loaded the inactive index before an earlier flip and
+            // incremented it late. They may hold objects unpublished before this call.
+            WaitForReaders(current ^ 1);
+            // Flip: every reader that starts from now on counts itself under the other index,
+            // so the old index can only drain.
+            Volatile.Write(ref _currentIndex, current ^ 1);
+            // Phase 2: readers that entered under the old index.
+            WaitForReaders(current);
+            Volatile.Write(ref _gracePeriods, _gracePeriods + 1);
+        }
+    }
+
+    /// <summary>
+    /// Queues <paramref name="callback"/> to run on a background reclaimer thread after a full
+    /// grace period that starts after this call (call_srcu). Returns at once. Safe to call from
+    /// inside a read-side section.
+    /// </summary>
+    /// <param name="callback">The work to run; an exception it throws is counted and contained.</param>
+    public void Defer(Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        _deferred.Enqueue(callback);
+        // Full fence (interlocked), pairing with the Interlocked.Exchange in RunReclaimer: either
+        // we see the reclaimer gone and start one, or the reclaimer sees our callback queued.
+        if (Interlocked.CompareExchange(ref _reclaimerRunning, 1, 0) == 0)
+            StartReclaimer();
+    }
+
+    /// <summary>
+    /// Waits until every callback passed to <see cref="Defer"/> before this call has run
+    /// (srcu_barrier).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Called inside a read-side section of this domain, or from one of its deferred callbacks.</exception>
+    public void Barrier()
+    {
+        if (ReadOngoing)
+            ThrowHelper.ThrowBarrierInReadSection(Name);
+        if (ReferenceEquals(t_reclaimerOf, this))
+            ThrowHelper.ThrowBarrierFromCallback(Name);
+
+        // The queue is FIFO and one reclaimer drains it in order, so a marker queued now runs
+        // after every callback queued before it.
+        using var done = new ManualResetEventSlim(false);
+        Defer(done.Set);
+        done.Wait();
+    }
+
+    /// <summary>The index new readers count themselves under, for tests.</summary>
+    internal int CurrentIndex => Volatile.Read(ref _currentIndex);
+
+    /// <summary>The number of reader slots (threads that have ever entered), for tests and diagnostics.</summary>
+    internal int ReaderSlotCount => Volatile.Read(ref _slots).Length;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ReaderSlot? TryGetSlot()
+    {
+        ReaderSlot?[]? slots = t_slots;
+        int id = _id;
+        return slots is not null && (uint)id < (uint)slots.Length ? slots[id] : null;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ReaderSlot RegisterThisThread()
+    {
+        var slot = new ReaderSlot(Thread.CurrentThread);
+        ReaderSlot?[]? slots = t_slots;
+        if (slots is null || slots.Length <= _id)
+        {
+            Array.Resize(ref slots, Math.Max(_id + 1, (slots?.Length ?? 4) * 2));
+            t_slots = slots;
+        }
+        lock (_slotsLock)
+        {
+            ReaderSlot[] old = _slots;
+            // Drop slots of threads that have exited: they can no longer be inside a section.
+            int live = 0;
+            foreach (ReaderSlot s in old)
+                if (s.Owner.IsAlive) live++;
+            var next = new ReaderSlot[live + 1];
+            int i = 0;
+            foreach (ReaderSlot s in old)
+                if (s.Owner.IsAlive) next[i++] = s;
+            next[i] = slot;
+            // Publish the slot before this thread can increment it: a scan that started earlier
+            // will not see it, which is fine, because this thread is not yet a reader then.
+            Volatile.Write(ref _slots, next);
+        }
+        slots[_id] = slot;
+        return slot;
+    }
+
+    /// <summary>Waits until no reader counts itself under <paramref name="index"/>. Caller holds <see cref="_gracePeriodLock"/>.</summary>
+    private void WaitForReaders(int index)
+    {
+        // Orders the updater's earlier stores (the unpublishing of what it wants to reclaim, and
+        // the index flip) before the scan, and forces every reader thread through a full fence.
+        // Pairs with the volatile counter increment in Enter: a reader whose increment is not
+        // visible to the scan below passed its fence after our stores, so its section cannot
+        // see what we unpublished; a reader whose increment is visible is waited for.
+        Interlocked.MemoryBarrierProcessWide();
+        ReaderSlot[] slots = Volatile.Read(ref _slots);
+        foreach (ReaderSlot slot in slots)
+        {
+            // Volatile read pairs with the volatile decrement in SrcuReadGuard.Dispose: once we
+            // see the count drop, the reader's section loads are complete.
+            if (Volatile.Read(ref slot.Counter(index)) == 0)
+                continue;
+            var spin = new SpinWait();
+            while (Volatile.Read(ref slot.Counter(index)) != 0 && slot.Owner.IsAlive)
+                spin.SpinOnce(sleep1Threshold: 30);
+        }
+    }
+
+    private void StartReclaimer()
+    {
+        var thread = new Thread(RunReclaimer)
+        {
+            IsBackground = true,
+            Name = $"SRCU reclaimer ({Name})",
+        };
+        thread.UnsafeStart();
+    }
+
+    private void RunReclaimer()
+    {
+        t_reclaimerOf = this;
+        var batch = new System.Collections.Generic.List<Action>();
+        while (true)
+        {
+            while (_deferred.TryDequeue(out Action? callback))
+                batch.Add(callback);
+
+            if (batch.Count > 0)
+            {
+                // Every callback in the batch was queued before this grace period began.
+                Synchronize();
+                foreach (Action callback in batch)
+                    RunCallback(callback);
+                batch.Clear();
+                continue;
+            }
+
+            // Full fence, pairing with the CompareExchange in Defer (see there).
+            Interlocked.Exchange(ref _reclaimerRunning, 0);
+            if (_deferred.IsEmpty || Interlocked.CompareExchange(ref _reclaimerRunning, 1, 0) != 0)
+                return;
+        }
+    }
+
+    private void RunCallback(Action callback)
+    {
+        try
+        {
+            callback();
+        }
+        catch (Exception ex)
+        {
+            Interlocked.Increment(ref _callbackFailures);
+            Volatile.Write(ref _lastCallbackFailure, ex);
+        }
+        finally
+        {
+            Interlocked.Increment(ref _callbacksRun);
+        }
+    }
+}

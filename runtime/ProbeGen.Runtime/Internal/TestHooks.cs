@@ -1,0 +1,35 @@
+using System;
+using System.Runtime.CompilerServices;
+
+namespace ProbeGen.Internal;
+
+/// <summary>The places where a deterministic-interleaving test can stop a thread.</summary>
+internal enum HookPoint
+{
+    /// <summary>A lockless registry lookup has read one slot of its probe sequence (the subject is the slot index).</summary>
+    RegistryProbedSlot,
+
+    /// <summary>A lockless registry lookup has found an entry and not yet checked that it is alive.</summary>
+    RegistryFoundBeforeAcquire,
+
+    /// <summary>A probe hit has loaded its consumer bindings inside the read-side section and not yet called them.</summary>
+    SiteBindingsLoaded,
+}
+
+/// <summary>
+/// Test-only interleaving hooks. <see cref="Enabled"/> is a static readonly field read once from the
+/// AppContext switch <c>ProbeGen.EnableTestHooks</c>; the tiered JIT folds it to a constant, so in
+/// a normal process every hook call is dead code and costs nothing.
+/// </summary>
+internal static class TestHooks
+{
+    /// <summary>True only in processes that set the <c>ProbeGen.EnableTestHooks</c> switch.</summary>
+    public static readonly bool Enabled =
+        AppContext.TryGetSwitch("ProbeGen.EnableTestHooks", out bool on) && on;
+
+    /// <summary>The test's callback. Written by tests; read by the hooked code paths.</summary>
+    public static volatile Action<HookPoint, object?>? Callback;
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Hit(HookPoint point, object? subject) => Callback?.Invoke(point, subject);
+}

@@ -1,0 +1,428 @@
+using System;
+using System.Collections.Generic;
+using System.Runtime.CompilerServices;
+using System.Threading;
+using ProbeGen.Concurrency;
+using ProbeGen.Internal;
+
+namespace ProbeGen.Registry;
+
+/// <summary>
+/// An ordered, keyed set of <typeparamref name="TEntry"/> with lockless point and range lookups,
+/// serialized writers, and SRCU reclamation of removed entries: the C# shape of the kernel's
+/// <c>find_uprobe()</c> after it was RCU-ified.
+/// </summary>
+/// <remarks>
+/// <para><b>Structure.</b> Point lookups go through an open-addressing hash table that writers
+/// change in place (linear probing, backward-shift deletion). Moving an entry during a deletion
+/// can make a concurrent reader walk past it: a lockless lookup may report a false miss, never a
+/// false hit. Range lookups walk a sorted snapshot that each write replaces whole.</para>
+/// <para><b>Seqcount.</b> Writers run under one lock and make the sequence odd for the length of
+/// each change. A lookup that finds a live entry returns it at once ("if they find something,
+/// it's good"); a miss is validated: retried only if the sequence was odd or moved meanwhile.</para>
+/// <para><b>Lifetime.</b> A found entry may already be dead: removed, and its last reference
+/// dropped. <see cref="Find"/> and <see cref="TryAcquire"/> take it only after a liveness check
+/// (<see cref="RegistryEntry{TKey}.TryAddRef"/> is "increment if not zero") and count a dead
+/// entry as a miss, so the resurrection interleaving from the review cannot hand it out.
+/// Dead entries are reclaimed after a grace period of <see cref="Domain"/>.</para>
+/// <para><b>Reader contract.</b> <see cref="Find"/> and <see cref="Range"/> return entries that
+/// stay usable until the caller's read-side section of <see cref="Domain"/> ends. To keep one
+/// longer, use <see cref="TryAcquire"/> and release it.</para>
+/// </remarks>
+/// <typeparam name="TKey">The key: ordered by the comparer, hashed by the equality comparer.</typeparam>
+/// <typeparam name="TEntry">The entries.</typeparam>
+public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
+    where TKey : notnull
+    where TEntry : RegistryEntry<TKey>
+{
+    private const int MinCapacity = 16;
+
+    private readonly IComparer<TKey> _order;
+    private readonly IEqualityComparer<TKey> _equality;
+
+    /// <summary>Serializes writers. Readers never take it.</summary>
+    private readonly Lock _writeLock = new();
+
+    /// <summary>
+    /// Seqcount: odd while a writer changes <see cref="_table"/>. Written only under
+    /// <see cref="_writeLock"/> (volatile stores); read locklessly by point lookups.
+    /// </summary>
+    private int _sequence;
+
+    /// <summary>
+    /// The hash table. Its slots are changed in place under <see cref="_writeLock"/>; the table
+    /// itself is replaced (volatile store) on resize. Read locklessly.
+    /// </summary>
+    private TEntry?[] _table = new TEntry?[MinCapacity];
+
+    /// <summary>Entries in <see cref="_table"/>. Written and read only under <see cref="_writeLock"/>.</summary>
+    private int _count;
+
+    /// <summary>
+    /// Live entries sorted by <see cref="_order"/>. Immutable; replaced whole (volatile store) by
+    /// every write under <see cref="_writeLock"/>; read locklessly by range lookups.
+    /// </summary>
+    private TEntry[] _sorted = [];
+
+    /// <summary>Creates a registry.</summary>
+    /// <param name="domain">The SRCU domain that covers lockless readers of this registry.</param>
+    /// <param name="order">Key order for range lookups; <see cref="Comparer{T}.Default"/> when null.</param>
+    /// <param name="equality">Key equality and hash for point lookups; <see cref="EqualityComparer{T}.Default"/> when null.</param>
+    public LocklessRegistry(SrcuDomain domain, IComparer<TKey>? order = null, IEqualityComparer<TKey>? equality = null)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        Domain = domain;
+        _order = order ?? Comparer<TKey>.Default;
+        _equality = equality ?? EqualityComparer<TKey>.Default;
+    }
+
+    /// <summary>The SRCU domain that covers lockless readers; dead entries are reclaimed after its grace periods.</summary>
+    public SrcuDomain Domain { get; }
+
+    /// <summary>The number of linked entries (a snapshot).</summary>
+    public int Count => Volatile.Read(ref _sorted).Length;
+
+    /// <summary>The seqcount, for tests and diagnostics.</summary>
+    public int Sequence => Volatile.Read(ref _sequence);
+
+    /// <summary>
+    /// Finds the live entry with <paramref name="key"/>, without taking a reference. Call it inside
+    /// a read-side section of <see cref="Domain"/>; the entry stays usable until the section ends.
+    /// </summary>
+    /// <returns>The entry, or null if there is no live entry with that key.</returns>
+    public TEntry? Find(TKey key)
+    {
+        int hash = _equality.GetHashCode(key);
+        var spin = new SpinWait();
+        while (true)
+        {
+            int sequence = Volatile.Read(ref _sequence);
+            TEntry? entry = FindLinkedOrDead(key, hash);
+            if (entry is not null)
+            {
+                if (TestHooks.Enabled)
+                    TestHooks.Hit(HookPoint.RegistryFoundBeforeAcquire, entry);
+                // A dead entry was removed before its last reference went, and that removal moved
+                // the sequence: it counts as a miss, validated below like any other.
+                if (entry.IsAlive)
+                    return entry;
+            }
+            if (!SequenceMoved(sequence))
+                return null;
+            spin.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
+    /// <summary>
+    /// Finds the live entry with <paramref name="key"/> and takes a reference to it with
+    /// "increment if not zero". Safe outside a read-side section; the caller releases the reference.
+    /// </summary>
+    /// <param name="key">The key to look up.</param>
+    /// <param name="entry">The entry, with a reference the caller now owns.</param>
+    /// <returns>True if a live entry was found and referenced.</returns>
+    public bool TryAcquire(TKey key, out TEntry? entry)
+    {
+        using SrcuReadGuard guard = Domain.Enter();
+        int hash = _equality.GetHashCode(key);
+        var spin = new SpinWait();
+        while (true)
+        {
+            int sequence = Volatile.Read(ref _sequence);
+            TEntry? found = FindLinkedOrDead(key, hash);
+            if (found is not null)
+            {
+                if (TestHooks.Enabled)
+                    TestHooks.Hit(HookPoint.RegistryFoundBeforeAcquire, found);
+                // The race from the review is decided here. The writer that removed the entry
+                // and dropped its last reference wins: the count is already zero, TryAddRef fails,
+                // and we treat the entry as a miss. An unconditional increment would move the
+                // count from 0 to 1 and hand out an entry whose reclamation is already queued.
+                if (found.TryAddRef())
+                {
+                    entry = found;
+                    return true;
+                }
+            }
+            if (!SequenceMoved(sequence))
+            {
+                entry = null;
+                return false;
+            }
+            spin.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
+    /// <summary>
+    /// Enumerates live entries with <paramref name="low"/> ≤ key &lt; <paramref name="high"/>, in key
+    /// order, from a snapshot taken at the call. Use inside a read-side section of <see cref="Domain"/>.
+    /// </summary>
+    public RangeEnumerable Range(TKey low, TKey high) => new(Volatile.Read(ref _sorted), LowerBound(low), high, _order);
+
+    /// <summary>Enumerates every live entry in key order, from a snapshot taken at the call.</summary>
+    public IReadOnlyList<TEntry> Snapshot() => Array.FindAll(Volatile.Read(ref _sorted), e => e.IsAlive);
+
+    /// <summary>Inserts <paramref name="entry"/>, which takes the registry's reference.</summary>
+    /// <exception cref="ArgumentException">An entry with the same key is linked.</exception>
+    /// <exception cref="InvalidOperationException">The entry was inserted before (it may be dead, and is never revived).</exception>
+    public void Add(TEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        if (!TryAdd(entry))
+            ThrowHelper.ThrowDuplicateKey(entry.Key);
+    }
+
+    /// <summary>Inserts <paramref name="entry"/> unless an entry with the same key is linked.</summary>
+    /// <returns>False if the key was taken.</returns>
+    public bool TryAdd(TEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        int hash = _equality.GetHashCode(entry.Key);
+        lock (_writeLock)
+        {
+            if (FindSlotUnderLock(entry.Key, hash) >= 0)
+                return false;
+            entry.LinkUnderLock(this, hash);
+            BeginWriteUnderLock();
+            if ((_count + 1) * 4 > _table.Length * 3)
+                ResizeUnderLock(_table.Length * 2);
+            InsertIntoTableUnderLock(_table, entry);
+            _count++;
+            Volatile.Write(ref _sorted, InsertSorted(_sorted, entry));
+            EndWriteUnderLock();
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Unlinks <paramref name="entry"/> and drops the registry's reference. Lockless readers that
+    /// already found it may still use it until their sections end; it is reclaimed after that.
+    /// </summary>
+    /// <returns>False if the entry was not linked here.</returns>
+    public bool Remove(TEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        lock (_writeLock)
+        {
+            int slot = FindSlotUnderLock(entry.Key, entry.Hash);
+            if (slot < 0 || !ReferenceEquals(_table[slot], entry))
+                return false;
+            BeginWriteUnderLock();
+            DeleteFromTableUnderLock(_table, slot);
+            _count--;
+            Volatile.Write(ref _sorted, RemoveSorted(_sorted, entry));
+            entry.UnlinkUnderLock();
+            EndWriteUnderLock();
+        }
+        // Outside the lock: the final release may queue reclamation.
+        entry.Release();
+        return true;
+    }
+
+    /// <summary>Removes the linked entry with <paramref name="key"/>, if any.</summary>
+    /// <returns>The removed entry, or null.</returns>
+    public TEntry? Remove(TKey key)
+    {
+        TEntry? entry;
+        lock (_writeLock)
+        {
+            int slot = FindSlotUnderLock(key, _equality.GetHashCode(key));
+            entry = slot < 0 ? null : _table[slot];
+        }
+        return entry is not null && Remove(entry) ? entry : null;
+    }
+
+    /// <summary>
+    /// One unvalidated probe of the table: the naive lookup without the seqcount retry and
+    /// without the liveness check. Tests use it to show what those two checks prevent.
+    /// </summary>
+    internal TEntry? FindOnceUnvalidated(TKey key) => FindLinkedOrDead(key, _equality.GetHashCode(key));
+
+    void IRegistryOwner.DeferReclaim(Action reclaim) => Domain.Defer(reclaim);
+
+    /// <summary>Linear probe of the current table. Lockless; may miss an entry a writer is moving.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private TEntry? FindLinkedOrDead(TKey key, int hash)
+    {
+        TEntry?[] table = Volatile.Read(ref _table);
+        int mask = table.Length - 1;
+        for (int i = hash & mask; ; i = (i + 1) & mask)
+        {
+            // Volatile: orders the slot loads before the sequence re-read in SequenceMoved
+            // (the smp_rmb of read_seqcount_retry), and pairs with the writers' volatile stores.
+            TEntry? entry = Volatile.Read(ref table[i]);
+            if (TestHooks.Enabled)
+                TestHooks.Hit(HookPoint.RegistryProbedSlot, i);
+            if (entry is null)
+                return null;
+            if (entry.Hash == hash && _equality.Equals(entry.Key, key))
+                return entry;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool SequenceMoved(int begin) => (begin & 1) != 0 || Volatile.Read(ref _sequence) != begin;
+
+    private void BeginWriteUnderLock()
+    {
+        // Odd: readers that miss while this write is under way will retry. The volatile stores
+        // that follow cannot move above this one (release), pairing with the readers' volatile
+        // slot loads (acquire): a reader that sees any of our slot changes sees this value too.
+        Volatile.Write(ref _sequence, _sequence + 1);
+    }
+
+    private void EndWriteUnderLock() => Volatile.Write(ref _sequence, _sequence + 1);
+
+    private int FindSlotUnderLock(TKey key, int hash)
+    {
+        TEntry?[] table = _table;
+        int mask = table.Length - 1;
+        for (int i = hash & mask; ; i = (i + 1) & mask)
+        {
+            TEntry? entry = table[i];
+            if (entry is null)
+                return -1;
+            if (entry.Hash == hash && _equality.Equals(entry.Key, key))
+                return i;
+        }
+    }
+
+    private static void InsertIntoTableUnderLock(TEntry?[] table, TEntry entry)
+    {
+        int mask = table.Length - 1;
+        int i = entry.Hash & mask;
+        while (table[i] is not null)
+            i = (i + 1) & mask;
+        Volatile.Write(ref table[i], entry);
+    }
+
+    /// <summary>
+    /// Backward-shift deletion. Each moved entry is first written into the hole, then its old slot
+    /// is overwritten: a reader probing from the moved entry's home may pass the hole before the
+    /// entry lands there and reach the old slot after it is cleared. That is the false miss the
+    /// seqcount exists for.
+    /// </summary>
+    private static void DeleteFromTableUnderLock(TEntry?[] table, int hole)
+    {
+        int mask = table.Length - 1;
+        int next = hole;
+        while (true)
+        {
+            next = (next + 1) & mask;
+            TEntry? candidate = table[next];
+            if (candidate is null)
+                break;
+            int home = candidate.Hash & mask;
+            // The candidate may move back into the hole only if its home is not cyclically
+            // inside (hole, next]: otherwise a probe from its home would no longer reach it.
+            bool homeBetween = hole <= next
+                ? hole < home && home <= next
+                : hole < home || home <= next;
+            if (homeBetween)
+                continue;
+            Volatile.Write(ref table[hole], candidate);
+            hole = next;
+        }
+        Volatile.Write(ref table[hole], null);
+    }
+
+    private void ResizeUnderLock(int capacity)
+    {
+        var bigger = new TEntry?[capacity];
+        foreach (TEntry? entry in _table)
+            if (entry is not null)
+                InsertIntoTableUnderLock(bigger, entry);
+        // Readers on the old table keep a complete view of it: it is never changed again.
+        Volatile.Write(ref _table, bigger);
+    }
+
+    private int LowerBound(TKey key) => LowerBound(Volatile.Read(ref _sorted), key);
+
+    private int LowerBound(TEntry[] sorted, TKey key)
+    {
+        int lo = 0, hi = sorted.Length;
+        while (lo < hi)
+        {
+            int mid = (int)((uint)(lo + hi) >> 1);
+            if (_order.Compare(sorted[mid].Key, key) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return lo;
+    }
+
+    private TEntry[] InsertSorted(TEntry[] sorted, TEntry entry)
+    {
+        int at = LowerBound(sorted, entry.Key);
+        var next = new TEntry[sorted.Length + 1];
+        Array.Copy(sorted, next, at);
+        next[at] = entry;
+        Array.Copy(sorted, at, next, at + 1, sorted.Length - at);
+        return next;
+    }
+
+    private static TEntry[] RemoveSorted(TEntry[] sorted, TEntry entry)
+    {
+        int at = Array.IndexOf(sorted, entry);
+        if (at < 0)
+            return sorted;
+        var next = new TEntry[sorted.Length - 1];
+        Array.Copy(sorted, next, at);
+        Array.Copy(sorted, at + 1, next, at, sorted.Length - at - 1);
+        return next;
+    }
+
+    /// <summary>Live entries in a key range of one snapshot, in key order. Allocation-free.</summary>
+    public readonly struct RangeEnumerable
+    {
+        private readonly TEntry[] _sorted;
+        private readonly int _start;
+        private readonly TKey _high;
+        private readonly IComparer<TKey> _order;
+
+        internal RangeEnumerable(TEntry[] sorted, int start, TKey high, IComparer<TKey> order)
+        {
+            _sorted = sorted;
+            _start = start;
+            _high = high;
+            _order = order;
+        }
+
+        /// <summary>Gets the enumerator.</summary>
+        public RangeEnumerator GetEnumerator() => new(_sorted, _start, _high, _order);
+    }
+
+    /// <summary>Enumerator of <see cref="RangeEnumerable"/>; skips entries that died after the snapshot.</summary>
+    public struct RangeEnumerator
+    {
+        private readonly TEntry[] _sorted;
+        private readonly TKey _high;
+        private readonly IComparer<TKey> _order;
+        private int _index;
+
+        internal RangeEnumerator(TEntry[] sorted, int start, TKey high, IComparer<TKey> order)
+        {
+            _sorted = sorted;
+            _high = high;
+            _order = order;
+            _index = start - 1;
+        }
+
+        /// <summary>The current entry.</summary>
+        public readonly TEntry Current => _sorted[_index];
+
+        /// <summary>Advances to the next live entry in range.</summary>
+        public bool MoveNext()
+        {
+            while (++_index < _sorted.Length)
+            {
+                TEntry entry = _sorted[_index];
+                if (_order.Compare(entry.Key, _high) >= 0)
+                    return false;
+                if (entry.IsAlive)
+                    return true;
+            }
+            return false;
+        }
+    }
+}

@@ -1,0 +1,103 @@
+using System;
+using System.Threading;
+using System.Threading.Tasks;
+using ProbeGen.Internal;
+using Xunit;
+
+// Tests share the process-wide catalog, the handler SRCU domain and the interleaving hooks;
+// running them one at a time keeps each test's interleavings its own.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
+namespace ProbeGen.Tests;
+
+/// <summary>Builds and registers probe sites the way generated code does.</summary>
+internal static class TestSites
+{
+    private static int s_provider;
+
+    /// <summary>A provider name no other test uses, so patterns stay within one test.</summary>
+    public static string UniqueProvider(string stem) => $"{stem}{Interlocked.Increment(ref s_provider)}";
+
+    public static StaticProbeSite<TArgs> Static<TArgs>(string provider, string name, params ProbeParameter[] parameters)
+        where TArgs : struct, IProbeArgs
+    {
+        var site = new StaticProbeSite<TArgs>(new ProbeDescriptor(provider, name, ProbeKind.Static, parameters, file: "Test.cs", line: 1));
+        ProbeCatalog.Register(typeof(TestSites).Assembly, site);
+        return site;
+    }
+
+    public static MethodProbeSite<TArgs, TResult> Method<TArgs, TResult>(string provider, string name, string? returnType, params ProbeParameter[] parameters)
+        where TArgs : struct, IProbeArgs
+    {
+        var site = new MethodProbeSite<TArgs, TResult>(new ProbeDescriptor(provider, name, ProbeKind.Method, parameters, returnType, "Test.cs", 2));
+        ProbeCatalog.Register(typeof(TestSites).Assembly, site);
+        return site;
+    }
+}
+
+/// <summary>
+/// Parks one chosen thread at one hook point until the test releases it: the building block of
+/// the deterministic interleaving tests.
+/// </summary>
+internal sealed class HookGate : IDisposable
+{
+    private readonly HookPoint _point;
+    private readonly Func<object?, bool> _when;
+    private readonly ManualResetEventSlim _arrived = new();
+    private readonly ManualResetEventSlim _release = new();
+    private Thread? _thread;
+    private int _armed = 1;
+
+    public HookGate(HookPoint point, Func<object?, bool>? when = null)
+    {
+        Assert.True(TestHooks.Enabled, "the test project must set the ProbeGen.EnableTestHooks switch");
+        _point = point;
+        _when = when ?? (_ => true);
+        TestHooks.Callback = OnHook;
+    }
+
+    /// <summary>Only this thread is parked; other threads pass the hook.</summary>
+    public void ParkThread(Thread thread) => _thread = thread;
+
+    public void WaitUntilParked()
+    {
+        if (!_arrived.Wait(TimeSpan.FromSeconds(30)))
+            throw new TimeoutException($"no thread reached {_point}");
+    }
+
+    public void Release() => _release.Set();
+
+    public void Dispose()
+    {
+        TestHooks.Callback = null;
+        _release.Set();
+    }
+
+    private void OnHook(HookPoint point, object? subject)
+    {
+        if (point != _point || (_thread is not null && Thread.CurrentThread != _thread) || !_when(subject))
+            return;
+        if (Interlocked.Exchange(ref _armed, 0) == 0)
+            return;
+        _arrived.Set();
+        _release.Wait();
+    }
+}
+
+internal static class TaskAssert
+{
+    /// <summary>
+    /// Asserts that <paramref name="task"/> is still blocked. Used where the thing it waits for is
+    /// held by the test itself: a correct implementation can never complete here, so the wait
+    /// only bounds how long a broken one gets to show itself.
+    /// </summary>
+    public static void StillBlocked(Task task, string because)
+    {
+        Assert.False(task.Wait(TimeSpan.FromMilliseconds(300)), because);
+    }
+
+    public static void Completes(Task task, string what)
+    {
+        Assert.True(task.Wait(TimeSpan.FromSeconds(30)), $"{what} did not complete within 30 s");
+    }
+}

@@ -96,6 +96,39 @@ public readonly ref struct ProbeHit
         return false;
     }
 
+    /// <summary>
+    /// One readable line: <c>orders:placed fire (orderId=7, amount=19.99, customer=ada)</c>, and for
+    /// a return <c>-&gt; value in 1.25 ms</c> or <c>threw ExceptionType</c>. Allocates; for display.
+    /// </summary>
+    public override string ToString()
+    {
+        var text = new System.Text.StringBuilder();
+        text.Append(Probe.Id).Append(' ').Append(Point switch
+        {
+            ProbePoint.Fire => "fire",
+            ProbePoint.Entry => "entry",
+            _ => "return",
+        }).Append(" (");
+        int count = ArgumentCount;
+        for (int i = 0; i < count; i++)
+        {
+            if (i > 0)
+                text.Append(", ");
+            string name = i < Probe.Parameters.Count ? Probe.Parameters[i].Name : "arg" + i;
+            text.Append(name).Append('=').Append(System.Convert.ToString(GetArgument(i), System.Globalization.CultureInfo.InvariantCulture) ?? "null");
+        }
+        text.Append(')');
+        if (Point == ProbePoint.Return)
+        {
+            if (Exception is not null)
+                text.Append(" threw ").Append(Exception.GetType().Name);
+            else
+                text.Append(HasReturnValue ? " -> " + System.Convert.ToString(ReturnValue, System.Globalization.CultureInfo.InvariantCulture) : " returned")
+                    .Append(System.FormattableString.Invariant($" in {Elapsed.TotalMilliseconds:F2} ms"));
+        }
+        return text.ToString();
+    }
+
     private int IndexOf(string name)
     {
         int index = Probe.IndexOfParameter(name);

@@ -1,0 +1,70 @@
+using System;
+using System.Collections.Concurrent;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace OrderService;
+
+/// <summary>What a successful charge returns.</summary>
+public sealed record Receipt(string Card, decimal Amount, string AuthorizationCode);
+
+/// <summary>A card was declined.</summary>
+public sealed class PaymentDeclinedException(string card) : Exception($"card {card} was declined");
+
+/// <summary>A payment gateway, simulated in-process: a little latency, and some declines.</summary>
+public sealed class PaymentService
+{
+    private int _sequence;
+
+    /// <summary>Charges a card after a simulated network round trip.</summary>
+    public async Task<Receipt> ChargeAsync(string card, decimal amount)
+    {
+        await Task.Delay(Random.Shared.Next(1, 4));
+        if (card.EndsWith('0'))
+            throw new PaymentDeclinedException(card);
+        return new Receipt(card, amount, $"AUTH{Interlocked.Increment(ref _sequence):D6}");
+    }
+}
+
+/// <summary>A price cache in front of a slow catalog.</summary>
+public sealed class PriceCache
+{
+    private readonly ConcurrentDictionary<string, decimal> _prices = new();
+
+    /// <summary>The price of a SKU, from the cache when it is there.</summary>
+    public decimal PriceOf(string sku)
+    {
+        bool hit = _prices.TryGetValue(sku, out decimal price);
+        OrderProbes.CacheLookup(sku, hit);
+        if (!hit)
+        {
+            price = 5m + sku.Length * 1.25m + (sku[^1] % 7);
+            _prices[sku] = price;
+        }
+        return price;
+    }
+}
+
+/// <summary>Takes orders: prices the items, charges the card, records the order.</summary>
+public sealed class Orders(PriceCache prices, PaymentService payments)
+{
+    private int _nextId;
+
+    /// <summary>Places one order; returns false when the card is declined.</summary>
+    public async Task<bool> PlaceAsync(string customer, string card, string[] skus)
+    {
+        decimal total = 0;
+        foreach (string sku in skus)
+            total += prices.PriceOf(sku);
+        try
+        {
+            await PaymentProbes.ChargeAsync(payments, card, total);
+        }
+        catch (PaymentDeclinedException)
+        {
+            return false;
+        }
+        OrderProbes.Placed(Interlocked.Increment(ref _nextId), total, customer);
+        return true;
+    }
+}

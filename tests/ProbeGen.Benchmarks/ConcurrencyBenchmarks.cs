@@ -93,12 +93,16 @@ public class RegistryLookupBenchmarks
 
     public enum Peer
     {
+        /// <summary>Find inside the caller's read-side section, as a trap handler that already holds one calls it.</summary>
         Registry,
+
+        /// <summary>Enter, Find, exit: a read-side section per lookup.</summary>
+        RegistryWithSection,
         ConcurrentDictionary,
         RwlsSortedDictionary,
     }
 
-    [Params(Peer.Registry, Peer.ConcurrentDictionary, Peer.RwlsSortedDictionary)]
+    [Params(Peer.Registry, Peer.RegistryWithSection, Peer.ConcurrentDictionary, Peer.RwlsSortedDictionary)]
     public Peer Subject { get; set; }
 
     [GlobalSetup]
@@ -139,6 +143,15 @@ public class RegistryLookupBenchmarks
         switch (Subject)
         {
             case Peer.Registry:
+                using (_domain.Enter())
+                {
+                    LocklessRegistry<long, Entry> inSection = _registry!;
+                    for (int i = 0; i < Lookups; i++)
+                        if (inSection.Find(keys[i]) is not null)
+                            found++;
+                }
+                break;
+            case Peer.RegistryWithSection:
                 LocklessRegistry<long, Entry> registry = _registry!;
                 for (int i = 0; i < Lookups; i++)
                 {
@@ -179,7 +192,7 @@ public class RegistryLookupBenchmarks
             long key = random.NextInt64(0, long.MaxValue / 2) * 2 + 1;
             switch (Subject)
             {
-                case Peer.Registry:
+                case Peer.Registry or Peer.RegistryWithSection:
                     _registry!.TryAdd(new Entry(key));
                     break;
                 case Peer.ConcurrentDictionary:
@@ -197,7 +210,7 @@ public class RegistryLookupBenchmarks
                 long old = live.Dequeue();
                 switch (Subject)
                 {
-                    case Peer.Registry:
+                    case Peer.Registry or Peer.RegistryWithSection:
                         _registry!.Remove(old);
                         break;
                     case Peer.ConcurrentDictionary:

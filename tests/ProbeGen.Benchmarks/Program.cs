@@ -73,6 +73,7 @@ public static class Program
             Row.Info("lock_2_threads", measured["Lock_2Threads"], "lock 1 thread", measured["Lock_1Thread"]),
             Row.Info("rwls_read_2_threads", measured["RwlsRead_2Threads"], "rwls 1 thread", measured["RwlsRead_1Thread"]),
             Row.Compare("registry_lookup_10k_churn", measured["Lookup(Registry)"], "ConcurrentDictionary.TryGetValue", measured["Lookup(ConcurrentDictionary)"], "<= 1.5x peer", max: 1.5),
+            Row.Compare("registry_lookup_10k_churn_with_section", measured["Lookup(RegistryWithSection)"], "ConcurrentDictionary.TryGetValue", measured["Lookup(ConcurrentDictionary)"], "<= 1.5x peer (section per lookup)", max: 1.5),
             Row.Compare("registry_lookup_10k_churn_vs_rwls", measured["Lookup(Registry)"], "ReaderWriterLockSlim + SortedDictionary", measured["Lookup(RwlsSortedDictionary)"], "peer >= 3x ours (ratio <= 0.333)", max: 1 / 3.0),
             Row.Absolute("synchronize_no_readers", measured["SynchronizeNoReaders"], null, null, "<= 50 us", maxNs: 50_000),
             new Row("synchronize_readers_p99", p99, "p50 of the same run", p50, p99 / p50, $"bounded (report p99; {samples} samples, 2 readers)", true, 0),

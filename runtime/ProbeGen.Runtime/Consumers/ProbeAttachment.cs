@@ -118,8 +118,17 @@ public sealed class ProbeAttachment : IDisposable, IAsyncDisposable
     internal void ReportFault(Exception exception)
     {
         Volatile.Write(ref _lastFault, exception);
-        if (Interlocked.Increment(ref _faults) == Options.MaxFaults)
+        if (Interlocked.Increment(ref _faults) != Options.MaxFaults)
+            return;
+        try
+        {
             DetachDeferredBecause(ProbeDetachReason.Faulted);
+        }
+        catch (Exception)
+        {
+            // Runs on the probed thread, which must never see an exception of ours (only an
+            // allocation failure can get here). The attachment stays attached and keeps counting.
+        }
     }
 
     private void DetachDeferredBecause(ProbeDetachReason reason)

@@ -38,7 +38,12 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     private const int MinCapacity = 16;
 
     private readonly IComparer<TKey> _order;
-    private readonly IEqualityComparer<TKey> _equality;
+    /// <summary>
+    /// Key equality and hash; null for value-type keys with the default comparer, so that
+    /// <see cref="KeyHash"/> and <see cref="KeysEqual"/> call <see cref="EqualityComparer{T}.Default"/>
+    /// directly and the JIT devirtualizes and inlines it, as ConcurrentDictionary does.
+    /// </summary>
+    private readonly IEqualityComparer<TKey>? _equality;
 
     /// <summary>Serializes writers. Readers never take it.</summary>
     private readonly Lock _writeLock = new();
@@ -73,7 +78,10 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
         ArgumentNullException.ThrowIfNull(domain);
         Domain = domain;
         _order = order ?? Comparer<TKey>.Default;
-        _equality = equality ?? EqualityComparer<TKey>.Default;
+        if (typeof(TKey).IsValueType)
+            _equality = equality is null || ReferenceEquals(equality, EqualityComparer<TKey>.Default) ? null : equality;
+        else
+            _equality = equality ?? EqualityComparer<TKey>.Default;
     }
 
     /// <summary>The SRCU domain that covers lockless readers; dead entries are reclaimed after its grace periods.</summary>
@@ -92,7 +100,7 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     /// <returns>The entry, or null if there is no live entry with that key.</returns>
     public TEntry? Find(TKey key)
     {
-        int hash = _equality.GetHashCode(key);
+        int hash = KeyHash(key);
         var spin = new SpinWait();
         while (true)
         {
@@ -123,7 +131,7 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     public bool TryAcquire(TKey key, out TEntry? entry)
     {
         using SrcuReadGuard guard = Domain.Enter();
-        int hash = _equality.GetHashCode(key);
+        int hash = KeyHash(key);
         var spin = new SpinWait();
         while (true)
         {
@@ -176,7 +184,7 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     public bool TryAdd(TEntry entry)
     {
         ArgumentNullException.ThrowIfNull(entry);
-        int hash = _equality.GetHashCode(entry.Key);
+        int hash = KeyHash(entry.Key);
         lock (_writeLock)
         {
             if (FindSlotUnderLock(entry.Key, hash) >= 0)
@@ -225,7 +233,7 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
         TEntry? entry;
         lock (_writeLock)
         {
-            int slot = FindSlotUnderLock(key, _equality.GetHashCode(key));
+            int slot = FindSlotUnderLock(key, KeyHash(key));
             entry = slot < 0 ? null : _table[slot];
         }
         return entry is not null && Remove(entry) ? entry : null;
@@ -235,7 +243,7 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     /// One unvalidated probe of the table: the naive lookup without the seqcount retry and
     /// without the liveness check. Tests use it to show what those two checks prevent.
     /// </summary>
-    internal TEntry? FindOnceUnvalidated(TKey key) => FindLinkedOrDead(key, _equality.GetHashCode(key));
+    internal TEntry? FindOnceUnvalidated(TKey key) => FindLinkedOrDead(key, KeyHash(key));
 
     void IRegistryOwner.DeferReclaim(Action reclaim) => Domain.Defer(reclaim);
 
@@ -254,10 +262,18 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
                 TestHooks.Hit(HookPoint.RegistryProbedSlot, i);
             if (entry is null)
                 return null;
-            if (entry.Hash == hash && _equality.Equals(entry.Key, key))
+            if (entry.Hash == hash && KeysEqual(entry.Key, key))
                 return entry;
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int KeyHash(TKey key) =>
+        typeof(TKey).IsValueType && _equality is null ? EqualityComparer<TKey>.Default.GetHashCode(key) : _equality!.GetHashCode(key);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool KeysEqual(TKey a, TKey b) =>
+        typeof(TKey).IsValueType && _equality is null ? EqualityComparer<TKey>.Default.Equals(a, b) : _equality!.Equals(a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool SequenceMoved(int begin) => (begin & 1) != 0 || Volatile.Read(ref _sequence) != begin;
@@ -281,7 +297,7 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
             TEntry? entry = table[i];
             if (entry is null)
                 return -1;
-            if (entry.Hash == hash && _equality.Equals(entry.Key, key))
+            if (entry.Hash == hash && KeysEqual(entry.Key, key))
                 return i;
         }
     }

@@ -55,19 +55,8 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
             CallBinding<TArgs, TResult>[]? bindings = Volatile.Read(ref _bindings);
             if (TestHooks.Enabled)
                 TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
-            if (bindings is null)
-                return start;
-            foreach (CallBinding<TArgs, TResult> binding in bindings)
-            {
-                try
-                {
-                    binding.OnEntry(in args, start);
-                }
-                catch (Exception ex)
-                {
-                    binding.Attachment.ReportFault(ex);
-                }
-            }
+            if (bindings is not null)
+                DeliverEntry(bindings, in args, start);
         }
         finally
         {
@@ -104,19 +93,8 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
             CallBinding<TArgs, TResult>[]? bindings = Volatile.Read(ref _bindings);
             if (TestHooks.Enabled)
                 TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
-            if (bindings is null)
-                return;
-            foreach (CallBinding<TArgs, TResult> binding in bindings)
-            {
-                try
-                {
-                    binding.OnReturn(in args, in result, end, elapsed, exception);
-                }
-                catch (Exception ex)
-                {
-                    binding.Attachment.ReportFault(ex);
-                }
-            }
+            if (bindings is not null)
+                DeliverReturn(bindings, in args, in result, end, elapsed, exception);
         }
         finally
         {
@@ -124,69 +102,101 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
         }
     }
 
+    /// <summary>Calls each entry handler; the try block sits outside the loop (see <see cref="StaticProbeSite{TArgs}"/>).</summary>
+    private static void DeliverEntry(CallBinding<TArgs, TResult>[] bindings, in TArgs args, long timestamp)
+    {
+        int i = 0;
+        while (true)
+        {
+            try
+            {
+                for (; i < bindings.Length; i++)
+                    bindings[i].OnEntry?.Invoke(in args, timestamp);
+                return;
+            }
+            catch (Exception ex)
+            {
+                bindings[i].Attachment.ReportFault(ex);
+                i++;
+            }
+        }
+    }
+
+    private static void DeliverReturn(CallBinding<TArgs, TResult>[] bindings, in TArgs args, in TResult result, long timestamp, long elapsed, Exception? exception)
+    {
+        int i = 0;
+        while (true)
+        {
+            try
+            {
+                for (; i < bindings.Length; i++)
+                    bindings[i].OnReturn?.Invoke(in args, in result, timestamp, elapsed, exception);
+                return;
+            }
+            catch (Exception ex)
+            {
+                bindings[i].Attachment.ReportFault(ex);
+                i++;
+            }
+        }
+    }
+
     internal ProbeBinding BindUnderLock(ProbeAttachment attachment, ProbeAction<TArgs>? onEntry, ProbeReturnAction<TArgs, TResult>? onReturn)
     {
-        var binding = new TypedCallBinding(attachment, this, onEntry, onReturn);
-        BindingArray.AddUnderLock(ref _bindings, binding);
-        return binding;
+        EntryHandler<TArgs>? entry = onEntry is null ? null : (in TArgs args, long _) => onEntry(in args);
+        ReturnHandler<TArgs, TResult>? ret = onReturn is null ? null
+            : (in TArgs args, in TResult result, long _, long elapsed, Exception? exception) =>
+                onReturn(in args, new ProbeReturn<TResult>(in result, elapsed, exception));
+        return BindUnderLock(new CallBinding<TArgs, TResult>(attachment, this, entry, ret));
     }
 
     internal override ProbeBinding BindUnderLock(ProbeAttachment attachment, ProbeConsumer consumer, object? state)
     {
-        var binding = new ConsumerCallBinding(attachment, this, consumer, state);
+        ProbeDescriptor probe = Descriptor;
+        // The untyped views are built on the stack per hit; nothing is allocated.
+        EntryHandler<TArgs>? entry = (attachment.Options.Points & ProbePoints.Entry) == 0 ? null
+            : (in TArgs args, long timestamp) =>
+            {
+                var hit = new ProbeHit(probe, ProbePoint.Entry,
+                    ref Unsafe.As<TArgs, byte>(ref Unsafe.AsRef(in args)), ArgsAccessor<TArgs>.Instance, state,
+                    timestamp, ref Unsafe.NullRef<byte>(), null, 0, null);
+                consumer.OnHit(in hit);
+            };
+        ReturnHandler<TArgs, TResult>? ret = (attachment.Options.Points & ProbePoints.Return) == 0 ? null
+            : (in TArgs args, in TResult result, long timestamp, long elapsed, Exception? exception) =>
+            {
+                var hit = new ProbeHit(probe, ProbePoint.Return,
+                    ref Unsafe.As<TArgs, byte>(ref Unsafe.AsRef(in args)), ArgsAccessor<TArgs>.Instance, state,
+                    timestamp, ref Unsafe.As<TResult, byte>(ref Unsafe.AsRef(in result)), ValueAccessor<TResult>.Instance,
+                    elapsed, exception);
+                consumer.OnHit(in hit);
+            };
+        return BindUnderLock(new CallBinding<TArgs, TResult>(attachment, this, entry, ret));
+    }
+
+    private ProbeBinding BindUnderLock(CallBinding<TArgs, TResult> binding)
+    {
         BindingArray.AddUnderLock(ref _bindings, binding);
         return binding;
     }
 
     internal override void UnbindUnderLock(ProbeBinding binding) =>
         BindingArray.RemoveUnderLock(ref _bindings, (CallBinding<TArgs, TResult>)binding);
-
-    private sealed class TypedCallBinding(ProbeAttachment attachment, ProbeSite site, ProbeAction<TArgs>? onEntry, ProbeReturnAction<TArgs, TResult>? onReturn)
-        : CallBinding<TArgs, TResult>(attachment, site)
-    {
-        public override void OnEntry(in TArgs args, long timestamp) => onEntry?.Invoke(in args);
-
-        public override void OnReturn(in TArgs args, in TResult result, long timestamp, long elapsedTicks, Exception? exception)
-        {
-            if (onReturn is not null)
-                onReturn(in args, new ProbeReturn<TResult>(in result, elapsedTicks, exception));
-        }
-    }
-
-    private sealed class ConsumerCallBinding(ProbeAttachment attachment, ProbeSite site, ProbeConsumer consumer, object? state)
-        : CallBinding<TArgs, TResult>(attachment, site)
-    {
-        private readonly bool _entry = (attachment.Options.Points & ProbePoints.Entry) != 0;
-        private readonly bool _return = (attachment.Options.Points & ProbePoints.Return) != 0;
-
-        public override void OnEntry(in TArgs args, long timestamp)
-        {
-            if (!_entry)
-                return;
-            var hit = new ProbeHit(Site.Descriptor, ProbePoint.Entry,
-                ref Unsafe.As<TArgs, byte>(ref Unsafe.AsRef(in args)), ArgsAccessor<TArgs>.Instance, state,
-                timestamp, ref Unsafe.NullRef<byte>(), null, 0, null);
-            consumer.OnHit(in hit);
-        }
-
-        public override void OnReturn(in TArgs args, in TResult result, long timestamp, long elapsedTicks, Exception? exception)
-        {
-            if (!_return)
-                return;
-            var hit = new ProbeHit(Site.Descriptor, ProbePoint.Return,
-                ref Unsafe.As<TArgs, byte>(ref Unsafe.AsRef(in args)), ArgsAccessor<TArgs>.Instance, state,
-                timestamp, ref Unsafe.As<TResult, byte>(ref Unsafe.AsRef(in result)), ValueAccessor<TResult>.Instance,
-                elapsedTicks, exception);
-            consumer.OnHit(in hit);
-        }
-    }
 }
 
-/// <summary>A consumer bound to a method site.</summary>
-internal abstract class CallBinding<TArgs, TResult>(ProbeAttachment attachment, ProbeSite site) : ProbeBinding(attachment, site)
+/// <summary>An entry handler with the hit's timestamp.</summary>
+internal delegate void EntryHandler<TArgs>(in TArgs args, long timestamp) where TArgs : struct, IProbeArgs;
+
+/// <summary>A return handler with the hit's timestamp, the elapsed ticks and the exception.</summary>
+internal delegate void ReturnHandler<TArgs, TResult>(in TArgs args, in TResult result, long timestamp, long elapsedTicks, Exception? exception)
+    where TArgs : struct, IProbeArgs;
+
+/// <summary>A consumer bound to a method site: typed handlers wrapped, pattern consumers through adapter delegates.</summary>
+internal sealed class CallBinding<TArgs, TResult>(ProbeAttachment attachment, ProbeSite site, EntryHandler<TArgs>? onEntry, ReturnHandler<TArgs, TResult>? onReturn)
+    : ProbeBinding(attachment, site)
     where TArgs : struct, IProbeArgs
 {
-    public abstract void OnEntry(in TArgs args, long timestamp);
+    public readonly EntryHandler<TArgs>? OnEntry = onEntry;
 
-    public abstract void OnReturn(in TArgs args, in TResult result, long timestamp, long elapsedTicks, Exception? exception);
+    public readonly ReturnHandler<TArgs, TResult>? OnReturn = onReturn;
 }

@@ -54,19 +54,8 @@ public sealed class StaticProbeSite<TArgs> : ProbeSite where TArgs : struct, IPr
             FireBinding<TArgs>[]? bindings = Volatile.Read(ref _bindings);
             if (TestHooks.Enabled)
                 TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
-            if (bindings is null)
-                return;
-            foreach (FireBinding<TArgs> binding in bindings)
-            {
-                try
-                {
-                    binding.OnFire(in args);
-                }
-                catch (Exception ex)
-                {
-                    binding.Attachment.ReportFault(ex);
-                }
-            }
+            if (bindings is not null)
+                Deliver(bindings, in args);
         }
         finally
         {
@@ -74,45 +63,57 @@ public sealed class StaticProbeSite<TArgs> : ProbeSite where TArgs : struct, IPr
         }
     }
 
+    /// <summary>
+    /// Calls each handler in turn. The try block sits outside the loop, so the common path is a
+    /// plain loop of delegate calls; a fault is reported and delivery resumes at the next binding.
+    /// </summary>
+    private static void Deliver(FireBinding<TArgs>[] bindings, in TArgs args)
+    {
+        int i = 0;
+        while (true)
+        {
+            try
+            {
+                for (; i < bindings.Length; i++)
+                    bindings[i].Handler(in args);
+                return;
+            }
+            catch (Exception ex)
+            {
+                bindings[i].Attachment.ReportFault(ex);
+                i++;
+            }
+        }
+    }
+
     internal ProbeBinding BindUnderLock(ProbeAttachment attachment, ProbeAction<TArgs> handler)
     {
-        var binding = new TypedFireBinding(attachment, this, handler);
+        var binding = new FireBinding<TArgs>(attachment, this, handler);
         BindingArray.AddUnderLock(ref _bindings, binding);
         return binding;
     }
 
     internal override ProbeBinding BindUnderLock(ProbeAttachment attachment, ProbeConsumer consumer, object? state)
     {
-        var binding = new ConsumerFireBinding(attachment, this, consumer, state);
-        BindingArray.AddUnderLock(ref _bindings, binding);
-        return binding;
+        ProbeDescriptor probe = Descriptor;
+        // The untyped view is built on the stack per hit; nothing is allocated.
+        ProbeAction<TArgs> handler = (in TArgs args) =>
+        {
+            var hit = new ProbeHit(probe, ProbePoint.Fire,
+                ref Unsafe.As<TArgs, byte>(ref Unsafe.AsRef(in args)), ArgsAccessor<TArgs>.Instance, state,
+                Stopwatch.GetTimestamp(), ref Unsafe.NullRef<byte>(), null, 0, null);
+            consumer.OnHit(in hit);
+        };
+        return BindUnderLock(attachment, handler);
     }
 
     internal override void UnbindUnderLock(ProbeBinding binding) =>
         BindingArray.RemoveUnderLock(ref _bindings, (FireBinding<TArgs>)binding);
-
-    private sealed class TypedFireBinding(ProbeAttachment attachment, ProbeSite site, ProbeAction<TArgs> handler)
-        : FireBinding<TArgs>(attachment, site)
-    {
-        public override void OnFire(in TArgs args) => handler(in args);
-    }
-
-    private sealed class ConsumerFireBinding(ProbeAttachment attachment, ProbeSite site, ProbeConsumer consumer, object? state)
-        : FireBinding<TArgs>(attachment, site)
-    {
-        public override void OnFire(in TArgs args)
-        {
-            var hit = new ProbeHit(Site.Descriptor, ProbePoint.Fire,
-                ref Unsafe.As<TArgs, byte>(ref Unsafe.AsRef(in args)), ArgsAccessor<TArgs>.Instance, state,
-                Stopwatch.GetTimestamp(), ref Unsafe.NullRef<byte>(), null, 0, null);
-            consumer.OnHit(in hit);
-        }
-    }
 }
 
-/// <summary>A consumer bound to a static site.</summary>
-internal abstract class FireBinding<TArgs>(ProbeAttachment attachment, ProbeSite site) : ProbeBinding(attachment, site)
+/// <summary>A consumer bound to a static site: typed handlers directly, pattern consumers through an adapter delegate.</summary>
+internal sealed class FireBinding<TArgs>(ProbeAttachment attachment, ProbeSite site, ProbeAction<TArgs> handler) : ProbeBinding(attachment, site)
     where TArgs : struct, IProbeArgs
 {
-    public abstract void OnFire(in TArgs args);
+    public readonly ProbeAction<TArgs> Handler = handler;
 }

@@ -21,7 +21,14 @@ internal sealed class ReaderSlot
     /// <summary>The thread that owns the slot; a slot of a dead thread is ignored by scans.</summary>
     [FieldOffset(72)] public readonly Thread Owner;
 
-    public ReaderSlot(Thread owner) => Owner = owner;
+    /// <summary>The domain the slot belongs to.</summary>
+    [FieldOffset(80)] public readonly SrcuDomain Domain;
+
+    public ReaderSlot(SrcuDomain domain, Thread owner)
+    {
+        Domain = domain;
+        Owner = owner;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ref int Counter(int index) => ref Unsafe.Add(ref Count0, index);

@@ -98,28 +98,7 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     /// a read-side section of <see cref="Domain"/>; the entry stays usable until the section ends.
     /// </summary>
     /// <returns>The entry, or null if there is no live entry with that key.</returns>
-    public TEntry? Find(TKey key)
-    {
-        int hash = KeyHash(key);
-        var spin = new SpinWait();
-        while (true)
-        {
-            int sequence = Volatile.Read(ref _sequence);
-            TEntry? entry = FindLinkedOrDead(key, hash);
-            if (entry is not null)
-            {
-                if (TestHooks.Enabled)
-                    TestHooks.Hit(HookPoint.RegistryFoundBeforeAcquire, entry);
-                // A dead entry was removed before its last reference went, and that removal moved
-                // the sequence: it counts as a miss, validated below like any other.
-                if (entry.IsAlive)
-                    return entry;
-            }
-            if (!SequenceMoved(sequence))
-                return null;
-            spin.SpinOnce(sleep1Threshold: -1);
-        }
-    }
+    public TEntry? Find(TKey key) => Lookup(key, takeReference: false);
 
     /// <summary>
     /// Finds the live entry with <paramref name="key"/> and takes a reference to it with
@@ -131,6 +110,17 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     public bool TryAcquire(TKey key, out TEntry? entry)
     {
         using SrcuReadGuard guard = Domain.Enter();
+        entry = Lookup(key, takeReference: true);
+        return entry is not null;
+    }
+
+    /// <summary>
+    /// find_uprobe(): a seqcount-validated lockless lookup that takes only a live entry. Inlined
+    /// into <see cref="Find"/> and <see cref="TryAcquire"/>, so each gets its own copy of the loop.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private TEntry? Lookup(TKey key, bool takeReference)
+    {
         int hash = KeyHash(key);
         var spin = new SpinWait();
         while (true)
@@ -141,21 +131,20 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
             {
                 if (TestHooks.Enabled)
                     TestHooks.Hit(HookPoint.RegistryFoundBeforeAcquire, found);
-                // The race from the review is decided here. The writer that removed the entry
-                // and dropped its last reference wins: the count is already zero, TryAddRef fails,
-                // and we treat the entry as a miss. An unconditional increment would move the
-                // count from 0 to 1 and hand out an entry whose reclamation is already queued.
-                if (found.TryAddRef())
-                {
-                    entry = found;
-                    return true;
-                }
+                // The race from the review is decided here. The writer that removed the entry and
+                // dropped its last reference wins: the count is already zero, so the liveness check
+                // (or TryAddRef's "increment if not zero") fails and we treat the entry as a miss.
+                // An unconditional increment would move the count from 0 to 1 and hand out an entry
+                // whose reclamation is already queued. A dead entry was unlinked before its last
+                // reference went, and that unlink moved the sequence, so the miss is validated
+                // below like any other and retried.
+                if (takeReference ? found.TryAddRef() : found.IsAlive)
+                    return found;
             }
+            // "Lockless lookups are prone to false negatives. If they find something, it's good.
+            // If they do not find, it needs to be validated."
             if (!SequenceMoved(sequence))
-            {
-                entry = null;
-                return false;
-            }
+                return null;
             spin.SpinOnce(sleep1Threshold: -1);
         }
     }

@@ -235,6 +235,28 @@ public class ProbeSiteTests
     }
 
     [Fact]
+    public void DisposeFromADeferredCallbackAfterADeferredDetachDoesNotDeadlock()
+    {
+        // The reclaimer runs a callback that disposes an attachment whose deferred detach is
+        // queued behind that very callback. Waiting for the deferred detach would never end.
+        var site = TestSites.Static<ProbeArgs>(TestSites.UniqueProvider("reclaimer"), "dispose");
+        var attachment = Probes.Attach(site, (in ProbeArgs _) => { });
+        using var gate = new ManualResetEventSlim();
+        var disposed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Probes.Domain.Defer(() =>
+        {
+            gate.Wait();
+            attachment.Dispose();
+            disposed.SetResult();
+        });
+        Task deferred = attachment.DetachDeferred();
+        gate.Set();
+        TaskAssert.Completes(disposed.Task, "Dispose on the reclaimer thread");
+        TaskAssert.Completes(deferred, "the deferred detach");
+        Assert.True(attachment.IsDetached);
+    }
+
+    [Fact]
     public void ThrowingHandlerIsContainedCountedAndEventuallyDetached()
     {
         var site = TestSites.Static<ProbeArgs<int>>(TestSites.UniqueProvider("faulty"), "hit", new ProbeParameter("n", "int"));

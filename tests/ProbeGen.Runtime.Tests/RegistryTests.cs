@@ -238,6 +238,45 @@ public class RegistryTests
     }
 
     [Fact]
+    public void StressRangeScansSeeExactlyTheStableKeyWhileWritersChurnBelowIt()
+    {
+        // A range scan's start index must come from the snapshot it walks: otherwise an insert
+        // below the range skips the first entry, and a removal yields one from below the range.
+        var registry = NewRegistry();
+        var stable = new Node(1_000_000);
+        registry.Add(stable);
+        long wrong = 0, scans = 0;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        var reader = Task.Factory.StartNew(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                int seen = 0;
+                foreach (Node n in registry.Range(1_000_000, 1_000_001))
+                {
+                    if (!ReferenceEquals(n, stable)) Interlocked.Increment(ref wrong);
+                    seen++;
+                }
+                if (seen != 1) Interlocked.Increment(ref wrong);
+                scans++;
+            }
+        }, TaskCreationOptions.LongRunning);
+        var writer = Task.Factory.StartNew(() =>
+        {
+            long next = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                var n = new Node(next++ % 1000);
+                registry.Add(n);
+                registry.Remove(n);
+            }
+        }, TaskCreationOptions.LongRunning);
+        Task.WaitAll(reader, writer);
+        Assert.Equal(0, Interlocked.Read(ref wrong));
+        Assert.True(scans > 1000, $"only {scans} scans");
+    }
+
+    [Fact]
     public void StressLookupsNeverMissPresentKeysWhileWritersChurn()
     {
         // Stable keys stay linked throughout; churn keys share their home slots, so every removal

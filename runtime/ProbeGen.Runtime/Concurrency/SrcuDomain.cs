@@ -32,6 +32,10 @@ namespace ProbeGen.Concurrency;
 /// <see cref="Interlocked.MemoryBarrierProcessWide"/>, which makes every thread execute a full
 /// fence, so readers can get away with compiler-level ordering. This is the asymmetric scheme
 /// of liburcu's membarrier flavour.</para>
+/// <para><b>Platform requirement.</b> The scheme is sound only where
+/// <see cref="Interlocked.MemoryBarrierProcessWide"/> really fences every other CPU: on Linux the
+/// runtime uses <c>membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)</c>; its fallback (an
+/// <c>mprotect</c> trick) is known not to fence other cores on ARM64. x64 is sound either way.</para>
 /// <para><b>Algorithm.</b> Each reader slot has two nesting counters, one per index. A reader
 /// increments the counter of the domain's current index. <see cref="Synchronize"/> is
 /// two-phase, like the kernel's SRCU index flip: it first waits until the inactive index has
@@ -131,9 +135,10 @@ public sealed class SrcuDomain
         int index = Volatile.Read(ref _currentIndex) & 1;
         ref int counter = ref slot.Counter(index);
         // Only this thread writes its counter, so a plain read-modify-write is enough. The store
-        // must be visible before the section's loads (StoreLoad): the grace-period scan's
-        // MemoryBarrierProcessWide supplies that fence for us (see WaitForReaders). The volatile
-        // write keeps the JIT and weakly ordered CPUs from sinking it below the section's loads.
+        // must be ordered before the section's loads (StoreLoad), and no volatile store gives
+        // that: the grace-period scan's MemoryBarrierProcessWide does, by making this thread
+        // execute a full fence (see WaitForReaders). The volatile store only keeps the JIT from
+        // moving the increment across the section's volatile loads of published pointers.
         Volatile.Write(ref counter, counter + 1);
         return new SrcuReadGuard(slot, index);
     }
@@ -175,7 +180,18 @@ public sealed class SrcuDomain
         // Full fence (interlocked), pairing with the Interlocked.Exchange in RunReclaimer: either
         // we see the reclaimer gone and start one, or the reclaimer sees our callback queued.
         if (Interlocked.CompareExchange(ref _reclaimerRunning, 1, 0) == 0)
-            StartReclaimer();
+        {
+            try
+            {
+                StartReclaimer();
+            }
+            catch
+            {
+                // No thread could be started: hand the flag back so the next Defer tries again.
+                Volatile.Write(ref _reclaimerRunning, 0);
+                throw;
+            }
+        }
     }
 
     /// <summary>
@@ -196,6 +212,9 @@ public sealed class SrcuDomain
         Defer(done.Set);
         done.Wait();
     }
+
+    /// <summary>True on the thread that runs this domain's deferred callbacks.</summary>
+    internal bool OnReclaimerThread => ReferenceEquals(t_reclaimerOf, this);
 
     /// <summary>The index new readers count themselves under, for tests.</summary>
     internal int CurrentIndex => Volatile.Read(ref _currentIndex);

@@ -76,22 +76,20 @@ public sealed class ProbeAttachment : IDisposable, IAsyncDisposable
 
     /// <summary>
     /// Detaches and waits for a grace period: when it returns, the handler is not running and never
-    /// will again. Calling it again does nothing (or waits for a detach already under way).
+    /// will again. Calling it again, or after a deferred detach, waits for a grace period again.
     /// </summary>
     /// <exception cref="InvalidOperationException">Called from inside a probe handler, where it would wait for itself; use <see cref="DetachDeferred"/>.</exception>
     public void Dispose()
     {
         if (ProbeGen.Probes.Domain.ReadOngoing)
             ThrowHelper.ThrowDetachInsideHandler();
-        if (Unlink(ProbeDetachReason.Requested))
-        {
-            ProbeGen.Probes.Domain.Synchronize();
-            _detached.TrySetResult();
-        }
-        else
-        {
-            _detached.Task.Wait();
-        }
+        // Whether this call unlinked or a deferred detach did earlier, the bindings are gone
+        // before this grace period starts, so once it ends no handler call can be running. Not
+        // waiting for the deferred detach's own completion also keeps a deferred callback that
+        // disposes the attachment from waiting for a callback queued behind it.
+        Unlink(ProbeDetachReason.Requested);
+        ProbeGen.Probes.Domain.Synchronize();
+        _detached.TrySetResult();
     }
 
     /// <summary>
@@ -126,8 +124,9 @@ public sealed class ProbeAttachment : IDisposable, IAsyncDisposable
         }
         catch (Exception)
         {
-            // Runs on the probed thread, which must never see an exception of ours (only an
-            // allocation failure can get here). The attachment stays attached and keeps counting.
+            // Runs on the probed thread, which must never see an exception of ours. Only an
+            // allocation failure in Defer can get here, after the bindings were removed: no new
+            // hit reaches the handler, and the next Dispose completes the detach.
         }
     }
 

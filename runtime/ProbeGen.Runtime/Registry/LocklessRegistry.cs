@@ -153,7 +153,12 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     /// Enumerates live entries with <paramref name="low"/> ≤ key &lt; <paramref name="high"/>, in key
     /// order, from a snapshot taken at the call. Use inside a read-side section of <see cref="Domain"/>.
     /// </summary>
-    public RangeEnumerable Range(TKey low, TKey high) => new(Volatile.Read(ref _sorted), LowerBound(low), high, _order);
+    public RangeEnumerable Range(TKey low, TKey high)
+    {
+        // One read: the start index must come from the snapshot that is enumerated.
+        TEntry[] sorted = Volatile.Read(ref _sorted);
+        return new(sorted, LowerBound(sorted, low), high, _order);
+    }
 
     /// <summary>Enumerates every live entry in key order, from a snapshot taken at the call.</summary>
     public IReadOnlyList<TEntry> Snapshot() => Array.FindAll(Volatile.Read(ref _sorted), e => e.IsAlive);
@@ -178,13 +183,17 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
         {
             if (FindSlotUnderLock(entry.Key, hash) >= 0)
                 return false;
-            entry.LinkUnderLock(this, hash);
-            BeginWriteUnderLock();
+            // Everything that allocates happens before the write section, so a failure cannot
+            // leave the sequence odd (every lockless miss would spin forever). A resize needs no
+            // section: readers of the old table see it complete, and so do readers of the new one.
             if ((_count + 1) * 4 > _table.Length * 3)
                 ResizeUnderLock(_table.Length * 2);
+            TEntry[] sorted = InsertSorted(_sorted, entry);
+            entry.LinkUnderLock(this, hash);
+            BeginWriteUnderLock();
             InsertIntoTableUnderLock(_table, entry);
             _count++;
-            Volatile.Write(ref _sorted, InsertSorted(_sorted, entry));
+            Volatile.Write(ref _sorted, sorted);
             EndWriteUnderLock();
             return true;
         }
@@ -203,10 +212,11 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
             int slot = FindSlotUnderLock(entry.Key, entry.Hash);
             if (slot < 0 || !ReferenceEquals(_table[slot], entry))
                 return false;
+            TEntry[] sorted = RemoveSorted(_sorted, entry);
             BeginWriteUnderLock();
             DeleteFromTableUnderLock(_table, slot);
             _count--;
-            Volatile.Write(ref _sorted, RemoveSorted(_sorted, entry));
+            Volatile.Write(ref _sorted, sorted);
             entry.UnlinkUnderLock();
             EndWriteUnderLock();
         }
@@ -339,8 +349,6 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
         // Readers on the old table keep a complete view of it: it is never changed again.
         Volatile.Write(ref _table, bigger);
     }
-
-    private int LowerBound(TKey key) => LowerBound(Volatile.Read(ref _sorted), key);
 
     private int LowerBound(TEntry[] sorted, TKey key)
     {

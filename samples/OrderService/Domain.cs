@@ -2,6 +2,7 @@ using System;
 using System.Collections.Concurrent;
 using System.Threading;
 using System.Threading.Tasks;
+using ProbeGen;
 
 namespace OrderService;
 
@@ -12,11 +13,13 @@ public sealed record Receipt(string Card, decimal Amount, string AuthorizationCo
 public sealed class PaymentDeclinedException(string card) : Exception($"card {card} was declined");
 
 /// <summary>A payment gateway, simulated in-process: a little latency, and some declines.</summary>
+[ProbeProvider("payments")]
 public sealed class PaymentService
 {
     private int _sequence;
 
-    /// <summary>Charges a card after a simulated network round trip.</summary>
+    /// <summary>Charges a card after a simulated network round trip. A method probe: every call fires entry, and return when the task completes.</summary>
+    [Probe("charge")]
     public async Task<Receipt> ChargeAsync(string card, decimal amount)
     {
         await Task.Delay(Random.Shared.Next(1, 4));
@@ -27,6 +30,7 @@ public sealed class PaymentService
 }
 
 /// <summary>A price cache in front of a slow catalog.</summary>
+[ProbeProvider("catalog")]
 public sealed class PriceCache
 {
     private readonly ConcurrentDictionary<string, decimal> _prices = new();
@@ -37,12 +41,13 @@ public sealed class PriceCache
         bool hit = _prices.TryGetValue(sku, out decimal price);
         OrderProbes.CacheLookup(sku, hit);
         if (!hit)
-        {
-            price = 5m + sku.Length * 1.25m + (sku[^1] % 7);
-            _prices[sku] = price;
-        }
+            _prices[sku] = price = LookUpPrice(sku);
         return price;
     }
+
+    /// <summary>The slow path: a method probe on a synchronous method.</summary>
+    [Probe("lookup")]
+    internal static decimal LookUpPrice(string sku) => 5m + sku.Length * 1.25m + (sku[^1] % 7);
 }
 
 /// <summary>Takes orders: prices the items, charges the card, records the order.</summary>
@@ -58,7 +63,7 @@ public sealed class Orders(PriceCache prices, PaymentService payments)
             total += prices.PriceOf(sku);
         try
         {
-            await PaymentProbes.ChargeAsync(payments, card, total);
+            await payments.ChargeAsync(card, total);
         }
         catch (PaymentDeclinedException)
         {

@@ -2,6 +2,7 @@ using System;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading;
+using System.Threading.Tasks;
 using ProbeGen.Concurrency;
 using ProbeGen.Internal;
 
@@ -81,6 +82,105 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
         TResult none = default!;
         Complete(in args, in none, startTimestamp, exception);
         return false;
+    }
+
+    /// <summary>
+    /// Fires the return hit when <paramref name="task"/> completes (at once if it already has) and
+    /// returns the same task, so the caller observes exactly what it would without the probe.
+    /// </summary>
+    /// <param name="task">What the probed method returned.</param>
+    /// <param name="args">The arguments, as <see cref="Entry"/> saw them.</param>
+    /// <param name="startTimestamp">What <see cref="Entry"/> returned.</param>
+    public Task<T> ReturnWhenCompleted<T>(Task<T> task, TArgs args, long startTimestamp)
+    {
+        if (task.IsCompleted)
+            CompleteFrom(task, in args, startTimestamp);
+        else
+            task.ContinueWith(static (t, state) => ((AsyncReturn)state!).Complete((Task<T>)t),
+                new AsyncReturn(this, args, startTimestamp), CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return task;
+    }
+
+    /// <inheritdoc cref="ReturnWhenCompleted{T}(Task{T}, TArgs, long)"/>
+    public Task ReturnWhenCompleted(Task task, TArgs args, long startTimestamp)
+    {
+        if (task.IsCompleted)
+            CompleteFrom(task, in args, startTimestamp);
+        else
+            task.ContinueWith(static (t, state) => ((AsyncReturn)state!).Complete(t),
+                new AsyncReturn(this, args, startTimestamp), CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return task;
+    }
+
+    /// <summary>
+    /// Fires the return hit when <paramref name="task"/> completes. A value task that completed
+    /// successfully keeps its synchronous fast path (its result is read once and handed back in a
+    /// new value task); any other is turned into a task, which the returned value task wraps.
+    /// </summary>
+    /// <param name="task">What the probed method returned; consumed.</param>
+    /// <param name="args">The arguments, as <see cref="Entry"/> saw them.</param>
+    /// <param name="startTimestamp">What <see cref="Entry"/> returned.</param>
+    public ValueTask<T> ReturnWhenCompleted<T>(ValueTask<T> task, TArgs args, long startTimestamp)
+    {
+        if (task.IsCompletedSuccessfully)
+        {
+            T result = task.Result;
+            TResult reported = ProbeValues.Cast<T, TResult>(result);
+            Complete(in args, in reported, startTimestamp, null);
+            return new ValueTask<T>(result);
+        }
+        return new ValueTask<T>(ReturnWhenCompleted(task.AsTask(), args, startTimestamp));
+    }
+
+    /// <inheritdoc cref="ReturnWhenCompleted{T}(ValueTask{T}, TArgs, long)"/>
+    public ValueTask ReturnWhenCompleted(ValueTask task, TArgs args, long startTimestamp)
+    {
+        if (task.IsCompletedSuccessfully)
+        {
+            task.GetAwaiter().GetResult();  // consume it, as the caller's await would have
+            TResult none = default!;
+            Complete(in args, in none, startTimestamp, null);
+            return default;
+        }
+        return new ValueTask(ReturnWhenCompleted(task.AsTask(), args, startTimestamp));
+    }
+
+    private void CompleteFrom<T>(Task<T> task, in TArgs args, long startTimestamp)
+    {
+        if (task.IsCompletedSuccessfully)
+        {
+            TResult reported = ProbeValues.Cast<T, TResult>(task.Result);
+            Complete(in args, in reported, startTimestamp, null);
+        }
+        else
+        {
+            CompleteFrom((Task)task, in args, startTimestamp);
+        }
+    }
+
+    private void CompleteFrom(Task task, in TArgs args, long startTimestamp)
+    {
+        TResult none = default!;
+        Complete(in args, in none, startTimestamp, task.IsCompletedSuccessfully ? null : ExceptionOf(task));
+    }
+
+    /// <summary>The exception an <c>await</c> of the task throws: the single inner exception, or a cancellation.</summary>
+    private static Exception ExceptionOf(Task task)
+    {
+        if (task.IsCanceled)
+            return new TaskCanceledException(task);
+        AggregateException all = task.Exception!;
+        return all.InnerExceptions.Count == 1 ? all.InnerExceptions[0] : all;
+    }
+
+    /// <summary>What a continuation needs to fire the return hit of an awaitable.</summary>
+    private sealed class AsyncReturn(MethodProbeSite<TArgs, TResult> site, TArgs args, long startTimestamp)
+    {
+        public void Complete<T>(Task<T> task) => site.CompleteFrom(task, in args, startTimestamp);
+
+        public void Complete(Task task) => site.CompleteFrom(task, in args, startTimestamp);
     }
 
     private void Complete(in TArgs args, in TResult result, long startTimestamp, Exception? exception)

@@ -24,6 +24,19 @@ internal static class ProbeValues
         return false;
     }
 
+    /// <summary>
+    /// Converts a value to a site's declared type: a reinterpretation when the types match (the
+    /// JIT folds the check away), else a boxing cast, as for a generic method's <c>T</c> that the
+    /// site records as <c>object</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TTarget Cast<TSource, TTarget>(TSource value)
+    {
+        if (typeof(TSource) == typeof(TTarget))
+            return Unsafe.As<TSource, TTarget>(ref value);
+        return (TTarget)(object?)value!;
+    }
+
     /// <summary>Reads a numeric, <c>bool</c>, <c>char</c> or enum value as a 64-bit integer.</summary>
     public static bool TryToInt64<TSource>(in TSource source, out long value)
     {

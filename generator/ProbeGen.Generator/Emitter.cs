@@ -126,7 +126,8 @@ internal static class Emitter
         var parameters = new List<string>();
         if (!probe.IsStatic)
             parameters.Add($"this {probe.ReceiverRefKind}{probe.ReceiverType} __pg_this");
-        parameters.AddRange(probe.Parameters.Select(p => p.Declaration));
+        // An extension method's interceptor is one too: calls in reduced form pass the receiver as 'this'.
+        parameters.AddRange(probe.Parameters.Select((p, i) => (i == 0 && probe.IsExtension ? "this " : "") + p.Declaration));
         w.Line($"internal static {probe.ReturnType} {probe.MethodName}{typeParameters}({string.Join(", ", parameters)})");
         foreach (TypeParameterSpec tp in probe.TypeParameters.Where(t => t.Constraints.Length > 0))
             w.Line("    " + tp.Constraints);

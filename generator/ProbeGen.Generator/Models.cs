@@ -81,6 +81,7 @@ internal sealed record ProbeSpec
     public required string ResultSiteType { get; init; }
     public required AsyncKind Async { get; init; }
     public required bool IsStatic { get; init; }
+    public required bool IsExtension { get; init; }
     public required EquatableArray<TypeParameterSpec> TypeParameters { get; init; }
     public required EquatableArray<string> MethodTypeArguments { get; init; }
     public required string File { get; init; }

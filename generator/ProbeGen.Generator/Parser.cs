@@ -166,6 +166,7 @@ internal static class Parser
             ResultSiteType = resultSiteType,
             Async = async,
             IsStatic = method.IsStatic,
+            IsExtension = method.IsExtensionMethod,
             TypeParameters = typeParameters.ToEquatableArray(),
             MethodTypeArguments = method.TypeParameters.Select(t => t.Name).ToEquatableArray(),
             File = lineSpan.Path,

@@ -47,8 +47,12 @@ internal static class Emitter
             using (w.Block($"namespace {GeneratedNamespace}"))
             using (w.Block($"file static class Interceptors"))
             {
-                foreach (ProbeSpec probe in intercepted)
-                    EmitInterceptor(w, sitesClass, probe, callsByMethod[probe.MethodKey]);
+                for (int i = 0; i < intercepted.Length; i++)
+                {
+                    if (i > 0)
+                        w.Line();
+                    EmitInterceptor(w, sitesClass, intercepted[i], callsByMethod[intercepted[i].MethodKey]);
+                }
             }
         }
         return w.ToString();
@@ -118,7 +122,6 @@ internal static class Emitter
 
     private static void EmitInterceptor(SourceWriter w, string sitesClass, ProbeSpec probe, CallSiteSpec[] calls)
     {
-        w.Line();
         foreach (CallSiteSpec callSite in calls.OrderBy(c => c.Data, System.StringComparer.Ordinal))
             w.Line($"[global::System.Runtime.CompilerServices.InterceptsLocation({callSite.Version}, {Literal(callSite.Data)})] // {callSite.Display}");
 

@@ -20,7 +20,8 @@ internal sealed class SourceWriter
     /// <summary>Writes <paramref name="header"/>, an opening brace, and indents until the scope is disposed.</summary>
     public IDisposable Block(string header)
     {
-        Line(header);
+        if (header.Length > 0)
+            Line(header);
         Line("{");
         _indent++;
         return new Scope(this);

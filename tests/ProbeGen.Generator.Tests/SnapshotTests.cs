@@ -1,0 +1,38 @@
+using System;
+using System.IO;
+using System.Runtime.CompilerServices;
+using Xunit;
+
+namespace ProbeGen.Generator.Tests;
+
+/// <summary>
+/// The generated source for representative shapes, compared with the files in Snapshots/. After an
+/// intended change, run the tests with PROBEGEN_UPDATE_SNAPSHOTS=1 and review the diff.
+/// </summary>
+public class SnapshotTests
+{
+    [Theory]
+    [InlineData("Shapes_StaticProbes.Probes.g.cs")]
+    [InlineData("Shapes_Calc.Probes.g.cs")]
+    [InlineData("Shapes_Box_T_.Probes.g.cs")]
+    [InlineData("Shapes_Counter.Probes.g.cs")]
+    [InlineData("ProbeGen.Registration.g.cs")]
+    public void GeneratedSourceMatchesTheSnapshot(string file)
+    {
+        var (_, _, result) = Harness.Run("Shapes", ShapesSource.Probes, ShapesSource.Scenarios);
+        string actual = Harness.GeneratedSource(result, file).Replace("\r\n", "\n");
+        string path = Path.Combine(SnapshotDirectory(), file);
+        if (Environment.GetEnvironmentVariable("PROBEGEN_UPDATE_SNAPSHOTS") == "1" || !File.Exists(path))
+        {
+            File.WriteAllText(path, actual);
+            Assert.True(File.Exists(path));
+            if (Environment.GetEnvironmentVariable("CI") == "true")
+                Assert.Fail($"snapshot {file} was missing in CI");
+            return;
+        }
+        Assert.Equal(File.ReadAllText(path).Replace("\r\n", "\n"), actual);
+    }
+
+    private static string SnapshotDirectory([CallerFilePath] string thisFile = "") =>
+        Path.Combine(Path.GetDirectoryName(thisFile)!, "Snapshots");
+}

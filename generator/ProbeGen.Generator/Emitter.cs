@@ -120,34 +120,57 @@ internal static class Emitter
             scopes.Pop().Dispose();
     }
 
+    /// <summary>
+    /// An interceptor in two parts: a small method the JIT inlines at the call site (the disabled
+    /// check and the direct call: one load and one branch over the call itself), and the probed
+    /// path, which it does not.
+    /// </summary>
     private static void EmitInterceptor(SourceWriter w, string sitesClass, ProbeSpec probe, CallSiteSpec[] calls)
     {
         foreach (CallSiteSpec callSite in calls.OrderBy(c => c.Data, System.StringComparer.Ordinal))
             w.Line($"[global::System.Runtime.CompilerServices.InterceptsLocation({callSite.Version}, {Literal(callSite.Data)})] // {callSite.Display}");
 
         string typeParameters = probe.TypeParameters.Count == 0 ? "" : "<" + string.Join(", ", probe.TypeParameters.Select(t => t.Name)) + ">";
-        var parameters = new List<string>();
+        string receiver = probe.IsStatic ? "" : $"{probe.ReceiverRefKind}{probe.ReceiverType} __pg_this";
+        var interceptorParameters = new List<string>();
+        var probedParameters = new List<string>();
+        var forwarded = new List<string>();
         if (!probe.IsStatic)
-            parameters.Add($"this {probe.ReceiverRefKind}{probe.ReceiverType} __pg_this");
+        {
+            interceptorParameters.Add("this " + receiver);
+            probedParameters.Add(receiver);
+            forwarded.Add(probe.ReceiverRefKind + "__pg_this");
+        }
         // An extension method's interceptor is one too: calls in reduced form pass the receiver as 'this'.
-        parameters.AddRange(probe.Parameters.Select((p, i) => (i == 0 && probe.IsExtension ? "this " : "") + p.Declaration));
-        w.Line($"internal static {probe.ReturnType} {probe.MethodName}{typeParameters}({string.Join(", ", parameters)})");
-        foreach (TypeParameterSpec tp in probe.TypeParameters.Where(t => t.Constraints.Length > 0))
-            w.Line("    " + tp.Constraints);
+        interceptorParameters.AddRange(probe.Parameters.Select((p, i) => (i == 0 && probe.IsExtension ? "this " : "") + p.Declaration));
+        probedParameters.AddRange(probe.Parameters.Select(p => p.Declaration.Replace("params ", "")));
+        forwarded.AddRange(probe.Parameters.Select(p => p.Argument));
 
         string methodTypeArguments = probe.MethodTypeArguments.Count == 0 ? "" : "<" + string.Join(", ", probe.MethodTypeArguments) + ">";
         string call = $"{(probe.IsStatic ? probe.ReceiverType : "__pg_this")}.{probe.MethodName}{methodTypeArguments}({string.Join(", ", probe.Parameters.Select(p => p.Argument))})";
         string site = $"global::{GeneratedNamespace}.{sitesClass}.{probe.SiteField}";
+        string probed = "__pg_" + probe.SiteField;
         bool returnsValue = probe.ReturnType != "void";
+
+        w.Line(MethodImpl);
+        w.Line($"internal static {probe.ReturnType} {probe.MethodName}{typeParameters}({string.Join(", ", interceptorParameters)})");
+        WriteConstraints(w, probe);
+        using (w.Block(""))
+        {
+            w.Line($"if (!{site}.IsEnabled)");
+            w.Line(returnsValue ? $"    return {call};" : $"    {{ {call}; return; }}");
+            w.Line($"{(returnsValue ? "return " : "")}{probed}{typeParameters}({string.Join(", ", forwarded)});");
+        }
+
+        w.Line();
+        w.Line($"private static {probe.ReturnType} {probed}{typeParameters}({string.Join(", ", probedParameters)})");
+        WriteConstraints(w, probe);
         bool hasOutputs = probe.Parameters.Any(p => p.RefKind is "ref " or "out ");
         string entryArgs = $"new {probe.ArgsType}({string.Join(", ", probe.Parameters.Select(p => p.EntryValue))})";
         string returnArgs = hasOutputs ? $"new {probe.ArgsType}({string.Join(", ", probe.Parameters.Select(p => p.ReturnValue))})" : "__pg_args";
-
         using (w.Block(""))
         {
             w.Line($"var __pg_site = {site};");
-            w.Line("if (!__pg_site.IsEnabled)");
-            w.Line(returnsValue ? $"    return {call};" : $"    {{ {call}; return; }}");
             w.Line($"var __pg_args = {entryArgs};");
             w.Line("long __pg_start = __pg_site.Entry(__pg_args);");
             if (returnsValue)
@@ -177,6 +200,12 @@ internal static class Emitter
                     break;
             }
         }
+    }
+
+    private static void WriteConstraints(SourceWriter w, ProbeSpec probe)
+    {
+        foreach (TypeParameterSpec tp in probe.TypeParameters.Where(t => t.Constraints.Length > 0))
+            w.Line("    " + tp.Constraints);
     }
 
     private static string Literal(string value) => Microsoft.CodeAnalysis.CSharp.SymbolDisplay.FormatLiteral(value, quote: true);

@@ -26,11 +26,17 @@ namespace ProbeGen.Generated
     {
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPBMEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(37,55)
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPEIEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(37,102)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static T Get<T>(this global::Shapes.Box<T> __pg_this)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_g_Get_438016178;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_g_Get_438016178.IsEnabled)
                 return __pg_this.Get();
+            return __pg_P_g_Get_438016178<T>(__pg_this);
+        }
+
+        private static T __pg_P_g_Get_438016178<T>(global::Shapes.Box<T> __pg_this)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_g_Get_438016178;
             var __pg_args = new global::ProbeGen.ProbeArgs();
             long __pg_start = __pg_site.Entry(__pg_args);
             T __pg_result;
@@ -47,11 +53,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPB4EAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(37,66)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static TOut Map<T, TOut>(this global::Shapes.Box<T> __pg_this, global::System.Func<T, TOut> f)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_g_Map_2795122487;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_g_Map_2795122487.IsEnabled)
                 return __pg_this.Map<TOut>(f);
+            return __pg_P_g_Map_2795122487<T, TOut>(__pg_this, f);
+        }
+
+        private static TOut __pg_P_g_Map_2795122487<T, TOut>(global::Shapes.Box<T> __pg_this, global::System.Func<T, TOut> f)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_g_Map_2795122487;
             var __pg_args = new global::ProbeGen.ProbeArgs<object?>((object?)f);
             long __pg_start = __pg_site.Entry(__pg_args);
             TOut __pg_result;

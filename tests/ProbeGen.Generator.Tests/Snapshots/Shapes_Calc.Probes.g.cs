@@ -38,11 +38,17 @@ namespace ProbeGen.Generated
     file static class Interceptors
     {
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPBQCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(21,22)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static int Add(this global::Shapes.Calc __pg_this, int a, int b)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Add_3504955135;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Add_3504955135.IsEnabled)
                 return __pg_this.Add(a, b);
+            return __pg_P_m_Add_3504955135(__pg_this, a, b);
+        }
+
+        private static int __pg_P_m_Add_3504955135(global::Shapes.Calc __pg_this, int a, int b)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Add_3504955135;
             var __pg_args = new global::ProbeGen.ProbeArgs<int, int>(a, b);
             long __pg_start = __pg_site.Entry(__pg_args);
             int __pg_result;
@@ -59,11 +65,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPCQCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(21,38)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static double Add(this global::Shapes.Calc __pg_this, double a, double b)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_add_double_3754075201;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_add_double_3754075201.IsEnabled)
                 return __pg_this.Add(a, b);
+            return __pg_P_m_add_double_3754075201(__pg_this, a, b);
+        }
+
+        private static double __pg_P_m_add_double_3754075201(global::Shapes.Calc __pg_this, double a, double b)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_add_double_3754075201;
             var __pg_args = new global::ProbeGen.ProbeArgs<double, double>(a, b);
             long __pg_start = __pg_site.Entry(__pg_args);
             double __pg_result;
@@ -81,11 +93,17 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPDgCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(21,58)
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPEoCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(21,76)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static string Concat(string a, string b, params string[] rest)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Concat_1741568546;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Concat_1741568546.IsEnabled)
                 return global::Shapes.Calc.Concat(a, b, rest);
+            return __pg_P_m_Concat_1741568546(a, b, rest);
+        }
+
+        private static string __pg_P_m_Concat_1741568546(string a, string b, string[] rest)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Concat_1741568546;
             var __pg_args = new global::ProbeGen.ProbeArgs<string, string, string[]>(a, b, rest);
             long __pg_start = __pg_site.Entry(__pg_args);
             string __pg_result;
@@ -102,11 +120,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPJoCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(24,45)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static void Nothing(this global::Shapes.Calc __pg_this, int x)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Nothing_4113673942;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Nothing_4113673942.IsEnabled)
                 { __pg_this.Nothing(x); return; }
+            __pg_P_m_Nothing_4113673942(__pg_this, x);
+        }
+
+        private static void __pg_P_m_Nothing_4113673942(global::Shapes.Calc __pg_this, int x)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Nothing_4113673942;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
             long __pg_start = __pg_site.Entry(__pg_args);
             try
@@ -121,11 +145,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPBsDAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(29,26)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static int Fail(this global::Shapes.Calc __pg_this, int x)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Fail_3851778585;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Fail_3851778585.IsEnabled)
                 return __pg_this.Fail(x);
+            return __pg_P_m_Fail_3851778585(__pg_this, x);
+        }
+
+        private static int __pg_P_m_Fail_3851778585(global::Shapes.Calc __pg_this, int x)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Fail_3851778585;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
             long __pg_start = __pg_site.Entry(__pg_args);
             int __pg_result;
@@ -143,12 +173,19 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPAEEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(37,37)
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPPIDAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(37,22)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static T Echo<T>(this global::Shapes.Calc __pg_this, T value)
             where T : notnull
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Echo_560454720;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Echo_560454720.IsEnabled)
                 return __pg_this.Echo<T>(value);
+            return __pg_P_m_Echo_560454720<T>(__pg_this, value);
+        }
+
+        private static T __pg_P_m_Echo_560454720<T>(global::Shapes.Calc __pg_this, T value)
+            where T : notnull
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Echo_560454720;
             var __pg_args = new global::ProbeGen.ProbeArgs<object?>((object?)value);
             long __pg_start = __pg_site.Entry(__pg_args);
             T __pg_result;
@@ -165,11 +202,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPLwEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(43,30)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static bool TryParse(this global::Shapes.Calc __pg_this, string s, out int value, ref int calls, in int bias)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_TryParse_2934601201;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_TryParse_2934601201.IsEnabled)
                 return __pg_this.TryParse(s, out value, ref calls, in bias);
+            return __pg_P_m_TryParse_2934601201(__pg_this, s, out value, ref calls, in bias);
+        }
+
+        private static bool __pg_P_m_TryParse_2934601201(global::Shapes.Calc __pg_this, string s, out int value, ref int calls, in int bias)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_TryParse_2934601201;
             var __pg_args = new global::ProbeGen.ProbeArgs<string, int, int, int>(s, default(int), calls, bias);
             long __pg_start = __pg_site.Entry(__pg_args);
             bool __pg_result;
@@ -186,11 +229,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPIsFAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(50,31)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.Task<int> SlowAsync(this global::Shapes.Calc __pg_this, int x)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_SlowAsync_4040207088;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_SlowAsync_4040207088.IsEnabled)
                 return __pg_this.SlowAsync(x);
+            return __pg_P_m_SlowAsync_4040207088(__pg_this, x);
+        }
+
+        private static global::System.Threading.Tasks.Task<int> __pg_P_m_SlowAsync_4040207088(global::Shapes.Calc __pg_this, int x)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_SlowAsync_4040207088;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
             long __pg_start = __pg_site.Entry(__pg_args);
             global::System.Threading.Tasks.Task<int> __pg_result;
@@ -206,11 +255,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPOAFAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(52,26)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.Task FailLaterAsync(this global::Shapes.Calc __pg_this)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FailLaterAsync_1596090805;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FailLaterAsync_1596090805.IsEnabled)
                 return __pg_this.FailLaterAsync();
+            return __pg_P_m_FailLaterAsync_1596090805(__pg_this);
+        }
+
+        private static global::System.Threading.Tasks.Task __pg_P_m_FailLaterAsync_1596090805(global::Shapes.Calc __pg_this)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FailLaterAsync_1596090805;
             var __pg_args = new global::ProbeGen.ProbeArgs();
             long __pg_start = __pg_site.Entry(__pg_args);
             global::System.Threading.Tasks.Task __pg_result;
@@ -226,11 +281,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPDIGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(53,26)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.Task<int> FailNow(this global::Shapes.Calc __pg_this, int x)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FailNow_798622939;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FailNow_798622939.IsEnabled)
                 return __pg_this.FailNow(x);
+            return __pg_P_m_FailNow_798622939(__pg_this, x);
+        }
+
+        private static global::System.Threading.Tasks.Task<int> __pg_P_m_FailNow_798622939(global::Shapes.Calc __pg_this, int x)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FailNow_798622939;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
             long __pg_start = __pg_site.Entry(__pg_args);
             global::System.Threading.Tasks.Task<int> __pg_result;
@@ -246,11 +307,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPIEGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(54,31)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.ValueTask<int> FastValue(this global::Shapes.Calc __pg_this, int x)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FastValue_2722162652;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FastValue_2722162652.IsEnabled)
                 return __pg_this.FastValue(x);
+            return __pg_P_m_FastValue_2722162652(__pg_this, x);
+        }
+
+        private static global::System.Threading.Tasks.ValueTask<int> __pg_P_m_FastValue_2722162652(global::Shapes.Calc __pg_this, int x)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FastValue_2722162652;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
             long __pg_start = __pg_site.Entry(__pg_args);
             global::System.Threading.Tasks.ValueTask<int> __pg_result;
@@ -266,11 +333,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPLIGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(55,36)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.ValueTask<int> SlowValue(this global::Shapes.Calc __pg_this, int x)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_SlowValue_2046698037;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_SlowValue_2046698037.IsEnabled)
                 return __pg_this.SlowValue(x);
+            return __pg_P_m_SlowValue_2046698037(__pg_this, x);
+        }
+
+        private static global::System.Threading.Tasks.ValueTask<int> __pg_P_m_SlowValue_2046698037(global::Shapes.Calc __pg_this, int x)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_SlowValue_2046698037;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
             long __pg_start = __pg_site.Entry(__pg_args);
             global::System.Threading.Tasks.ValueTask<int> __pg_result;
@@ -286,11 +359,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPNMGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(56,20)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.ValueTask PlainValueTask(this global::Shapes.Calc __pg_this)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_PlainValueTask_3433345063;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_PlainValueTask_3433345063.IsEnabled)
                 return __pg_this.PlainValueTask();
+            return __pg_P_m_PlainValueTask_3433345063(__pg_this);
+        }
+
+        private static global::System.Threading.Tasks.ValueTask __pg_P_m_PlainValueTask_3433345063(global::Shapes.Calc __pg_this)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_PlainValueTask_3433345063;
             var __pg_args = new global::ProbeGen.ProbeArgs();
             long __pg_start = __pg_site.Entry(__pg_args);
             global::System.Threading.Tasks.ValueTask __pg_result;
@@ -306,11 +385,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPPgGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(57,20)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.Task PlainTask(this global::Shapes.Calc __pg_this)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_PlainTask_3606103852;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_PlainTask_3606103852.IsEnabled)
                 return __pg_this.PlainTask();
+            return __pg_P_m_PlainTask_3606103852(__pg_this);
+        }
+
+        private static global::System.Threading.Tasks.Task __pg_P_m_PlainTask_3606103852(global::Shapes.Calc __pg_this)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_PlainTask_3606103852;
             var __pg_args = new global::ProbeGen.ProbeArgs();
             long __pg_start = __pg_site.Entry(__pg_args);
             global::System.Threading.Tasks.Task __pg_result;
@@ -326,11 +411,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPHAIAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(68,78)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static string Virt(this global::Shapes.Calc __pg_this)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Virt_3999055036;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Virt_3999055036.IsEnabled)
                 return __pg_this.Virt();
+            return __pg_P_m_Virt_3999055036(__pg_this);
+        }
+
+        private static string __pg_P_m_Virt_3999055036(global::Shapes.Calc __pg_this)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Virt_3999055036;
             var __pg_args = new global::ProbeGen.ProbeArgs();
             long __pg_start = __pg_site.Entry(__pg_args);
             string __pg_result;

@@ -26,11 +26,17 @@ namespace ProbeGen.Generated
     {
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPKIHAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(64,17)
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPMwHAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(65,29)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static int Increment(this ref global::Shapes.Counter __pg_this, int by)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_s_Increment_1905485139;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_s_Increment_1905485139.IsEnabled)
                 return __pg_this.Increment(by);
+            return __pg_P_s_Increment_1905485139(ref __pg_this, by);
+        }
+
+        private static int __pg_P_s_Increment_1905485139(ref global::Shapes.Counter __pg_this, int by)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_s_Increment_1905485139;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(by);
             long __pg_start = __pg_site.Entry(__pg_args);
             int __pg_result;
@@ -47,11 +53,17 @@ namespace ProbeGen.Generated
         }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPPUHAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(66,28)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static int Peek(this in global::Shapes.Counter __pg_this)
         {
-            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_s_Peek_2270261595;
-            if (!__pg_site.IsEnabled)
+            if (!global::ProbeGen.Generated.ProbeSites_Shapes.P_s_Peek_2270261595.IsEnabled)
                 return __pg_this.Peek();
+            return __pg_P_s_Peek_2270261595(in __pg_this);
+        }
+
+        private static int __pg_P_s_Peek_2270261595(in global::Shapes.Counter __pg_this)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_s_Peek_2270261595;
             var __pg_args = new global::ProbeGen.ProbeArgs();
             long __pg_start = __pg_site.Entry(__pg_args);
             int __pg_result;

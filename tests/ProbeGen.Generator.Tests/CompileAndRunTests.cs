@@ -40,6 +40,7 @@ public class CompileAndRunTests(ShapesFixture shapes) : IClassFixture<ShapesFixt
         Assert.Equal(long.MaxValue, withIn.Args[1]);
         Assert.Empty(Assert.Single(recorder.Of("st:NoArgs")).Args);
         Assert.Equal((byte)255, Assert.Single(nested.Of("nested:Deep")).Args[0]);
+        Assert.Equal(42, nested.Of("nested:nested_method")[1].Return);  // a method probe in a nested type
     }
 
     [Fact]

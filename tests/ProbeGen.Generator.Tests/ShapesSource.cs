@@ -33,6 +33,7 @@ internal static class ShapesSource
             internal static partial class Inner
             {
                 [Probe] public static partial void Deep(byte b);
+                [Probe("nested_method")] internal static int Twice(int x) => 2 * x;
             }
         }
 
@@ -114,6 +115,7 @@ internal static class ShapesSource
                 StaticProbes.WithIn(in p, long.MaxValue);
                 StaticProbes.NoArgs();
                 Outer.Inner.Deep(255);
+                Outer.Inner.Twice(21);
             }
 
             public static object[] Sync()

@@ -31,6 +31,7 @@ namespace ProbeGen.Generated
                 P_m_Virt_3999055036,
                 P_m_add_double_3754075201,
                 P_nested_Deep_3841051793,
+                P_nested_nested_method_2199016775,
                 P_s_Increment_1905485139,
                 P_s_Peek_2270261595,
                 P_st_NoArgs_801285665,

@@ -6,8 +6,8 @@ namespace ProbeGen.Generated
 {
     internal static partial class ProbeSites_Shapes
     {
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, object?> P_g_Get_438016178 = new(new global::ProbeGen.ProbeDescriptor("g", "Get", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "T", "/src/Shapes/File0.cs", 68));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<object?>, object?> P_g_Map_2795122487 = new(new global::ProbeGen.ProbeDescriptor("g", "Map", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("f", "System.Func<T, TOut>") }, "TOut", "/src/Shapes/File0.cs", 69));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, object?> P_g_Get_438016178 = new(new global::ProbeGen.ProbeDescriptor("g", "Get", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "T", "/src/Shapes/File0.cs", 69));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<object?>, object?> P_g_Map_2795122487 = new(new global::ProbeGen.ProbeDescriptor("g", "Map", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("f", "System.Func<T, TOut>") }, "TOut", "/src/Shapes/File0.cs", 70));
     }
 }
 
@@ -24,8 +24,8 @@ namespace ProbeGen.Generated
 {
     file static class Interceptors
     {
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPBMEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(37,55)
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPEIEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(37,102)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLDIEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(38,55)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLGEEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(38,102)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static T Get<T>(this global::Shapes.Box<T> __pg_this)
         {
@@ -52,7 +52,7 @@ namespace ProbeGen.Generated
             return __pg_result;
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPB4EAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(37,66)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLD0EAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(38,66)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static TOut Map<T, TOut>(this global::Shapes.Box<T> __pg_this, global::System.Func<T, TOut> f)
         {

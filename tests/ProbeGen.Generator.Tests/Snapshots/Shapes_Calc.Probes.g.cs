@@ -6,21 +6,21 @@ namespace ProbeGen.Generated
 {
     internal static partial class ProbeSites_Shapes
     {
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int, int>, int> P_m_Add_3504955135 = new(new global::ProbeGen.ProbeDescriptor("m", "Add", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("a", "int"), new("b", "int") }, "int", "/src/Shapes/File0.cs", 36));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<double, double>, double> P_m_add_double_3754075201 = new(new global::ProbeGen.ProbeDescriptor("m", "add_double", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("a", "double"), new("b", "double") }, "double", "/src/Shapes/File0.cs", 37));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<string, string, string[]>, string> P_m_Concat_1741568546 = new(new global::ProbeGen.ProbeDescriptor("m", "Concat", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("a", "string"), new("b", "string"), new("rest", "string[]") }, "string", "/src/Shapes/File0.cs", 38));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, global::ProbeGen.NoResult> P_m_Nothing_4113673942 = new(new global::ProbeGen.ProbeDescriptor("m", "Nothing", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("x", "int") }, null, "/src/Shapes/File0.cs", 39));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_m_Fail_3851778585 = new(new global::ProbeGen.ProbeDescriptor("m", "Fail", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("x", "int") }, "int", "/src/Shapes/File0.cs", 40));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<object?>, object?> P_m_Echo_560454720 = new(new global::ProbeGen.ProbeDescriptor("m", "Echo", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("value", "T") }, "T", "/src/Shapes/File0.cs", 41));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<string, int, int, int>, bool> P_m_TryParse_2934601201 = new(new global::ProbeGen.ProbeDescriptor("m", "TryParse", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("s", "string"), new("value", "int"), new("calls", "int"), new("bias", "int") }, "bool", "/src/Shapes/File0.cs", 42));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_m_SlowAsync_4040207088 = new(new global::ProbeGen.ProbeDescriptor("m", "SlowAsync", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("x", "int") }, "int", "/src/Shapes/File0.cs", 48));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, global::ProbeGen.NoResult> P_m_FailLaterAsync_1596090805 = new(new global::ProbeGen.ProbeDescriptor("m", "FailLaterAsync", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "System.Threading.Tasks.Task", "/src/Shapes/File0.cs", 49));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_m_FailNow_798622939 = new(new global::ProbeGen.ProbeDescriptor("m", "FailNow", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("x", "int") }, "int", "/src/Shapes/File0.cs", 50));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_m_FastValue_2722162652 = new(new global::ProbeGen.ProbeDescriptor("m", "FastValue", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("x", "int") }, "int", "/src/Shapes/File0.cs", 51));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_m_SlowValue_2046698037 = new(new global::ProbeGen.ProbeDescriptor("m", "SlowValue", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("x", "int") }, "int", "/src/Shapes/File0.cs", 52));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, global::ProbeGen.NoResult> P_m_PlainValueTask_3433345063 = new(new global::ProbeGen.ProbeDescriptor("m", "PlainValueTask", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "System.Threading.Tasks.ValueTask", "/src/Shapes/File0.cs", 53));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, global::ProbeGen.NoResult> P_m_PlainTask_3606103852 = new(new global::ProbeGen.ProbeDescriptor("m", "PlainTask", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "System.Threading.Tasks.Task", "/src/Shapes/File0.cs", 54));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, string> P_m_Virt_3999055036 = new(new global::ProbeGen.ProbeDescriptor("m", "Virt", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "string", "/src/Shapes/File0.cs", 55));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int, int>, int> P_m_Add_3504955135 = new(new global::ProbeGen.ProbeDescriptor("m", "Add", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("a", "int"), new("b", "int") }, "int", "/src/Shapes/File0.cs", 37));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<double, double>, double> P_m_add_double_3754075201 = new(new global::ProbeGen.ProbeDescriptor("m", "add_double", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("a", "double"), new("b", "double") }, "double", "/src/Shapes/File0.cs", 38));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<string, string, string[]>, string> P_m_Concat_1741568546 = new(new global::ProbeGen.ProbeDescriptor("m", "Concat", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("a", "string"), new("b", "string"), new("rest", "string[]") }, "string", "/src/Shapes/File0.cs", 39));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, global::ProbeGen.NoResult> P_m_Nothing_4113673942 = new(new global::ProbeGen.ProbeDescriptor("m", "Nothing", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("x", "int") }, null, "/src/Shapes/File0.cs", 40));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_m_Fail_3851778585 = new(new global::ProbeGen.ProbeDescriptor("m", "Fail", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("x", "int") }, "int", "/src/Shapes/File0.cs", 41));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<object?>, object?> P_m_Echo_560454720 = new(new global::ProbeGen.ProbeDescriptor("m", "Echo", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("value", "T") }, "T", "/src/Shapes/File0.cs", 42));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<string, int, int, int>, bool> P_m_TryParse_2934601201 = new(new global::ProbeGen.ProbeDescriptor("m", "TryParse", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("s", "string"), new("value", "int"), new("calls", "int"), new("bias", "int") }, "bool", "/src/Shapes/File0.cs", 43));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_m_SlowAsync_4040207088 = new(new global::ProbeGen.ProbeDescriptor("m", "SlowAsync", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("x", "int") }, "int", "/src/Shapes/File0.cs", 49));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, global::ProbeGen.NoResult> P_m_FailLaterAsync_1596090805 = new(new global::ProbeGen.ProbeDescriptor("m", "FailLaterAsync", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "System.Threading.Tasks.Task", "/src/Shapes/File0.cs", 50));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_m_FailNow_798622939 = new(new global::ProbeGen.ProbeDescriptor("m", "FailNow", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("x", "int") }, "int", "/src/Shapes/File0.cs", 51));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_m_FastValue_2722162652 = new(new global::ProbeGen.ProbeDescriptor("m", "FastValue", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("x", "int") }, "int", "/src/Shapes/File0.cs", 52));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_m_SlowValue_2046698037 = new(new global::ProbeGen.ProbeDescriptor("m", "SlowValue", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("x", "int") }, "int", "/src/Shapes/File0.cs", 53));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, global::ProbeGen.NoResult> P_m_PlainValueTask_3433345063 = new(new global::ProbeGen.ProbeDescriptor("m", "PlainValueTask", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "System.Threading.Tasks.ValueTask", "/src/Shapes/File0.cs", 54));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, global::ProbeGen.NoResult> P_m_PlainTask_3606103852 = new(new global::ProbeGen.ProbeDescriptor("m", "PlainTask", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "System.Threading.Tasks.Task", "/src/Shapes/File0.cs", 55));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, string> P_m_Virt_3999055036 = new(new global::ProbeGen.ProbeDescriptor("m", "Virt", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "string", "/src/Shapes/File0.cs", 56));
     }
 }
 
@@ -37,7 +37,7 @@ namespace ProbeGen.Generated
 {
     file static class Interceptors
     {
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPBQCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(21,22)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLDMCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(22,22)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static int Add(this global::Shapes.Calc __pg_this, int a, int b)
         {
@@ -64,7 +64,7 @@ namespace ProbeGen.Generated
             return __pg_result;
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPCQCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(21,38)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLEMCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(22,38)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static double Add(this global::Shapes.Calc __pg_this, double a, double b)
         {
@@ -91,8 +91,8 @@ namespace ProbeGen.Generated
             return __pg_result;
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPDgCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(21,58)
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPEoCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(21,76)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLFcCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(22,58)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLGkCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(22,76)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static string Concat(string a, string b, params string[] rest)
         {
@@ -119,7 +119,7 @@ namespace ProbeGen.Generated
             return __pg_result;
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPJoCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(24,45)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLLkCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(25,45)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static void Nothing(this global::Shapes.Calc __pg_this, int x)
         {
@@ -144,7 +144,7 @@ namespace ProbeGen.Generated
             __pg_site.Return(__pg_args, default, __pg_start);
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPBsDAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(29,26)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLDoDAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(30,26)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static int Fail(this global::Shapes.Calc __pg_this, int x)
         {
@@ -171,8 +171,8 @@ namespace ProbeGen.Generated
             return __pg_result;
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPAEEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(37,37)
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPPIDAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(37,22)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLBEEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(38,22)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLCAEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(38,37)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static T Echo<T>(this global::Shapes.Calc __pg_this, T value)
             where T : notnull
@@ -201,7 +201,7 @@ namespace ProbeGen.Generated
             return __pg_result;
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPLwEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(43,30)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLNsEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(44,30)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static bool TryParse(this global::Shapes.Calc __pg_this, string s, out int value, ref int calls, in int bias)
         {
@@ -228,7 +228,7 @@ namespace ProbeGen.Generated
             return __pg_result;
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPIsFAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(50,31)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLKoFAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(51,31)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.Task<int> SlowAsync(this global::Shapes.Calc __pg_this, int x)
         {
@@ -254,7 +254,7 @@ namespace ProbeGen.Generated
             return __pg_site.ReturnWhenCompleted(__pg_result, __pg_args, __pg_start);
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPOAFAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(52,26)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLP8FAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(53,26)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.Task FailLaterAsync(this global::Shapes.Calc __pg_this)
         {
@@ -280,7 +280,7 @@ namespace ProbeGen.Generated
             return __pg_site.ReturnWhenCompleted(__pg_result, __pg_args, __pg_start);
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPDIGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(53,26)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLFEGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(54,26)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.Task<int> FailNow(this global::Shapes.Calc __pg_this, int x)
         {
@@ -306,7 +306,7 @@ namespace ProbeGen.Generated
             return __pg_site.ReturnWhenCompleted(__pg_result, __pg_args, __pg_start);
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPIEGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(54,31)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLKAGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(55,31)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.ValueTask<int> FastValue(this global::Shapes.Calc __pg_this, int x)
         {
@@ -332,7 +332,7 @@ namespace ProbeGen.Generated
             return __pg_site.ReturnWhenCompleted(__pg_result, __pg_args, __pg_start);
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPLIGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(55,36)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLNEGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(56,36)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.ValueTask<int> SlowValue(this global::Shapes.Calc __pg_this, int x)
         {
@@ -358,7 +358,7 @@ namespace ProbeGen.Generated
             return __pg_site.ReturnWhenCompleted(__pg_result, __pg_args, __pg_start);
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPNMGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(56,20)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLPIGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(57,20)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.ValueTask PlainValueTask(this global::Shapes.Calc __pg_this)
         {
@@ -384,7 +384,7 @@ namespace ProbeGen.Generated
             return __pg_site.ReturnWhenCompleted(__pg_result, __pg_args, __pg_start);
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPPgGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(57,20)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLBcHAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(58,20)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static global::System.Threading.Tasks.Task PlainTask(this global::Shapes.Calc __pg_this)
         {
@@ -410,7 +410,7 @@ namespace ProbeGen.Generated
             return __pg_site.ReturnWhenCompleted(__pg_result, __pg_args, __pg_start);
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPHAIAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(68,78)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLI8IAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(69,78)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static string Virt(this global::Shapes.Calc __pg_this)
         {

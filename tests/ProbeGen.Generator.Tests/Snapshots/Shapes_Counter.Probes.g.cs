@@ -6,8 +6,8 @@ namespace ProbeGen.Generated
 {
     internal static partial class ProbeSites_Shapes
     {
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_s_Increment_1905485139 = new(new global::ProbeGen.ProbeDescriptor("s", "Increment", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("by", "int") }, "int", "/src/Shapes/File0.cs", 82));
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, int> P_s_Peek_2270261595 = new(new global::ProbeGen.ProbeDescriptor("s", "Peek", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "int", "/src/Shapes/File0.cs", 83));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_s_Increment_1905485139 = new(new global::ProbeGen.ProbeDescriptor("s", "Increment", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("by", "int") }, "int", "/src/Shapes/File0.cs", 83));
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, int> P_s_Peek_2270261595 = new(new global::ProbeGen.ProbeDescriptor("s", "Peek", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "int", "/src/Shapes/File0.cs", 84));
     }
 }
 
@@ -24,8 +24,8 @@ namespace ProbeGen.Generated
 {
     file static class Interceptors
     {
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPKIHAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(64,17)
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPMwHAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(65,29)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLMEHAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(65,17)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLOsHAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(66,29)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static int Increment(this ref global::Shapes.Counter __pg_this, int by)
         {
@@ -52,7 +52,7 @@ namespace ProbeGen.Generated
             return __pg_result;
         }
 
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "CbB0X1g1hFEC6YeO2L3JPPUHAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(66,28)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "bNw4sMAycRKYMQuPDOwuLBQIAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(67,28)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static int Peek(this in global::Shapes.Counter __pg_this)
         {

@@ -54,6 +54,18 @@ internal static class Harness
         return Assembly.Load(image.ToArray());
     }
 
+    /// <summary>
+    /// The repository root, found from the test's output folder (artifacts/ sits in the root).
+    /// Not from [CallerFilePath]: CI builds map source paths to /_/ for determinism.
+    /// </summary>
+    public static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "ProbeGen.sln")))
+                return dir.FullName;
+        throw new InvalidOperationException($"no ProbeGen.sln above {AppContext.BaseDirectory}");
+    }
+
     public static string GeneratedSource(GeneratorDriverRunResult result, string hintNameEnd) =>
         result.Results.Single().GeneratedSources.Single(s => s.HintName.EndsWith(hintNameEnd, StringComparison.Ordinal)).SourceText.ToString();
 }

@@ -1,7 +1,6 @@
 using System;
 using System.Diagnostics;
 using System.IO;
-using System.Runtime.CompilerServices;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -50,7 +49,7 @@ public class PackageTests(ITestOutputHelper output)
     [Fact]
     public void AFreshProjectWithOnlyThePackageReferenceGetsWorkingProbes()
     {
-        string root = RepositoryRoot();
+        string root = Harness.RepositoryRoot();
         string work = Directory.CreateTempSubdirectory("probegen-pack-").FullName;
         try
         {
@@ -120,7 +119,4 @@ public class PackageTests(ITestOutputHelper output)
         Assert.True(process.ExitCode == 0, $"{file} {arguments} exited with {process.ExitCode}:\n{stdout}\n{stderr.Result}");
         return stdout;
     }
-
-    private static string RepositoryRoot([CallerFilePath] string thisFile = "") =>
-        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(thisFile)!, "..", ".."));
 }

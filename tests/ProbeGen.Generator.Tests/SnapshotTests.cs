@@ -1,6 +1,5 @@
 using System;
 using System.IO;
-using System.Runtime.CompilerServices;
 using Xunit;
 
 namespace ProbeGen.Generator.Tests;
@@ -33,6 +32,6 @@ public class SnapshotTests
         Assert.Equal(File.ReadAllText(path).Replace("\r\n", "\n"), actual);
     }
 
-    private static string SnapshotDirectory([CallerFilePath] string thisFile = "") =>
-        Path.Combine(Path.GetDirectoryName(thisFile)!, "Snapshots");
+    private static string SnapshotDirectory() =>
+        Path.Combine(Harness.RepositoryRoot(), "tests", "ProbeGen.Generator.Tests", "Snapshots");
 }

@@ -1,14 +1,42 @@
 using System;
+using System.CommandLine;
+using System.Linq;
+using ProbeGen.Cli.Commands;
 
 namespace ProbeGen.Cli;
 
-/// <summary>The <c>probegen</c> entry point.</summary>
+/// <summary>The <c>probegen</c> entry point: composes the commands and turns errors into one line and an exit code.</summary>
 public static class Program
 {
-    /// <summary>Runs the command line. Until the verbs exist it says so and exits with 2 (bad usage).</summary>
+    /// <summary>Runs the command line.</summary>
     public static int Main(string[] args)
     {
-        Console.Error.WriteLine("probegen: no verbs yet (ps, list, trace, stats and uprobe are planned); see README.md.");
-        return 2;
+        // Everything after "--" is the command to launch; the parser never sees it.
+        int separator = Array.IndexOf(args, "--");
+        string[] launch = separator < 0 ? [] : args[(separator + 1)..];
+        string[] own = separator < 0 ? args : args[..separator];
+
+        var root = new RootCommand("probegen: list, trace and aggregate ProbeGen probes in a live .NET process.")
+        {
+            PsCommand.Create(),
+            ListCommand.Create(),
+            TraceCommand.Create(launch),
+            StatsCommand.Create(launch),
+        };
+        ParseResult parsed = root.Parse(own);
+        if (parsed.Errors.Count > 0)
+        {
+            Console.Error.WriteLine($"probegen: {parsed.Errors[0].Message}");
+            return (int)ExitCode.Usage;
+        }
+        try
+        {
+            return parsed.Invoke();
+        }
+        catch (CliException ex)
+        {
+            Console.Error.WriteLine($"probegen: {ex.Message}");
+            return (int)ex.ExitCode;
+        }
     }
 }

@@ -24,6 +24,9 @@ public static class ProbeCatalog
     public static void Register(Assembly assembly, params ReadOnlySpan<ProbeSite> sites)
     {
         ArgumentNullException.ThrowIfNull(assembly);
+        // The process now has probes: make it reachable by probegen (the control EventSource
+        // picks up sessions that were opened before it existed, as in launch mode).
+        Control.ControlEventSource.EnsureCreated();
         string? name = assembly.GetName().Name;
         lock (Probes.WriterLock)
         {

@@ -1,0 +1,184 @@
+using System;
+using System.Collections.Generic;
+using System.CommandLine;
+using System.IO;
+using System.Text;
+using System.Text.Json;
+using System.Threading;
+using ProbeGen.Cli.Target;
+using ProbeGen.Control;
+
+namespace ProbeGen.Cli.Commands;
+
+/// <summary><c>probegen trace</c>: streams probe hits, filtered in the target, until told to stop.</summary>
+internal static class TraceCommand
+{
+    public static Command Create(string[] launch)
+    {
+        Argument<string[]> patterns = CommonOptions.Patterns();
+        Option<int?> pid = CommonOptions.ProcessId();
+        Option<string?> where = new("--where") { Description = "Only hits for which this holds, evaluated in the target: amount > 100 && customer == \"ada\"." };
+        Option<string?> duration = CommonOptions.Duration();
+        Option<long?> maxEvents = new("--max-events") { Description = "Stop after this many hits." };
+        Option<long> rate = new("--rate") { Description = "The most hits per second per probe the target sends; the rest count as dropped. 0 for no limit.", DefaultValueFactory = _ => 0 };
+        Option<bool> json = CommonOptions.Json();
+        var command = new Command("trace", "Stream the hits of the probes matching PATTERN from a process.")
+        {
+            patterns, pid, where, duration, maxEvents, rate, json,
+        };
+        command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(new Options(
+            result.GetValue(patterns)!, result.GetValue(pid), result.GetValue(where),
+            CommonOptions.ParseDuration(result.GetValue(duration), "--duration"), result.GetValue(maxEvents),
+            result.GetValue(rate), result.GetValue(json), launch), cancel, Console.Out)));
+        return command;
+    }
+
+    internal sealed record Options(string[] Patterns, int? Pid, string? Where, TimeSpan? Duration, long? MaxEvents, long Rate, bool Json, string[] Launch);
+
+    internal static ExitCode Run(Options options, CancellationToken cancel, TextWriter output)
+    {
+        foreach (string pattern in options.Patterns)
+            if (!ProbePattern.TryParse(pattern, out _, out string? error))
+                throw CliException.Usage(error!);
+        if (options.Where is not null && !WhereFilter.TryParse(options.Where, out _, out string? whereError))
+            throw CliException.Usage(whereError!);
+        if (options.MaxEvents is <= 0)
+            throw CliException.Usage("--max-events must be at least 1");
+        if (options.Rate < 0)
+            throw CliException.Usage("--rate must be 0 (no limit) or more");
+
+        using TargetProcess target = Connect(options.Pid, options.Launch);
+        var arguments = new Dictionary<string, string>
+        {
+            ["patterns"] = ControlProtocol.Encode(string.Join('\n', options.Patterns)),
+            ["rate"] = options.Rate.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        if (options.Where is not null)
+            arguments["where"] = ControlProtocol.Encode(options.Where);
+
+        using var run = new SessionRun(target, cancel);
+        TargetEvent ready = run.Start("trace", arguments, options.Duration);
+        if (ready["Message"] is string { Length: > 0 } note)
+            Console.Error.WriteLine($"probegen: {note}");
+        if (!options.Json)
+            Console.Error.WriteLine($"probegen: tracing {ready["Probes"]} probe(s) in process {target.Pid}; Ctrl-C to stop");
+
+        var printer = new HitPrinter(output, options.Json, target.Pid);
+        long events = 0, dropped = 0;
+        bool Handle(TargetEvent e)
+        {
+            switch (e.Id)
+            {
+                case ControlProtocol.HitEvent:
+                    printer.Print(e);
+                    events++;
+                    return options.MaxEvents is not { } max || events < max;
+                case ControlProtocol.DroppedEvent:
+                    dropped += e.Number("Count");
+                    return true;
+                case ControlProtocol.ErrorEvent:
+                    Console.Error.WriteLine($"probegen: process {target.Pid}: {e["Message"]}");
+                    return true;
+                default:
+                    return true;
+            }
+        }
+        while (run.Next() is { } e)
+        {
+            if (!Handle(e))
+            {
+                run.RequestStop();
+                break;
+            }
+        }
+        foreach (TargetEvent e in run.StopAndDrain())
+        {
+            // Hits already in flight when we stopped: counted, not printed past --max-events.
+            if (e.Id == ControlProtocol.DroppedEvent)
+                dropped += e.Number("Count");
+            else if (e.Id == ControlProtocol.HitEvent && (options.MaxEvents is not { } max || events < max))
+                Handle(e);
+        }
+        dropped += run.EventsLost + run.Overflow;
+        printer.Summary(events, dropped);
+        output.Flush();
+        return ExitCode.Ok;
+    }
+
+    internal static TargetProcess Connect(int? pid, string[] launch)
+    {
+        if (pid is { } p && launch.Length > 0)
+            throw CliException.Usage("give either -p PID or -- COMMAND, not both");
+        if (pid is { } id)
+            return TargetProcess.Attach(id);
+        if (launch.Length > 0)
+            return TargetProcess.Launch(launch);
+        throw CliException.Usage("give -p PID to attach to a process, or -- COMMAND to launch one");
+    }
+}
+
+/// <summary>Prints hits as a readable stream or as JSON lines.</summary>
+internal sealed class HitPrinter(TextWriter output, bool json, int pid)
+{
+    private readonly MemoryStream _buffer = new();
+
+    public void Print(TargetEvent e)
+    {
+        string probe = e.Text("Probe");
+        string point = e.Text("Point");
+        int tid = (int)e.Number("ThreadId");
+        long ts = e.Number("Timestamp");
+        string args = e.Text("Args");
+        string ret = e.Text("Ret");
+        long elapsed = e.Number("ElapsedNs");
+        string exception = e.Text("Exception");
+        if (!json)
+        {
+            var line = new StringBuilder();
+            line.Append(DateTimeOffset.FromUnixTimeMilliseconds(ts / 1_000_000).ToLocalTime().ToString("HH:mm:ss.fff"))
+                .Append(" [").Append(tid).Append("] ").Append(probe).Append(' ').Append(point).Append(' ').Append(args);
+            if (point == "return")
+            {
+                line.Append(exception.Length > 0 ? " threw " + exception : ret.Length > 0 ? " -> " + ret : "");
+                line.Append(System.FormattableString.Invariant($" in {elapsed / 1e6:F3} ms"));
+            }
+            output.WriteLine(line.ToString());
+            return;
+        }
+        _buffer.SetLength(0);
+        using (var w = new Utf8JsonWriter(_buffer))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("ts", ts);
+            w.WriteNumber("pid", pid);
+            w.WriteNumber("tid", tid);
+            w.WriteString("probe", probe);
+            w.WriteString("point", point);
+            w.WritePropertyName("args");
+            w.WriteRawValue(args.Length > 0 ? args : "{}", skipInputValidation: false);
+            if (point == "return")
+            {
+                w.WritePropertyName("ret");
+                if (ret.Length > 0)
+                    w.WriteRawValue(ret);
+                else
+                    w.WriteNullValue();
+                w.WriteNumber("elapsed_ns", elapsed);
+                if (exception.Length > 0)
+                    w.WriteString("exception", exception);
+                else
+                    w.WriteNull("exception");
+            }
+            w.WriteEndObject();
+        }
+        output.WriteLine(Encoding.UTF8.GetString(_buffer.GetBuffer(), 0, (int)_buffer.Length));
+    }
+
+    public void Summary(long events, long dropped)
+    {
+        if (json)
+            output.WriteLine($"{{\"summary\":{{\"events\":{events},\"dropped\":{dropped}}}}}");
+        else
+            output.WriteLine($"{events} events, {dropped} dropped");
+    }
+}

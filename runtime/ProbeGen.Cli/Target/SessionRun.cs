@@ -1,0 +1,151 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.Diagnostics.Tracing;
+using ProbeGen.Control;
+
+namespace ProbeGen.Cli.Target;
+
+/// <summary>One reply from the target: its event id and its payload, copied out of TraceEvent's reused objects.</summary>
+internal sealed class TargetEvent
+{
+    private readonly Dictionary<string, object?> _payload;
+
+    private TargetEvent(int id, Dictionary<string, object?> payload)
+    {
+        Id = id;
+        _payload = payload;
+    }
+
+    public int Id { get; }
+
+    public static TargetEvent From(TraceEvent e)
+    {
+        string[] names = e.PayloadNames;
+        var payload = new Dictionary<string, object?>(names.Length, StringComparer.Ordinal);
+        for (int i = 0; i < names.Length; i++)
+            payload[names[i]] = e.PayloadValue(i);
+        return new TargetEvent((int)e.ID, payload);
+    }
+
+    public object? this[string name] => _payload.GetValueOrDefault(name);
+
+    public string Text(string name) => _payload.GetValueOrDefault(name) as string ?? "";
+
+    public long Number(string name) => Convert.ToInt64(_payload.GetValueOrDefault(name) ?? 0L, System.Globalization.CultureInfo.InvariantCulture);
+}
+
+/// <summary>
+/// Runs one command against a target: opens the session, waits for the target's first reply,
+/// hands every later event to the command, and stops on the first of: the command's own stop,
+/// the duration, Ctrl-C or SIGTERM, or the target's exit.
+/// </summary>
+internal sealed class SessionRun : IDisposable
+{
+    /// <summary>How long a target has to answer before it counts as having no ProbeGen.</summary>
+    public static readonly TimeSpan ReplyTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly TargetProcess _target;
+    private readonly BlockingCollection<TargetEvent> _events = new(boundedCapacity: 100_000);
+    private readonly CancellationTokenSource _stop;
+    private ControlSessionClient? _client;
+
+    public SessionRun(TargetProcess target, CancellationToken cancel)
+    {
+        _target = target;
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+    }
+
+    public TargetProcess Target => _target;
+
+    public CancellationToken Stopping => _stop.Token;
+
+    public long EventsLost => _client?.EventsLost ?? 0;
+
+    /// <summary>Asks the run to stop (duration over, max events reached).</summary>
+    public void RequestStop() => _stop.Cancel();
+
+    /// <summary>Opens the session and waits for the first reply; throws a <see cref="CliException"/> for an Error reply or silence.</summary>
+    public TargetEvent Start(string command, IDictionary<string, string> arguments, TimeSpan? duration)
+    {
+        _client = ControlSessionClient.Start(_target, command, arguments, e =>
+        {
+            // TraceEvent reuses its event objects: keep the payload, not the event.
+            if ((int)e.ID == ControlProtocol.HeartbeatEvent)
+                return;
+            if (!_events.TryAdd(TargetEvent.From(e)))
+                Interlocked.Increment(ref _overflow);
+        });
+        _client.Completion.ContinueWith(_ => _events.CompleteAdding(), TaskScheduler.Default);
+        _target.Resume();
+        if (duration is { } d)
+            _stop.CancelAfter(d);
+
+        TargetEvent? first;
+        try
+        {
+            _events.TryTake(out first, (int)ReplyTimeout.TotalMilliseconds, _stop.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw CliException.Failure($"stopped before process {_target.Pid} answered");
+        }
+        if (first is null)
+        {
+            if (_target.Child is { HasExited: true } child)
+                throw CliException.Failure($"process {_target.Pid} exited with {child.ExitCode} before ProbeGen answered");
+            throw CliException.Failure($"process {_target.Pid} did not answer: ProbeGen is not loaded in it (no [Probe] code has run), or it is not a ProbeGen app");
+        }
+        if (first.Id == ControlProtocol.ErrorEvent)
+        {
+            string code = first.Text("Code");
+            string message = first.Text("Message");
+            throw code switch
+            {
+                "refused" => CliException.Failure($"process {_target.Pid} refused: {message}"),
+                "bad-pattern" or "bad-where" => CliException.Usage(message),
+                _ => CliException.Failure($"process {_target.Pid}: {message}"),
+            };
+        }
+        return first;
+    }
+
+    private long _overflow;
+
+    /// <summary>Events the CLI could not queue fast enough (counted as dropped).</summary>
+    public long Overflow => Interlocked.Read(ref _overflow);
+
+    /// <summary>The next event, or null when the run is stopping or the stream ended.</summary>
+    public TargetEvent? Next()
+    {
+        try
+        {
+            return _events.TryTake(out TargetEvent? e, Timeout.Infinite, _stop.Token) ? e : null;
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+        catch (InvalidOperationException)
+        {
+            return null;  // completed
+        }
+    }
+
+    /// <summary>Stops the session and drains what the target had already sent.</summary>
+    public IEnumerable<TargetEvent> StopAndDrain()
+    {
+        _client?.Stop();
+        _client?.WaitForEnd(TimeSpan.FromSeconds(5));
+        while (_events.TryTake(out TargetEvent? e))
+            yield return e;
+    }
+
+    public void Dispose()
+    {
+        _client?.Dispose();
+        _stop.Dispose();
+    }
+}

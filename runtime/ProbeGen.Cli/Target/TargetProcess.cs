@@ -1,0 +1,101 @@
+using System;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading;
+using Microsoft.Diagnostics.NETCore.Client;
+
+namespace ProbeGen.Cli.Target;
+
+/// <summary>A .NET process to talk to: one that runs already (<c>-p PID</c>), or one we launch suspended (<c>-- COMMAND</c>).</summary>
+internal sealed class TargetProcess : IDisposable
+{
+    private TargetProcess(int pid, DiagnosticsClient client, Process? child)
+    {
+        Pid = pid;
+        Client = client;
+        Child = child;
+    }
+
+    public int Pid { get; }
+
+    public DiagnosticsClient Client { get; }
+
+    /// <summary>The launched child, in launch mode.</summary>
+    public Process? Child { get; }
+
+    /// <summary>Attaches to a running process.</summary>
+    public static TargetProcess Attach(int pid)
+    {
+        try
+        {
+            using Process process = Process.GetProcessById(pid);
+            if (process.HasExited)
+                throw CliException.Usage($"no such process: {pid}");
+        }
+        catch (ArgumentException)
+        {
+            throw CliException.Usage($"no such process: {pid}");
+        }
+        if (!DiagnosticsClient.GetPublishedProcesses().Contains(pid))
+            throw CliException.Failure($"process {pid} is not a .NET process with a diagnostics port (or it runs as another user)");
+        return new TargetProcess(pid, new DiagnosticsClient(pid), null);
+    }
+
+    /// <summary>
+    /// Starts <paramref name="command"/> with its runtime suspended at startup
+    /// (DOTNET_DefaultDiagnosticPortSuspend=1), so a session can be opened before its first
+    /// instruction; <see cref="Resume"/> lets it run. Its output goes to our stderr, keeping our
+    /// stdout for probe output.
+    /// </summary>
+    public static TargetProcess Launch(string[] command)
+    {
+        if (command.Length == 0)
+            throw CliException.Usage("nothing to launch after '--'");
+        var start = new ProcessStartInfo(command[0])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string argument in command.Skip(1))
+            start.ArgumentList.Add(argument);
+        start.Environment["DOTNET_DefaultDiagnosticPortSuspend"] = "1";
+        Process child;
+        try
+        {
+            child = Process.Start(start) ?? throw CliException.Failure($"could not start '{command[0]}'");
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            throw CliException.Usage($"cannot start '{command[0]}': {ex.Message}");
+        }
+        child.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine(e.Data); };
+        child.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine(e.Data); };
+        child.BeginOutputReadLine();
+        child.BeginErrorReadLine();
+
+        // The runtime publishes its diagnostics port before it suspends; wait for it to appear.
+        var clock = Stopwatch.StartNew();
+        while (!DiagnosticsClient.GetPublishedProcesses().Contains(child.Id))
+        {
+            if (child.HasExited)
+                throw CliException.Failure($"'{command[0]}' exited with {child.ExitCode} before its .NET runtime started");
+            if (clock.Elapsed > TimeSpan.FromSeconds(15))
+            {
+                child.Kill(entireProcessTree: true);
+                throw CliException.Failure($"'{command[0]}' did not start a .NET runtime (process {child.Id} published no diagnostics port in 15 s)");
+            }
+            Thread.Sleep(10);
+        }
+        return new TargetProcess(child.Id, new DiagnosticsClient(child.Id), child);
+    }
+
+    /// <summary>Lets a launched child run. Does nothing for an attached process.</summary>
+    public void Resume()
+    {
+        if (Child is not null)
+            Client.ResumeRuntime();
+    }
+
+    public void Dispose() => Child?.Dispose();
+}

@@ -1,0 +1,75 @@
+using System;
+using System.Text;
+
+namespace ProbeGen.Control;
+
+/// <summary>
+/// The wire contract between <c>probegen</c> and a target, in one place for both sides.
+/// </summary>
+/// <remarks>
+/// <para>A session enables two providers: <see cref="ProviderName"/> with its command as provider
+/// arguments, and <see cref="SessionProviderName"/> for its replies. Argument values that may hold
+/// any text (patterns, the where expression) travel base64url-encoded, because EventPipe joins the
+/// arguments as <c>key=value;key=value</c>.</para>
+/// <list type="bullet">
+/// <item><c>session</c>: the session id, [A-Za-z0-9]{1,32}.</item>
+/// <item><c>command</c>: <c>list</c>, <c>trace</c> or <c>stats</c>.</item>
+/// <item><c>patterns</c>: base64url of the patterns, one per line.</item>
+/// <item><c>where</c>: base64url of the filter expression (optional).</item>
+/// <item><c>rate</c>: the most hits per second per probe to send; 0 for no limit.</item>
+/// <item><c>interval</c>: milliseconds between stats snapshots.</item>
+/// </list>
+/// </remarks>
+public static class ControlProtocol
+{
+    /// <summary>The control provider.</summary>
+    public const string ProviderName = "ProbeGen";
+
+    /// <summary>Event ids of the session provider.</summary>
+    public const int ReadyEvent = 1, ErrorEvent = 2, ProbeEvent = 3, ListEndEvent = 4, HitEvent = 5, DroppedEvent = 6, StatsEvent = 7, HeartbeatEvent = 8;
+
+    /// <summary>
+    /// How often a session's source writes a heartbeat. TraceEvent's EventPipe reader holds events
+    /// back until later ones arrive (it merges threads by timestamp), so a quiet session would
+    /// otherwise sit on its last replies and hits; the heartbeat bounds that delay.
+    /// </summary>
+    public const int HeartbeatMilliseconds = 100;
+
+    /// <summary>The environment variable that, set to 0, makes a process refuse remote enabling.</summary>
+    public const string ControlVariable = "PROBEGEN_CONTROL";
+
+    /// <summary>The reply provider of one session.</summary>
+    public static string SessionProviderName(string sessionId) => ProviderName + "-" + sessionId;
+
+    /// <summary>True for a session id that is safe in a provider name.</summary>
+    public static bool IsValidSessionId(string? id)
+    {
+        if (string.IsNullOrEmpty(id) || id.Length > 32)
+            return false;
+        foreach (char c in id)
+            if (!char.IsAsciiLetterOrDigit(c))
+                return false;
+        return true;
+    }
+
+    /// <summary>Encodes a value that may hold any text.</summary>
+    public static string Encode(string text) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes(text)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    /// <summary>Decodes <see cref="Encode"/>; null when the value is not valid base64url.</summary>
+    public static string? Decode(string? encoded)
+    {
+        if (encoded is null)
+            return null;
+        string base64 = encoded.Replace('-', '+').Replace('_', '/');
+        base64 += new string('=', (4 - base64.Length % 4) % 4);
+        try
+        {
+            return Encoding.UTF8.GetString(Convert.FromBase64String(base64));
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,80 @@
+using System;
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace ProbeGen.Control;
+
+/// <summary>Writes a hit's arguments and return value as JSON text for the wire.</summary>
+internal static class HitJson
+{
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_buffer;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+
+    /// <summary><c>{"name":value,...}</c> for the hit's arguments.</summary>
+    public static string Arguments(in ProbeHit hit)
+    {
+        Utf8JsonWriter writer = Begin(out ArrayBufferWriter<byte> buffer);
+        writer.WriteStartObject();
+        int count = hit.ArgumentCount;
+        for (int i = 0; i < count; i++)
+        {
+            writer.WritePropertyName(i < hit.Probe.Parameters.Count ? hit.Probe.Parameters[i].Name : "arg" + i);
+            WriteValue(writer, hit.GetArgument(i));
+        }
+        writer.WriteEndObject();
+        return End(writer, buffer);
+    }
+
+    /// <summary>The return value as JSON text, or an empty string when there is none.</summary>
+    public static string Return(in ProbeHit hit)
+    {
+        if (!hit.HasReturnValue)
+            return "";
+        Utf8JsonWriter writer = Begin(out ArrayBufferWriter<byte> buffer);
+        WriteValue(writer, hit.ReturnValue);
+        return End(writer, buffer);
+    }
+
+    /// <summary>Writes one value: numbers, strings, bools and null as themselves; anything else as its text.</summary>
+    public static void WriteValue(Utf8JsonWriter writer, object? value)
+    {
+        switch (value)
+        {
+            case null: writer.WriteNullValue(); break;
+            case bool b: writer.WriteBooleanValue(b); break;
+            case string s: writer.WriteStringValue(s); break;
+            case int i: writer.WriteNumberValue(i); break;
+            case long l: writer.WriteNumberValue(l); break;
+            case short s16: writer.WriteNumberValue(s16); break;
+            case byte u8: writer.WriteNumberValue(u8); break;
+            case sbyte i8: writer.WriteNumberValue(i8); break;
+            case uint u32: writer.WriteNumberValue(u32); break;
+            case ulong u64: writer.WriteNumberValue(u64); break;
+            case ushort u16: writer.WriteNumberValue(u16); break;
+            case decimal m: writer.WriteNumberValue(m); break;
+            case double d when double.IsFinite(d): writer.WriteNumberValue(d); break;
+            case float f when float.IsFinite(f): writer.WriteNumberValue(f); break;
+            case Enum e: writer.WriteStringValue(e.ToString()); break;
+            default: writer.WriteStringValue(Convert.ToString(value, CultureInfo.InvariantCulture)); break;
+        }
+    }
+
+    private static Utf8JsonWriter Begin(out ArrayBufferWriter<byte> buffer)
+    {
+        buffer = t_buffer ??= new ArrayBufferWriter<byte>(256);
+        buffer.ResetWrittenCount();
+        if (t_writer is null)
+            t_writer = new Utf8JsonWriter(buffer);
+        else
+            t_writer.Reset(buffer);
+        return t_writer;
+    }
+
+    private static string End(Utf8JsonWriter writer, ArrayBufferWriter<byte> buffer)
+    {
+        writer.Flush();
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+}

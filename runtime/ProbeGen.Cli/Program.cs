@@ -31,7 +31,8 @@ public static class Program
         }
         try
         {
-            return parsed.Invoke();
+            // Our own handler below turns anticipated errors into one line; no stack traces.
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (CliException ex)
         {

@@ -97,5 +97,23 @@ internal sealed class TargetProcess : IDisposable
             Client.ResumeRuntime();
     }
 
-    public void Dispose() => Child?.Dispose();
+    /// <summary>A launched child that is still running when the trace stops early is stopped with it, as dotnet-trace does.</summary>
+    public void Dispose()
+    {
+        if (Child is null)
+            return;
+        try
+        {
+            if (!Child.HasExited)
+            {
+                Child.Kill(entireProcessTree: true);
+                Child.WaitForExit(5000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // It exited meanwhile.
+        }
+        Child.Dispose();
+    }
 }

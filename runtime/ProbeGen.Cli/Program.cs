@@ -29,10 +29,24 @@ public static class Program
             Console.Error.WriteLine($"probegen: {parsed.Errors[0].Message}");
             return (int)ExitCode.Usage;
         }
+        // Ctrl-C and SIGTERM stop a trace cleanly: it drains, prints its summary and exits 0.
+        using var stop = new System.Threading.CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            stop.Cancel();
+        });
         try
         {
-            // Our own handler below turns anticipated errors into one line; no stack traces.
-            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            // Our own handlers: anticipated errors become one line (no stack trace), and signals
+            // cancel the command rather than end the process with 130.
+            var configuration = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
+            return parsed.InvokeAsync(configuration, stop.Token).GetAwaiter().GetResult();
         }
         catch (CliException ex)
         {

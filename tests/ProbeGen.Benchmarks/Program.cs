@@ -34,6 +34,8 @@ public static class Program
 
     public static int Main(string[] args)
     {
+        if (args.Length == 2 && args[0] == "--storm")
+            return EndToEnd.Storm(args[1]);
         if (!args.Contains("--quick"))
         {
             BenchmarkSwitcher.FromTypes(Suites).Run(args);
@@ -82,6 +84,7 @@ public static class Program
             new Row("synchronize_readers_p99", p99, "p50 of the same run", p50, p99 / p50, $"bounded (report p99; {samples} samples, 2 readers)", true, 0),
         };
 
+        rows.AddRange(EndToEnd.Measure());
         Print(rows);
         string path = Path.Combine(FindRepositoryRoot(), "artifacts", "bench", "quick.json");
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

@@ -118,10 +118,14 @@ internal sealed class SessionRun : IDisposable
     public long Overflow => Interlocked.Read(ref _overflow);
 
     /// <summary>The next event, or null when the run is stopping or the stream ended.</summary>
-    public TargetEvent? Next()
+    /// <param name="idle">Called once before waiting when no event is ready: the moment to flush buffered output.</param>
+    public TargetEvent? Next(Action? idle = null)
     {
         try
         {
+            if (_events.TryTake(out TargetEvent? ready))
+                return ready;
+            idle?.Invoke();
             return _events.TryTake(out TargetEvent? e, Timeout.Infinite, _stop.Token) ? e : null;
         }
         catch (OperationCanceledException)

@@ -57,6 +57,7 @@ public class PackageTests(ITestOutputHelper output)
             string version = "0.1.0-test" + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff");
             Run(root, "dotnet", $"pack \"{Path.Combine(root, "runtime/ProbeGen.Runtime/ProbeGen.Runtime.csproj")}\" -c Release -o \"{feed}\" -p:Version={version}");
             Assert.True(File.Exists(Path.Combine(feed, $"ProbeGen.{version}.nupkg")));
+            Run(root, "dotnet", $"pack \"{Path.Combine(root, "runtime/ProbeGen.Cli/ProbeGen.Cli.csproj")}\" -c Release -o \"{feed}\" -p:Version={version}");
 
             string app = Path.Combine(work, "app");
             Directory.CreateDirectory(app);
@@ -90,6 +91,17 @@ public class PackageTests(ITestOutputHelper output)
             string packages = Path.Combine(work, "packages");
             string stdout = Run(app, "dotnet", "run -c Release", ("NUGET_PACKAGES", packages));
             Assert.Contains("sum=5 fired=1 entries=1 returns=1 last=5 probes=2", stdout);
+
+            // The same app under the packed probegen tool, in launch mode, as a user would run it.
+            string tools = Path.Combine(work, "tools");
+            Run(app, "dotnet", $"tool install --tool-path \"{tools}\" --add-source \"{feed}\" ProbeGen.Cli --version {version}", ("NUGET_PACKAGES", packages));
+            string trace = Run(app, Path.Combine(tools, "probegen"), $"trace app:* --json -- dotnet \"{Path.Combine(app, "bin/Release/net10.0/App.dll")}\"");
+            string[] lines = trace.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(4, lines.Length);
+            Assert.Contains("\"probe\":\"app:Started\",\"point\":\"fire\",\"args\":{\"id\":42,\"name\":\"packaged\"}", lines[0]);
+            Assert.Contains("\"probe\":\"app:add\",\"point\":\"entry\",\"args\":{\"a\":2,\"b\":3}", lines[1]);
+            Assert.Contains("\"point\":\"return\",\"args\":{\"a\":2,\"b\":3},\"ret\":5,", lines[2]);
+            Assert.Equal("{\"summary\":{\"events\":3,\"dropped\":0}}", lines[3]);
         }
         finally
         {

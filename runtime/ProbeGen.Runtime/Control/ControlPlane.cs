@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Collections.Generic;
-using System.Threading;
 
 namespace ProbeGen.Control;
 
@@ -17,7 +16,12 @@ internal static class ControlPlane
     /// <summary>The number of live sessions, for tests and diagnostics.</summary>
     public static int SessionCount => s_sessions.Count;
 
-    /// <summary>Handles a session's Enable. Runs on an EventPipe callback thread: never throws, never blocks.</summary>
+    /// <summary>
+    /// Handles a session's Enable. Runs on the thread that delivers the callback: the diagnostics
+    /// server's for a session opened while the app runs, the app's own when the control source is
+    /// created with sessions already open. Never throws; waits only for the probe writer lock,
+    /// which no one holds while waiting for anything else.
+    /// </summary>
     public static void OnEnable(IDictionary<string, string?> arguments)
     {
         if (!arguments.TryGetValue("session", out string? id) || !ControlProtocol.IsValidSessionId(id))
@@ -25,9 +29,10 @@ internal static class ControlPlane
         var session = new ControlSession(id!, arguments);
         if (!s_sessions.TryAdd(id!, session))
             return;
-        // The command runs on the thread pool: creating the reply source and attaching take locks
-        // that an EventPipe callback thread should not wait on.
-        ThreadPool.UnsafeQueueUserWorkItem(static s => s.Start(), session, preferLocal: false);
+        // Synchronously, on the callback's thread. In launch mode that thread is the app's own,
+        // inside the first module initializer that registers probes: the session must be
+        // attached before that initializer returns, or the app's first hits run past it.
+        session.Start();
     }
 
     public static void Forget(ControlSession session) =>

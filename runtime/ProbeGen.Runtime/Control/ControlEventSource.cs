@@ -62,9 +62,28 @@ internal sealed class SessionEventSource : EventSource
     [Event(ControlProtocol.ListEndEvent, Level = EventLevel.Informational)]
     public void ListEnd(int Count) => WriteEvent(ControlProtocol.ListEndEvent, Count);
 
+    /// <summary>One probe hit. Written with WriteEventCore: the params-object overload would box every field of every hit.</summary>
     [Event(ControlProtocol.HitEvent, Level = EventLevel.Informational)]
-    public void Hit(string Probe, string Point, int ThreadId, long Timestamp, string Args, string Ret, long ElapsedNs, string Exception) =>
-        WriteEvent(ControlProtocol.HitEvent, Probe, Point, ThreadId, Timestamp, Args, Ret, ElapsedNs, Exception);
+    public unsafe void Hit(string Probe, string Point, int ThreadId, long Timestamp, string Args, string Ret, long ElapsedNs, string Exception)
+    {
+        fixed (char* probe = Probe, point = Point, args = Args, ret = Ret, exception = Exception)
+        {
+            EventData* data = stackalloc EventData[8];
+            data[0] = Text(probe, Probe);
+            data[1] = Text(point, Point);
+            data[2] = new EventData { DataPointer = (nint)(&ThreadId), Size = sizeof(int) };
+            data[3] = new EventData { DataPointer = (nint)(&Timestamp), Size = sizeof(long) };
+            data[4] = Text(args, Args);
+            data[5] = Text(ret, Ret);
+            data[6] = new EventData { DataPointer = (nint)(&ElapsedNs), Size = sizeof(long) };
+            data[7] = Text(exception, Exception);
+            WriteEventCore(ControlProtocol.HitEvent, 8, data);
+        }
+    }
+
+    /// <summary>A string field as EventSource lays it out: UTF-16 with its terminating NUL.</summary>
+    private static unsafe EventData Text(char* chars, string text) =>
+        new() { DataPointer = (nint)chars, Size = (text.Length + 1) * sizeof(char) };
 
     [Event(ControlProtocol.DroppedEvent, Level = EventLevel.Informational)]
     public void Dropped(long Count) => WriteEvent(ControlProtocol.DroppedEvent, Count);

@@ -29,6 +29,7 @@ public abstract class ProbeConsumer
     protected internal virtual object? OnAttach(ProbeDescriptor probe) => null;
 
     /// <summary>Handles one hit. See the handler contract on the class.</summary>
+    [ProbeHandler]
     protected internal abstract void OnHit(in ProbeHit hit);
 }
 

@@ -31,7 +31,7 @@ public static class Probes
     /// <param name="handler">Called on each hit; see the handler contract on <see cref="ProbeConsumer"/>.</param>
     /// <param name="options">Points and fault tolerance; <see cref="ProbeAttachOptions.Default"/> when null.</param>
     /// <exception cref="ArgumentException">The pattern is not valid.</exception>
-    public static ProbeAttachment Attach(string pattern, ProbeHandler handler, ProbeAttachOptions? options = null)
+    public static ProbeAttachment Attach(string pattern, [ProbeHandler] ProbeHandler handler, ProbeAttachOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(handler);
         return Attach(pattern, new DelegateConsumer(handler), options);
@@ -60,7 +60,7 @@ public static class Probes
     /// <param name="site">The probe's site.</param>
     /// <param name="handler">Called on each hit; see the handler contract on <see cref="ProbeConsumer"/>.</param>
     /// <param name="options">Fault tolerance; <see cref="ProbeAttachOptions.Default"/> when null.</param>
-    public static ProbeAttachment Attach<TArgs>(StaticProbeSite<TArgs> site, ProbeAction<TArgs> handler, ProbeAttachOptions? options = null)
+    public static ProbeAttachment Attach<TArgs>(StaticProbeSite<TArgs> site, [ProbeHandler] ProbeAction<TArgs> handler, ProbeAttachOptions? options = null)
         where TArgs : struct, IProbeArgs
     {
         ArgumentNullException.ThrowIfNull(site);
@@ -76,8 +76,8 @@ public static class Probes
     /// <param name="onEntry">Called on each entry, or null.</param>
     /// <param name="onReturn">Called on each return, or null.</param>
     /// <param name="options">Fault tolerance; <see cref="ProbeAttachOptions.Default"/> when null.</param>
-    public static ProbeAttachment Attach<TArgs, TResult>(MethodProbeSite<TArgs, TResult> site, ProbeAction<TArgs>? onEntry,
-        ProbeReturnAction<TArgs, TResult>? onReturn, ProbeAttachOptions? options = null)
+    public static ProbeAttachment Attach<TArgs, TResult>(MethodProbeSite<TArgs, TResult> site, [ProbeHandler] ProbeAction<TArgs>? onEntry,
+        [ProbeHandler] ProbeReturnAction<TArgs, TResult>? onReturn, ProbeAttachOptions? options = null)
         where TArgs : struct, IProbeArgs
     {
         ArgumentNullException.ThrowIfNull(site);

@@ -1,0 +1,81 @@
+using System.Threading.Tasks;
+using ProbeGen.Analyzers.CodeFixes;
+using Xunit;
+using V = ProbeGen.Analyzers.Tests.Verify<ProbeGen.Analyzers.UsageAnalyzer>;
+
+namespace ProbeGen.Analyzers.Tests;
+
+public class UsageTests
+{
+    [Fact]
+    public Task PG1006_DiscardedAttachments() => V.Analyze("""
+        class C
+        {
+            void M()
+            {
+                {|PG1006:Probes.Attach("orders:*", (in ProbeHit hit) => { })|};
+                _ = {|PG1006:Probes.Count("orders:*")|};
+                using var kept = Probes.Attach("orders:*", (in ProbeHit hit) => { });
+                var alsoKept = Probes.Histogram("payments:*");
+                alsoKept.Dispose();
+            }
+        }
+        """);
+
+    [Fact]
+    public Task PG1006_FixAddsAUsingDeclaration() => V.Fix<UsingAttachmentFix>("""
+        class C
+        {
+            void M()
+            {
+                {|PG1006:Probes.Attach("orders:*", (in ProbeHit hit) => { })|};
+            }
+        }
+        """, """
+        class C
+        {
+            void M()
+            {
+                using var attachment = Probes.Attach("orders:*", (in ProbeHit hit) => { });
+            }
+        }
+        """);
+
+    [Fact]
+    public Task PG1007_ReadGuardNotInAUsing() => V.Analyze("""
+        class C
+        {
+            void M(SrcuDomain domain)
+            {
+                SrcuReadGuard guard = {|PG1007:domain.Enter()|};
+                guard.Dispose();
+                using var ok = domain.Enter();
+                using (domain.Enter()) { }
+            }
+        }
+        """);
+
+    [Fact]
+    public Task PG1008_CallsThatCannotBeIntercepted() => V.Analyze("""
+        interface IPayments { int Charge(int amount); }
+        class Payments : IPayments
+        {
+            [Probe] public int Charge(int amount) => amount;
+            [Probe] public virtual int Refund(int amount) => amount;
+        }
+        class Special : Payments
+        {
+            public override int Refund(int amount) => {|PG1008:base.Refund(amount)|};
+        }
+        class Caller
+        {
+            void M(IPayments viaInterface, Payments direct)
+            {
+                {|PG1008:viaInterface.Charge(1)|};
+                Func<int, int> f = {|PG1008:direct.Charge|};
+                System.Linq.Expressions.Expression<Func<int>> e = () => {|PG1008:direct.Charge(2)|};
+                direct.Charge(3);
+            }
+        }
+        """);
+}

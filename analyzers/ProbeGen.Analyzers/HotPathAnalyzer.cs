@@ -237,6 +237,9 @@ public sealed class HotPathAnalyzer : DiagnosticAnalyzer
                 return "GetAwaiter().GetResult() waits for the task; queue a continuation instead";
             if (KnownSymbols.DerivesFrom(type, known.WaitHandle) && name is "WaitOne" or "WaitAll" or "WaitAny")
                 return dontWait;
+            // In-memory readers and writers do no I/O.
+            if (typeName is "System.IO.StringWriter" or "System.IO.StringReader" or "System.IO.MemoryStream")
+                return null;
             if ((KnownSymbols.DerivesFrom(type, known.Stream) || KnownSymbols.DerivesFrom(type, known.TextWriter) || KnownSymbols.DerivesFrom(type, known.TextReader))
                 && name is "Read" or "ReadByte" or "ReadLine" or "ReadToEnd" or "ReadBlock" or "Write" or "WriteByte" or "WriteLine" or "Flush" or "CopyTo")
                 return queueIo;
@@ -248,7 +251,7 @@ public sealed class HotPathAnalyzer : DiagnosticAnalyzer
             if (function.SemanticModel is null || function is not IAnonymousFunctionOperation)
                 return;
             DataFlowAnalysis? flow = function.SemanticModel.AnalyzeDataFlow(function.Syntax);
-            if (flow is { Succeeded: true } && flow.Captured.Length > 0)
+            if (flow is { Succeeded: true } && flow.CapturedInside.Length > 0)
                 Report(Descriptors.PerHitAllocation, function, "A lambda that captures variables",
                     "each hit allocates its closure; pass state explicitly or hoist the lambda out of the handler");
         }

@@ -60,12 +60,29 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
         bool inUsing = parent switch
         {
             IUsingOperation => true,
-            IVariableInitializerOperation { Parent: IVariableDeclaratorOperation { Parent: IVariableDeclarationOperation { Parent: IVariableDeclarationGroupOperation group } } } =>
-                group.Parent is IUsingDeclarationOperation or IUsingOperation,
+            IVariableInitializerOperation { Parent: IVariableDeclaratorOperation { Parent: IVariableDeclarationOperation { Parent: IVariableDeclarationGroupOperation group } } declarator } =>
+                group.Parent is IUsingDeclarationOperation or IUsingOperation || DisposedInFinally(declarator.Symbol, group),
             _ => false,
         };
         if (!inUsing)
             context.ReportDiagnostic(Diagnostic.Create(Descriptors.UndisposedReadGuard, invocation.Syntax.GetLocation(), invocation.Syntax.ToString()));
+    }
+
+    /// <summary>The hand-written equivalent of a using: a later try whose finally disposes the guard.</summary>
+    private static bool DisposedInFinally(ILocalSymbol local, IOperation declaration)
+    {
+        if (declaration.Parent is not IBlockOperation block)
+            return false;
+        foreach (IOperation statement in block.Operations)
+        {
+            if (statement is not ITryOperation { Finally: { } @finally })
+                continue;
+            foreach (IOperation operation in @finally.DescendantsAndSelf())
+                if (operation is IInvocationOperation { TargetMethod.Name: "Dispose", Instance: ILocalReferenceOperation reference }
+                    && SymbolEqualityComparer.Default.Equals(reference.Local, local))
+                    return true;
+        }
+        return false;
     }
 
     private static void AnalyzeMethodReference(OperationAnalysisContext context, KnownSymbols known)

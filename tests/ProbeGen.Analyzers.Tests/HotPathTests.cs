@@ -40,9 +40,11 @@ public class HotPathTests
                 Thread.Sleep(1);
                 task.Wait();
                 Console.WriteLine("not a handler");
+                var buffer = new StringWriter();
                 using var a = Probes.Attach("orders:*", (in ProbeHit hit) =>
                 {
                     ThreadPool.UnsafeQueueUserWorkItem(static _ => Console.WriteLine("queued"), null);
+                    buffer.Write('x');
                 });
             }
         }

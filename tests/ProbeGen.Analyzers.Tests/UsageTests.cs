@@ -51,6 +51,8 @@ public class UsageTests
                 guard.Dispose();
                 using var ok = domain.Enter();
                 using (domain.Enter()) { }
+                SrcuReadGuard manual = domain.Enter();
+                try { } finally { manual.Dispose(); }
             }
         }
         """);

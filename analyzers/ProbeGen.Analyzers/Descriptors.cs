@@ -32,7 +32,7 @@ internal static class Descriptors
 
     public static readonly DiagnosticDescriptor UndisposedAttachment = Rule("PG1006", "ProbeGen.Usage", DiagnosticSeverity.Warning,
         "A probe attachment that is never disposed",
-        "The {0} returned by '{1}' is discarded, so its handler runs until the process ends; keep it and dispose it (a 'using' declaration does)");
+        "The {0} returned by '{1}' is discarded or never used, so its handler runs until the process ends; keep it and dispose it (a 'using' declaration does)");
 
     public static readonly DiagnosticDescriptor UndisposedReadGuard = Rule("PG1007", "ProbeGen.Usage", DiagnosticSeverity.Warning,
         "An SRCU read guard that is not disposed on every path",

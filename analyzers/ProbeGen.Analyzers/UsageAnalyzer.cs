@@ -29,6 +29,7 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
             if (known.ProbeAttribute is null)
                 return;
             start.RegisterOperationAction(op => AnalyzeDiscard(op, known), OperationKind.ExpressionStatement, OperationKind.SimpleAssignment);
+            start.RegisterOperationAction(op => AnalyzeUnusedLocal(op, known), OperationKind.VariableDeclarator);
             start.RegisterOperationAction(op => AnalyzeGuard(op, known), OperationKind.Invocation);
             start.RegisterOperationAction(op => AnalyzeMethodReference(op, known), OperationKind.MethodReference);
             start.RegisterOperationAction(op => AnalyzeProbeCall(op, known), OperationKind.Invocation);
@@ -46,6 +47,24 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
         if (value is IInvocationOperation call && known.IsAttachmentLike(call.Type))
             context.ReportDiagnostic(Diagnostic.Create(Descriptors.UndisposedAttachment, call.Syntax.GetLocation(),
                 call.Type!.Name, $"{call.TargetMethod.ContainingType.Name}.{call.TargetMethod.Name}"));
+    }
+
+    /// <summary>An attachment kept in a local that nothing ever reads: it is never disposed either.</summary>
+    private static void AnalyzeUnusedLocal(OperationAnalysisContext context, KnownSymbols known)
+    {
+        var declarator = (IVariableDeclaratorOperation)context.Operation;
+        if (declarator.Initializer?.Value is not IInvocationOperation call || !known.IsAttachmentLike(call.Type))
+            return;
+        if (declarator.Parent?.Parent is { Parent: IUsingDeclarationOperation or IUsingOperation })
+            return;
+        IOperation? body = declarator;
+        while (body.Parent is not null)
+            body = body.Parent;
+        foreach (IOperation operation in body.DescendantsAndSelf())
+            if (operation is ILocalReferenceOperation reference && SymbolEqualityComparer.Default.Equals(reference.Local, declarator.Symbol))
+                return;
+        context.ReportDiagnostic(Diagnostic.Create(Descriptors.UndisposedAttachment, call.Syntax.GetLocation(),
+            call.Type!.Name, $"{call.TargetMethod.ContainingType.Name}.{call.TargetMethod.Name}"));
     }
 
     /// <summary>An Enter() whose guard is not the resource of a using: some path can leave the section open.</summary>

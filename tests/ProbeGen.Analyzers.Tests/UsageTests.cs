@@ -18,6 +18,7 @@ public class UsageTests
                 using var kept = Probes.Attach("orders:*", (in ProbeHit hit) => { });
                 var alsoKept = Probes.Histogram("payments:*");
                 alsoKept.Dispose();
+                var forgotten = {|PG1006:Probes.Attach("orders:*", (in ProbeHit hit) => { })|};
             }
         }
         """);

@@ -102,6 +102,17 @@ public class PackageTests(ITestOutputHelper output)
             Assert.Contains("\"probe\":\"app:add\",\"point\":\"entry\",\"args\":{\"a\":2,\"b\":3}", lines[1]);
             Assert.Contains("\"point\":\"return\",\"args\":{\"a\":2,\"b\":3},\"ret\":5,", lines[2]);
             Assert.Equal("{\"summary\":{\"events\":3,\"dropped\":0}}", lines[3]);
+
+            // The analyzers come with the package: an unsafe handler is reported in the user's build.
+            File.WriteAllText(Path.Combine(app, "Unsafe.cs"), """
+                static class Unsafe
+                {
+                    public static ProbeGen.ProbeAttachment Attach() =>
+                        ProbeGen.Probes.Attach("app:*", (in ProbeGen.ProbeHit hit) => System.Threading.Thread.Sleep(1));
+                }
+                """);
+            string build = Run(app, "dotnet", "build -c Release -p:TreatWarningsAsErrors=false", ("NUGET_PACKAGES", packages));
+            Assert.Contains("warning PG1001", build);
         }
         finally
         {

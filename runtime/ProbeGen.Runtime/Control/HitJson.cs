@@ -37,9 +37,35 @@ internal static class HitJson
         return End(writer, buffer);
     }
 
-    /// <summary>Writes one value: numbers, strings, bools and null as themselves; anything else as its text.</summary>
-    public static void WriteValue(Utf8JsonWriter writer, object? value)
+    /// <summary>The most elements of a collection written per value; the rest are elided with a count.</summary>
+    private const int MaxElements = 64;
+
+    /// <summary>Writes one value: numbers, strings, bools and null as themselves, collections as arrays, anything else as its text.</summary>
+    public static void WriteValue(Utf8JsonWriter writer, object? value) => WriteValue(writer, value, depth: 0);
+
+    private static void WriteValue(Utf8JsonWriter writer, object? value, int depth)
     {
+        if (value is System.Collections.IEnumerable items and not string && depth < 2)
+        {
+            writer.WriteStartArray();
+            int written = 0, skipped = 0;
+            foreach (object? item in items)
+            {
+                if (written < MaxElements)
+                {
+                    WriteValue(writer, item, depth + 1);
+                    written++;
+                }
+                else
+                {
+                    skipped++;
+                }
+            }
+            if (skipped > 0)
+                writer.WriteStringValue($"... {skipped} more");
+            writer.WriteEndArray();
+            return;
+        }
         switch (value)
         {
             case null: writer.WriteNullValue(); break;

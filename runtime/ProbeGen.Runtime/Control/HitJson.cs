@@ -45,7 +45,8 @@ internal static class HitJson
 
     private static void WriteValue(Utf8JsonWriter writer, object? value, int depth)
     {
-        if (value is System.Collections.IEnumerable items and not string && depth < 2)
+        // Only materialized collections: enumerating a lazy sequence would run the app's code again.
+        if (value is System.Collections.ICollection items && depth < 2)
         {
             writer.WriteStartArray();
             int written = 0, skipped = 0;

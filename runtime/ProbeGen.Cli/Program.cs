@@ -22,6 +22,7 @@ public static class Program
             ListCommand.Create(),
             TraceCommand.Create(launch),
             StatsCommand.Create(launch),
+            UprobeCommand.Create(launch),
         };
         ParseResult parsed = root.Parse(own);
         if (parsed.Errors.Count > 0)

@@ -1,0 +1,174 @@
+using System;
+using System.Collections.Concurrent;
+using System.CommandLine;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Text;
+using System.Text.Json;
+using System.Threading;
+using ProbeGen.Uprobes;
+
+namespace ProbeGen.Cli.Commands;
+
+/// <summary><c>probegen uprobe</c>: real int3 uprobes on an unmanaged ELF binary, through the kernel's uprobe PMU.</summary>
+internal static class UprobeCommand
+{
+    public static Command Create(string[] launch)
+    {
+        Argument<string[]> specs = new("SPEC")
+        {
+            Description = "BINARY:SYMBOL[(TYPES)], BINARY:SYMBOL%return[(TYPE)] or BINARY:0xOFFSET[(TYPES)]; TYPES from i8 i16 i32 i64 u8 u16 u32 u64 ptr str.",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        Option<int?> pid = CommonOptions.ProcessId();
+        Option<string> backend = new("--backend") { Description = "perf (the kernel's uprobe PMU) or ptrace.", DefaultValueFactory = _ => "perf" };
+        Option<bool> json = CommonOptions.Json();
+        Option<string?> duration = CommonOptions.Duration();
+        var command = new Command("uprobe", "Trace functions of an unmanaged ELF binary with uprobes.") { specs, pid, backend, json, duration };
+        command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(
+            result.GetValue(specs)!, result.GetValue(pid), result.GetValue(backend)!, result.GetValue(json),
+            CommonOptions.ParseDuration(result.GetValue(duration), "--duration"), launch, cancel)));
+        return command;
+    }
+
+    private static ExitCode Run(string[] specTexts, int? pid, string backend, bool json, TimeSpan? duration, string[] launch, CancellationToken cancel)
+    {
+        UprobeSpec[] specs;
+        try
+        {
+            specs = specTexts.Select(UprobeSpec.Parse).ToArray();
+        }
+        catch (FormatException ex)
+        {
+            throw CliException.Usage(ex.Message);
+        }
+        if (backend is not ("perf" or "ptrace"))
+            throw CliException.Usage($"--backend must be perf or ptrace, not '{backend}'");
+        if (backend == "ptrace")
+            throw CliException.Failure("the ptrace backend is not available yet; use --backend perf");
+        if (pid is not null && launch.Length > 0)
+            throw CliException.Usage("give either -p PID or -- COMMAND, not both");
+        if (pid is null && launch.Length == 0)
+            throw CliException.Usage("give -p PID to trace a running process, or -- COMMAND to launch one");
+        if (pid is { } id && !Directory.Exists($"/proc/{id}"))
+            throw CliException.Usage($"no such process: {id}");
+
+        var output = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16) { AutoFlush = false };
+        var hits = new BlockingCollection<UprobeHit>(boundedCapacity: 1_000_000);
+        long overflow = 0;
+        PerfUprobeSession session;
+        try
+        {
+            session = PerfUprobeSession.Start(specs, pid, hit =>
+            {
+                if (!hits.TryAdd(hit))
+                    Interlocked.Increment(ref overflow);
+            });
+        }
+        catch (UprobeException ex)
+        {
+            throw CliException.Usage(ex.Message);
+        }
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        if (duration is { } d)
+            stop.CancelAfter(d);
+        Process? child = null;
+        if (launch.Length > 0)
+        {
+            var start = new ProcessStartInfo(launch[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (string argument in launch.Skip(1))
+                start.ArgumentList.Add(argument);
+            try
+            {
+                child = Process.Start(start)!;
+            }
+            catch (System.ComponentModel.Win32Exception ex)
+            {
+                session.Dispose();
+                throw CliException.Usage($"cannot start '{launch[0]}': {ex.Message}");
+            }
+            // Attached before the child existed: set the filter now and nothing it does is missed.
+            session.ProcessFilter = child.Id;
+            child.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine(e.Data); };
+            child.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine(e.Data); };
+            child.BeginOutputReadLine();
+            child.BeginErrorReadLine();
+            child.EnableRaisingEvents = true;
+            child.Exited += (_, _) => stop.Cancel();
+        }
+        else
+        {
+            var watch = new Thread(() =>
+            {
+                while (!stop.IsCancellationRequested && Directory.Exists($"/proc/{pid}"))
+                    Thread.Sleep(100);
+                stop.Cancel();
+            }) { IsBackground = true };
+            watch.Start();
+        }
+
+        long events = 0;
+        void Print(UprobeHit hit)
+        {
+            events++;
+            string probe = Path.GetFullPath(hit.Spec.Binary) + ":" + (hit.Spec.Symbol ?? $"0x{hit.Spec.Offset:x}");
+            if (json)
+            {
+                var line = new StringBuilder();
+                line.Append("{\"ts\":").Append(hit.TimestampNs).Append(",\"pid\":").Append(hit.Pid).Append(",\"tid\":").Append(hit.Tid)
+                    .Append(",\"probe\":").Append(JsonSerializer.Serialize(probe))
+                    .Append(",\"point\":\"").Append(hit.Spec.Return ? "return" : "entry").Append('"');
+                if (hit.Spec.Return)
+                    line.Append(",\"ret\":").Append(hit.Values.Length > 0 ? Json(hit.Values[0]) : "null");
+                else
+                    line.Append(",\"args\":[").Append(string.Join(",", hit.Values.Select(Json))).Append(']');
+                output.WriteLine(line.Append('}').ToString());
+            }
+            else
+            {
+                string values = string.Join(", ", hit.Values.Select(v => v is string s ? $"\"{s}\"" : v?.ToString() ?? "NULL"));
+                output.WriteLine(hit.Spec.Return
+                    ? $"{DateTimeOffset.FromUnixTimeMilliseconds(hit.TimestampNs / 1_000_000).ToLocalTime():HH:mm:ss.fff} [{hit.Tid}] {probe} return {values}"
+                    : $"{DateTimeOffset.FromUnixTimeMilliseconds(hit.TimestampNs / 1_000_000).ToLocalTime():HH:mm:ss.fff} [{hit.Tid}] {probe}({values})");
+            }
+        }
+
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                if (hits.TryTake(out UprobeHit? hit, 50))
+                    Print(hit);
+                else
+                    output.Flush();
+            }
+        }
+        finally
+        {
+            if (child is not null)
+            {
+                child.WaitForExit(5000);
+                Thread.Sleep(150);  // let the reader drain the child's last samples
+            }
+            session.Dispose();
+            while (hits.TryTake(out UprobeHit? hit))
+                Print(hit);
+            long dropped = session.Dropped + Interlocked.Read(ref overflow);
+            output.WriteLine(json ? $"{{\"summary\":{{\"events\":{events},\"dropped\":{dropped}}}}}" : $"{events} events, {dropped} dropped");
+            output.Flush();
+            child?.Dispose();
+        }
+        return ExitCode.Ok;
+    }
+
+    private static string Json(object? value) => value switch
+    {
+        null => "null",
+        string s => JsonSerializer.Serialize(s),
+        long l => l.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ulong u => u.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        _ => JsonSerializer.Serialize(value.ToString()),
+    };
+}

@@ -1,0 +1,95 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+
+namespace ProbeGen.Uprobes;
+
+/// <summary>The type of one captured value, as a spec's type list names it.</summary>
+public enum ArgType
+{
+    /// <summary>Signed 8-bit.</summary>
+    I8,
+    /// <summary>Signed 16-bit.</summary>
+    I16,
+    /// <summary>Signed 32-bit.</summary>
+    I32,
+    /// <summary>Signed 64-bit.</summary>
+    I64,
+    /// <summary>Unsigned 8-bit.</summary>
+    U8,
+    /// <summary>Unsigned 16-bit.</summary>
+    U16,
+    /// <summary>Unsigned 32-bit.</summary>
+    U32,
+    /// <summary>Unsigned 64-bit.</summary>
+    U64,
+    /// <summary>A pointer, printed in hex.</summary>
+    Ptr,
+    /// <summary>A NUL-terminated string read from the tracee (bounded).</summary>
+    Str,
+}
+
+/// <summary>
+/// A parsed uprobe spec: <c>BINARY:SYMBOL[(TYPES)]</c>, <c>BINARY:SYMBOL%return[(TYPE)]</c> or
+/// <c>BINARY:0xOFFSET[(TYPES)]</c>, with TYPES a comma list of i8 i16 i32 i64 u8 u16 u32 u64 ptr str.
+/// </summary>
+/// <param name="Text">The spec as written.</param>
+/// <param name="Binary">The ELF file.</param>
+/// <param name="Symbol">The function, or null for an offset spec.</param>
+/// <param name="Offset">The file offset, for an offset spec.</param>
+/// <param name="Return">True for a <c>%return</c> probe.</param>
+/// <param name="Types">What to capture: the System V argument registers in order, or rax for a return.</param>
+public sealed record UprobeSpec(string Text, string Binary, string? Symbol, ulong? Offset, bool Return, IReadOnlyList<ArgType> Types)
+{
+    /// <summary>The most arguments a spec captures: the six System V integer argument registers.</summary>
+    public const int MaxArguments = 6;
+
+    /// <summary>Parses a spec.</summary>
+    /// <exception cref="FormatException">The spec is malformed; the message says how.</exception>
+    public static UprobeSpec Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        string rest = text.Trim();
+        var types = new List<ArgType>();
+        int open = rest.IndexOf('(');
+        if (open >= 0)
+        {
+            if (!rest.EndsWith(')'))
+                throw new FormatException($"'{text}': the type list must end with ')'");
+            foreach (string part in rest[(open + 1)..^1].Split(',', StringSplitOptions.TrimEntries))
+            {
+                if (part.Length == 0)
+                    continue;
+                types.Add(part switch
+                {
+                    "i8" => ArgType.I8, "i16" => ArgType.I16, "i32" => ArgType.I32, "i64" => ArgType.I64,
+                    "u8" => ArgType.U8, "u16" => ArgType.U16, "u32" => ArgType.U32, "u64" => ArgType.U64,
+                    "ptr" => ArgType.Ptr, "str" => ArgType.Str,
+                    _ => throw new FormatException($"'{text}': unknown type '{part}'; the types are i8 i16 i32 i64 u8 u16 u32 u64 ptr str"),
+                });
+            }
+            rest = rest[..open];
+        }
+        int colon = rest.LastIndexOf(':');
+        if (colon <= 0 || colon == rest.Length - 1)
+            throw new FormatException($"'{text}' is not BINARY:SYMBOL, BINARY:SYMBOL%return or BINARY:0xOFFSET");
+        string binary = rest[..colon];
+        string target = rest[(colon + 1)..];
+        bool isReturn = target.EndsWith("%return", StringComparison.Ordinal);
+        if (isReturn)
+            target = target[..^"%return".Length];
+        if (types.Count > (isReturn ? 1 : MaxArguments))
+            throw new FormatException(isReturn
+                ? $"'{text}': a %return probe captures one value (rax)"
+                : $"'{text}': at most {MaxArguments} arguments (rdi, rsi, rdx, rcx, r8, r9)");
+        if (target.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!ulong.TryParse(target[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong offset))
+                throw new FormatException($"'{text}': '{target}' is not a hex offset");
+            return new UprobeSpec(text, binary, null, offset, isReturn, types);
+        }
+        if (target.Length == 0)
+            throw new FormatException($"'{text}': no symbol");
+        return new UprobeSpec(text, binary, target, null, isReturn, types);
+    }
+}

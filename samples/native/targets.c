@@ -4,7 +4,7 @@
 // six register arguments and return values, called from several threads. Built by the tests:
 //   gcc -O1 -g -pthread -o targets targets.c          (PIE, the Debian default)
 //   gcc -O1 -g -pthread -no-pie -o targets-nopie targets.c
-// Usage: targets ITERATIONS THREADS [DELAY_MS]   (prints "total N" at the end)
+// Usage: targets ITERATIONS THREADS [DELAY_MS [LINGER_MS]]   (prints "total N", then lingers before exiting)
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +39,7 @@ int main(int argc, char **argv)
     iterations = argc > 1 ? atol(argv[1]) : 1000;
     int threads = argc > 2 ? atoi(argv[2]) : 4;
     delay_ms = argc > 3 ? atoi(argv[3]) : 0;
+    int linger_ms = argc > 4 ? atoi(argv[4]) : 0;
     pthread_t t[64];
     long total = 0;
     for (long i = 0; i < threads; i++)
@@ -49,5 +50,8 @@ int main(int argc, char **argv)
         total += (long)r;
     }
     printf("total %ld\n", total);
+    fflush(stdout);
+    if (linger_ms)
+        usleep(linger_ms * 1000);
     return 0;
 }

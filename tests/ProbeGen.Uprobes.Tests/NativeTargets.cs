@@ -1,0 +1,77 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Threading;
+using Xunit;
+
+// Real uprobes, real processes, a 2-core machine: one test at a time.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
+namespace ProbeGen.Uprobes.Tests;
+
+/// <summary>Builds samples/native with gcc once, into a folder of its own.</summary>
+public sealed class NativeTargets : IDisposable
+{
+    public NativeTargets()
+    {
+        Directory = System.IO.Directory.CreateTempSubdirectory("probegen-native-").FullName;
+        string root = RepositoryRoot();
+        using Process build = Process.Start(new ProcessStartInfo("bash", [Path.Combine(root, "samples/native/build.sh"), Directory])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        })!;
+        string errors = build.StandardError.ReadToEnd();
+        build.WaitForExit();
+        Assert.True(build.ExitCode == 0, "building the native targets failed: " + errors);
+        Cli = Path.Combine(root, "artifacts", "bin", "ProbeGen.Cli", new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/')).Name, "probegen.dll");
+    }
+
+    public string Directory { get; }
+
+    public string Cli { get; }
+
+    public string this[string name] => Path.Combine(Directory, name);
+
+    public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
+
+    public static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "ProbeGen.sln")))
+                return dir.FullName;
+        throw new InvalidOperationException("no ProbeGen.sln above the test");
+    }
+
+    /// <summary>Runs a target to completion and returns what it printed.</summary>
+    public static string RunToEnd(string file, params string[] arguments)
+    {
+        using Process p = Start(file, arguments);
+        string output = p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(60_000));
+        Assert.Equal(0, p.ExitCode);
+        return output.Trim();
+    }
+
+    public static Process Start(string file, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in arguments)
+            start.ArgumentList.Add(a);
+        return Process.Start(start)!;
+    }
+}
+
+/// <summary>Collects hits from a perf session.</summary>
+internal sealed class Collector
+{
+    public ConcurrentQueue<UprobeHit> Hits { get; } = new();
+
+    public void Add(UprobeHit hit) => Hits.Enqueue(hit);
+
+    public List<UprobeHit> Of(string symbol, bool isReturn = false) =>
+        Hits.Where(h => h.Spec.Symbol == symbol && h.Spec.Return == isReturn).ToList();
+}

@@ -149,9 +149,11 @@ public sealed unsafe class PerfUprobeSession : IDisposable
                     SampleType = SampleTid | SampleTime | SampleRegsUser,
                     // disabled (bit 0), then enabled once all are open; use_clockid (bit 25) with
                     // CLOCK_MONOTONIC (1), the clock Stopwatch reads, so stamps convert to wall time.
-                    Flags = 1UL | (1UL << 25),
+                    // watermark (bit 14): wake the reader when a quarter of the ring is full, not per
+                    // sample; the reader's 50 ms poll timeout bounds the latency of a quiet probe.
+                    Flags = 1UL | (1UL << 14) | (1UL << 25),
                     ClockId = 1,
-                    WakeupEvents = 1,
+                    WakeupEvents = (uint)(DataPages * Environment.SystemPageSize / 4),
                     Config1 = (ulong)pathPointer,
                     Config2 = offset,
                     SampleRegsUser = RegisterMask,
@@ -184,6 +186,39 @@ public sealed unsafe class PerfUprobeSession : IDisposable
             throw new UprobeException($"{spec.Text} is already attached in this process");
         }
         _probes.Add(probe);
+    }
+
+    /// <summary>
+    /// The baseline the benchmark compares with: a bare counting uprobe on one process (no
+    /// sampling, no ring buffer), read at the end. Returns the descriptor; read it with <see cref="ReadCount"/>.
+    /// </summary>
+    internal static int OpenCounter(string path, ulong offset, int pid)
+    {
+        (uint type, _) = Pmu();
+        byte[] pathBytes = System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(path) + "\0");
+        fixed (byte* pathPointer = pathBytes)
+        {
+            var attr = new Native.PerfEventAttr
+            {
+                Type = type,
+                Size = (uint)sizeof(Native.PerfEventAttr),
+                Config1 = (ulong)pathPointer,
+                Config2 = offset,
+            };
+            int fd = (int)Native.syscall(Native.SysPerfEventOpen, &attr, pid, -1, -1, Native.PerfFlagFdCloexec);
+            if (fd < 0)
+                throw new UprobeException($"perf_event_open (counting) failed: {Marshal.GetLastPInvokeErrorMessage()}");
+            return fd;
+        }
+    }
+
+    /// <summary>Reads and closes a counter opened by <see cref="OpenCounter"/>.</summary>
+    internal static long ReadCount(int fd)
+    {
+        long count = 0;
+        Native.read(fd, &count, sizeof(long));
+        Native.close(fd);
+        return count;
     }
 
     private static string Paranoid()

@@ -26,7 +26,7 @@ namespace ProbeGen.Benchmarks;
 /// </summary>
 public static class Program
 {
-    private static readonly Type[] Suites =
+    private static readonly Type[] AllSuites =
     [
         typeof(DisabledProbeBenchmarks), typeof(MethodProbeBenchmarks), typeof(EnabledProbeBenchmarks), typeof(SrcuBenchmarks),
         typeof(RegistryLookupBenchmarks), typeof(SynchronizeBenchmarks),
@@ -38,7 +38,7 @@ public static class Program
             return EndToEnd.Storm(args[1]);
         if (!args.Contains("--quick"))
         {
-            BenchmarkSwitcher.FromTypes(Suites).Run(args);
+            BenchmarkSwitcher.FromTypes(AllSuites).Run(args);
             return 0;
         }
         if (Debugger.IsAttached || !IsOptimized())
@@ -59,7 +59,7 @@ public static class Program
             .AddLogger(BenchmarkDotNet.Loggers.ConsoleLogger.Default)
             .WithOptions(ConfigOptions.DisableLogFile | ConfigOptions.JoinSummary);
 
-        Summary summary = BenchmarkRunner.Run(Suites, config).Single();
+        Summary summary = BenchmarkRunner.Run(AllSuites, config).Single();
         var measured = new Results(summary);
         (double Ns, long Bytes) call = measured["EmptyCall_1Thread"];
         (double p50, double p99, int samples) = MeasureSynchronizeUnderReaders();
@@ -85,6 +85,7 @@ public static class Program
         };
 
         rows.AddRange(EndToEnd.Measure());
+        rows.AddRange(NativeUprobes.Measure(FindRepositoryRoot()));
         Print(rows);
         string path = Path.Combine(FindRepositoryRoot(), "artifacts", "bench", "quick.json");
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

@@ -1,0 +1,75 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Threading;
+using ProbeGen.Uprobes;
+
+namespace ProbeGen.Benchmarks;
+
+/// <summary>
+/// The native rows: the cost per hit of the perf backend against a bare counting uprobe on the
+/// same function, in the same run. The target (samples/native/bench.c) times its own loop of
+/// calls; each cost is the time per call with the probe minus the time without.
+/// </summary>
+internal static class NativeUprobes
+{
+    private const long Calls = 300_000;
+
+    public static List<Row> Measure(string repositoryRoot)
+    {
+        string native = Path.Combine(repositoryRoot, "artifacts", "native");
+        using (Process build = Process.Start("bash", [Path.Combine(repositoryRoot, "samples/native/build.sh"), native])!)
+            build.WaitForExit();
+        string bench = Path.Combine(native, "bench");
+        ulong offset = ElfSymbols.ResolveOffset(bench, "hit");
+
+        double baseline = Median(() => Run(bench, _ => null, out _));
+        double bare = Median(() =>
+        {
+            int fd = -1;
+            double ns = Run(bench, pid => { fd = PerfUprobeSession.OpenCounter(bench, offset, pid); return null; }, out _);
+            long counted = PerfUprobeSession.ReadCount(fd);
+            return counted == Calls ? ns : double.NaN;
+        });
+        long hits = 0, dropped = 0;
+        double ours = Median(() =>
+        {
+            PerfUprobeSession? session = null;
+            double ns = Run(bench, pid => session = PerfUprobeSession.Start([UprobeSpec.Parse($"{bench}:hit(i32)")], pid, _ => Interlocked.Increment(ref hits)), out _);
+            Thread.Sleep(200);
+            session!.Dispose();
+            dropped += session.Dropped;
+            return ns;
+        });
+        double oursCost = ours - baseline, bareCost = bare - baseline;
+        return
+        [
+            new Row("native_perf_hit_cost", oursCost, "bare counting perf uprobe", bareCost, oursCost / bareCost,
+                "<= 1.15x the bare counting uprobe", oursCost / bareCost <= 1.15, 0),
+            new Row("native_perf_hits_captured", 0, $"{hits / 3} of {Calls} calls captured per run, {dropped / 3} dropped (counted)", null, null,
+                "every hit captured or counted as dropped", hits + dropped == 3 * Calls, 0),
+        ];
+    }
+
+    private static double Median(Func<double> measure)
+    {
+        var samples = new List<double> { measure(), measure(), measure() };
+        samples.Sort();
+        return samples[1];
+    }
+
+    /// <summary>Starts the target, attaches during its start delay, returns its ns per call.</summary>
+    private static double Run(string bench, Func<int, IDisposable?> attach, out string output)
+    {
+        var start = new ProcessStartInfo(bench) { RedirectStandardOutput = true };
+        start.ArgumentList.Add(Calls.ToString(CultureInfo.InvariantCulture));
+        start.ArgumentList.Add("300");
+        using Process target = Process.Start(start)!;
+        using IDisposable? attached = attach(target.Id);
+        output = target.StandardOutput.ReadToEnd();
+        target.WaitForExit();
+        return double.Parse(output.Split(' ')[0], CultureInfo.InvariantCulture);
+    }
+}

@@ -8,6 +8,19 @@ namespace ProbeGen.Cli;
 /// <summary>The <c>probegen</c> entry point: composes the commands and turns errors into one line and an exit code.</summary>
 public static class Program
 {
+    private static bool IsBrokenPipe()
+    {
+        try
+        {
+            Console.Out.Flush();
+            return false;
+        }
+        catch (System.IO.IOException)
+        {
+            return true;
+        }
+    }
+
     /// <summary>Runs the command line.</summary>
     public static int Main(string[] args)
     {
@@ -53,6 +66,11 @@ public static class Program
         {
             Console.Error.WriteLine($"probegen: {ex.Message}");
             return (int)ex.ExitCode;
+        }
+        catch (System.IO.IOException) when (IsBrokenPipe())
+        {
+            // Whoever read our output (| head) has gone: nothing left to say to anyone.
+            return (int)ExitCode.Ok;
         }
     }
 }

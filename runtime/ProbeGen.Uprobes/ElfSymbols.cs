@@ -9,7 +9,13 @@ using ELFSharp.ELF.Segments;
 namespace ProbeGen.Uprobes;
 
 /// <summary>Why a spec cannot be attached; carries the message a user sees.</summary>
-public sealed class UprobeException(string message) : Exception(message);
+/// <param name="message">What went wrong and what to do.</param>
+/// <param name="environment">True when the spec is fine but the machine refuses (no permission, no uprobe PMU): a run-time failure rather than bad input.</param>
+public sealed class UprobeException(string message, bool environment = false) : Exception(message)
+{
+    /// <summary>True when the spec is fine but the machine refuses.</summary>
+    public bool IsEnvironment { get; } = environment;
+}
 
 /// <summary>Resolves symbols of an ELF x86-64 file to file offsets, with ELFSharp.</summary>
 public static class ElfSymbols

@@ -72,6 +72,7 @@ public sealed unsafe class PerfUprobeSession : IDisposable
 
     private PerfUprobeSession(int? pid, Action<UprobeHit> onHit)
     {
+        // -1 matches no process: launch mode starts that way and sets the child's pid once it exists.
         _pid = pid ?? 0;
         _onHit = onHit;
         _reader = new Thread(ReadLoop) { IsBackground = true, Name = "uprobe ring reader" };
@@ -81,8 +82,9 @@ public sealed unsafe class PerfUprobeSession : IDisposable
     public long Dropped => Interlocked.Read(ref _dropped);
 
     /// <summary>
-    /// Only hits of this process are delivered (0: every process). Launch mode attaches first and
-    /// sets it to the child's pid right after starting it, so the child's first hits are kept.
+    /// Only hits of this process are delivered (0: every process; -1: none yet). Launch mode
+    /// attaches with -1 and sets the child's pid right after starting it, so the child's first hits
+    /// are kept and no other process's hits slip in meanwhile.
     /// </summary>
     public int ProcessFilter
     {
@@ -120,11 +122,18 @@ public sealed unsafe class PerfUprobeSession : IDisposable
     {
         const string root = "/sys/bus/event_source/devices/uprobe";
         if (!File.Exists(Path.Combine(root, "type")))
-            throw new UprobeException("this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe); use --backend ptrace");
-        uint type = uint.Parse(File.ReadAllText(Path.Combine(root, "type")).Trim(), CultureInfo.InvariantCulture);
-        string format = File.ReadAllText(Path.Combine(root, "format/retprobe")).Trim();  // "config:0"
-        int bit = int.Parse(format[(format.IndexOf(':') + 1)..], CultureInfo.InvariantCulture);
-        return (type, bit);
+            throw new UprobeException("this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe); use --backend ptrace", environment: true);
+        try
+        {
+            uint type = uint.Parse(File.ReadAllText(Path.Combine(root, "type")).Trim(), CultureInfo.InvariantCulture);
+            string format = File.ReadAllText(Path.Combine(root, "format/retprobe")).Trim();  // "config:0"
+            int bit = int.Parse(format[(format.IndexOf(':') + 1)..], CultureInfo.InvariantCulture);
+            return (type, bit);
+        }
+        catch (Exception ex) when (ex is IOException or FormatException or UnauthorizedAccessException)
+        {
+            throw new UprobeException($"cannot read the uprobe PMU description in {root}: {ex.Message}", environment: true);
+        }
     }
 
     private void Attach(UprobeSpec spec)
@@ -165,7 +174,7 @@ public sealed unsafe class PerfUprobeSession : IDisposable
                     probe.Close();
                     throw new UprobeException(errno is 1 or 13
                         ? $"no permission to open uprobe events (errno {errno}): run as root, or grant CAP_PERFMON, or lower /proc/sys/kernel/perf_event_paranoid (now {Paranoid()})"
-                        : $"perf_event_open failed for {spec.Text}: {Marshal.GetPInvokeErrorMessage(errno)}");
+                        : $"perf_event_open failed for {spec.Text}: {Marshal.GetPInvokeErrorMessage(errno)}", environment: true);
                 }
                 nuint length = (nuint)((1 + DataPages) * Environment.SystemPageSize);
                 void* ring = Native.mmap(null, length, Native.ProtRead | Native.ProtWrite, Native.MapShared, fd, 0);

@@ -73,6 +73,16 @@ public class CliTests
     }
 
     [Fact]
+    public void OverlappingPatternsDeliverEachHitOnce()
+    {
+        Result result = Processes.Run(Timeout, "trace", "orders:placed", "*:placed", "orders:*", "--json", "--",
+            "dotnet", Processes.Sample, "--quiet", "--orders", "40");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var placed = result.Hits.Where(h => h.GetProperty("probe").GetString() == "orders:placed").ToList();
+        Assert.Equal(Enumerable.Range(1, 36), placed.Select(h => h.GetProperty("args").GetProperty("orderId").GetInt32()).Order());
+    }
+
+    [Fact]
     public void WhereFiltersInTheTarget()
     {
         Result result = Processes.Run(Timeout, "trace", "orders:placed", "--json", "--where", "amount > 30 && customer != \"ada\"", "--",

@@ -118,6 +118,36 @@ public class WhereFilterTests
     }
 
     [Fact]
+    public void NumbersCompareAsNumbersWhateverTheDeclaredType()
+    {
+        var probe = new ProbeDescriptor("where", "any", ProbeKind.Static, [new("boxed", "object"), new("big", "ulong"), new("ratio", "double")]);
+        var site = new StaticProbeSite<ProbeArgs<object, ulong, double>>(probe);
+        ProbeCatalog.Register(typeof(WhereFilterTests).Assembly, site);
+        bool Eval(string expression, object boxed, ulong big, double ratio)
+        {
+            Assert.True(WhereFilter.TryParse(expression, out WhereFilter? filter, out string? error), error);
+            var capture = new Capture(filter!.Bind(probe, out string? bindError) ?? throw new Xunit.Sdk.XunitException(bindError));
+            using (Probes.Attach(probe.Id, capture))
+                site.Fire(new ProbeArgs<object, ulong, double>(boxed, big, ratio));
+            return capture.Result;
+        }
+        Assert.True(Eval("boxed > 5", 7, 0, 0));                        // an int in an object parameter
+        Assert.True(Eval("boxed == 7", 7L, 0, 0));
+        Assert.True(Eval("big > 0", 0, ulong.MaxValue, 0));             // no wrap to negative
+        Assert.False(Eval("ratio < 5", 0, 0, double.NaN));              // NaN orders with nothing
+        Assert.True(Eval("ratio != 5", 0, 0, double.NaN));
+        ProbeCatalog.Registry.Remove(site);
+    }
+
+    [Fact]
+    public void LongOperatorChainsAreBounded()
+    {
+        string chain = string.Join(" || ", Enumerable.Range(0, 200).Select(i => $"orderId == {i}"));
+        Assert.False(WhereFilter.TryParse(chain, out _, out string? error));
+        Assert.Contains("more than 64 operators", error);
+    }
+
+    [Fact]
     public void HugeLiteralsAreBounded()
     {
         Assert.False(WhereFilter.TryParse("customer == \"" + new string('x', 2000) + "\"", out _, out string? error));

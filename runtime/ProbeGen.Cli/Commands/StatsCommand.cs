@@ -82,6 +82,9 @@ internal static class StatsCommand
     private static void Print(string snapshot, TimeSpan interval, Dictionary<string, long> previous, bool json, bool live, TextWriter output)
     {
         using JsonDocument doc = JsonDocument.Parse(snapshot);
+        // Rates over the time the target says passed since its previous snapshot.
+        if (doc.RootElement.TryGetProperty("elapsed_ms", out JsonElement elapsed) && elapsed.GetDouble() > 0)
+            interval = TimeSpan.FromMilliseconds(elapsed.GetDouble());
         var rows = doc.RootElement.GetProperty("probes").EnumerateArray().Select(p => (
             Probe: p.GetProperty("probe").GetString()!,
             Count: p.GetProperty("count").GetInt64(),

@@ -60,7 +60,7 @@ internal static class UprobeCommand
         PerfUprobeSession session;
         try
         {
-            session = PerfUprobeSession.Start(specs, pid, hit =>
+            session = PerfUprobeSession.Start(specs, pid ?? -1, hit =>
             {
                 if (!hits.TryAdd(hit))
                     Interlocked.Increment(ref overflow);
@@ -68,7 +68,7 @@ internal static class UprobeCommand
         }
         catch (UprobeException ex)
         {
-            throw CliException.Usage(ex.Message);
+            throw ex.IsEnvironment ? CliException.Failure(ex.Message) : CliException.Usage(ex.Message);
         }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
@@ -149,7 +149,10 @@ internal static class UprobeCommand
         {
             if (child is not null)
             {
-                child.WaitForExit(5000);
+                // Stopped early (Ctrl-C, --duration): the launched child stops with the trace.
+                if (!child.HasExited)
+                    child.Kill(entireProcessTree: true);
+                child.WaitForExit();
                 Thread.Sleep(150);  // let the reader drain the child's last samples
             }
             session.Dispose();

@@ -83,10 +83,21 @@ internal sealed class SessionRun : IDisposable
         if (duration is { } d)
             _stop.CancelAfter(d);
 
-        TargetEvent? first;
+        // The reply is the first Ready, Error, Probe or ListEnd. A hit stamped before the Ready
+        // (the target attaches before it replies) may arrive first: keep it for Next().
+        TargetEvent? first = null;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {
-            _events.TryTake(out first, (int)ReplyTimeout.TotalMilliseconds, _stop.Token);
+            while (first is null && clock.Elapsed < ReplyTimeout)
+            {
+                if (!_events.TryTake(out TargetEvent? e, (int)Math.Max(1, (ReplyTimeout - clock.Elapsed).TotalMilliseconds), _stop.Token))
+                    break;
+                if (e.Id is ControlProtocol.ReadyEvent or ControlProtocol.ErrorEvent or ControlProtocol.ProbeEvent or ControlProtocol.ListEndEvent)
+                    first = e;
+                else
+                    _early.Enqueue(e);
+            }
         }
         catch (OperationCanceledException)
         {
@@ -114,6 +125,9 @@ internal sealed class SessionRun : IDisposable
 
     private long _overflow;
 
+    /// <summary>Events that arrived before the reply; Next() hands them out first.</summary>
+    private readonly Queue<TargetEvent> _early = new();
+
     /// <summary>Events the CLI could not queue fast enough (counted as dropped).</summary>
     public long Overflow => Interlocked.Read(ref _overflow);
 
@@ -121,6 +135,8 @@ internal sealed class SessionRun : IDisposable
     /// <param name="idle">Called once before waiting when no event is ready: the moment to flush buffered output.</param>
     public TargetEvent? Next(Action? idle = null)
     {
+        if (_early.TryDequeue(out TargetEvent? early))
+            return early;
         try
         {
             if (_events.TryTake(out TargetEvent? ready))

@@ -109,6 +109,8 @@ internal sealed class TargetProcess : IDisposable
                 Child.Kill(entireProcessTree: true);
                 Child.WaitForExit(5000);
             }
+            // The parameterless wait also waits for the redirected output to be read to the end.
+            Child.WaitForExit();
         }
         catch (InvalidOperationException)
         {

@@ -24,9 +24,6 @@ public static class ProbeCatalog
     public static void Register(Assembly assembly, params ReadOnlySpan<ProbeSite> sites)
     {
         ArgumentNullException.ThrowIfNull(assembly);
-        // The process now has probes: make it reachable by probegen (the control EventSource
-        // picks up sessions that were opened before it existed, as in launch mode).
-        Control.ControlEventSource.EnsureCreated();
         string? name = assembly.GetName().Name;
         lock (Probes.WriterLock)
         {
@@ -39,6 +36,10 @@ public static class ProbeCatalog
                 Probes.BindNewSiteUnderLock(site);
             }
         }
+        // The process now has probes: make it reachable by probegen. A session opened before the
+        // control EventSource existed (launch mode) is applied right here, synchronously, after
+        // these sites are registered (so it sees them) and before any of them can fire.
+        Control.ControlEventSource.EnsureCreated();
     }
 
     /// <summary>Every registered probe, ordered by id.</summary>

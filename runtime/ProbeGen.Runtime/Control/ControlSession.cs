@@ -25,6 +25,7 @@ internal sealed class ControlSession
     private long _dropped, _droppedReported;
     private int _interval = 1000;
     private long _ticks;
+    private long _lastStats = Stopwatch.GetTimestamp();
 
     // Wall clock at the session start, to turn Stopwatch timestamps into Unix nanoseconds.
     private readonly long _unixNanosAtStart = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
@@ -155,7 +156,7 @@ internal sealed class ControlSession
         long rate = long.TryParse(_arguments.GetValueOrDefault("rate"), out long r) && r > 0 ? r : 0;
         _interval = int.TryParse(_arguments.GetValueOrDefault("interval"), out int ms) && ms >= 50 ? ms : 1000;
 
-        int bound = 0;
+        var boundIds = new HashSet<ProbeDescriptor>(ReferenceEqualityComparer.Instance);
         var forwarder = command == "trace" ? new HitForwarder(this, where, rate) : null;
         lock (_lock)
         {
@@ -176,10 +177,12 @@ internal sealed class ControlSession
                     _attachments.Add(counter.Attachment);
                     _attachments.Add(histogram.Attachment);
                 }
-                bound += ProbeCatalog.Match(pattern).Count;
+                foreach (ProbeSite site in ProbeCatalog.Match(pattern))
+                    boundIds.Add(site.Descriptor);
             }
         }
 
+        int bound = boundIds.Count;
         if (forwarder is not null && where is not null && forwarder.BoundProbes > 0 && forwarder.FilterableProbes == 0)
         {
             source.Error("bad-where", forwarder.FirstBindError ?? "the --where expression fits none of the matching probes");
@@ -220,7 +223,13 @@ internal sealed class ControlSession
         using (var w = new Utf8JsonWriter(buffer))
         {
             w.WriteStartObject();
+            // The real time since the previous snapshot: snapshots leave on heartbeat ticks, so
+            // the CLI computes rates from this, not from the interval it asked for.
+            long now = Stopwatch.GetTimestamp();
+            w.WriteNumber("elapsed_ms", Stopwatch.GetElapsedTime(_lastStats, now).TotalMilliseconds);
+            _lastStats = now;
             w.WriteStartArray("probes");
+            var written = new HashSet<string>(StringComparer.Ordinal);
             lock (_lock)
             {
                 var histograms = new Dictionary<string, Log2Histogram>(StringComparer.Ordinal);
@@ -231,6 +240,9 @@ internal sealed class ControlSession
                 {
                     foreach (var (id, count) in counter.ByProbe)
                     {
+                        // Overlapping patterns count a probe in two counters: one row per probe.
+                        if (!written.Add(id))
+                            continue;
                         w.WriteStartObject();
                         w.WriteString("probe", id);
                         w.WriteNumber("count", count);
@@ -266,8 +278,20 @@ internal sealed class ControlSession
         public int FilterableProbes;
         public string? FirstBindError;
 
+        /// <summary>Probes already bound through an earlier, overlapping pattern of the same session.</summary>
+        private readonly HashSet<ProbeDescriptor> _bound = new(ReferenceEqualityComparer.Instance);
+
+        /// <summary>
+        /// Set while this thread formats a hit. Formatting runs the app's ToString(); if that hits
+        /// a traced probe again, the inner hit is dropped (and counted) instead of recursing.
+        /// </summary>
+        [ThreadStatic] private static bool t_forwarding;
+
         protected internal override object? OnAttach(ProbeDescriptor probe)
         {
+            // Overlapping patterns ('orders:*' and '*:placed') bind a probe twice: deliver it once.
+            if (!_bound.Add(probe))
+                return new ProbeState(null, Skip: true);
             BoundProbes++;
             HitPredicate? predicate = null;
             if (where is not null)
@@ -296,6 +320,24 @@ internal sealed class ControlSession
             SessionEventSource? source = session._source;
             if (source is null)
                 return;
+            if (t_forwarding)
+            {
+                Interlocked.Increment(ref session._dropped);
+                return;
+            }
+            t_forwarding = true;
+            try
+            {
+                Forward(in hit, source);
+            }
+            finally
+            {
+                t_forwarding = false;
+            }
+        }
+
+        private void Forward(in ProbeHit hit, SessionEventSource source)
+        {
             long timestamp = session._unixNanosAtStart + (long)((hit.Timestamp - session._stopwatchAtStart) * (1_000_000_000.0 / Stopwatch.Frequency));
             string point = hit.Point switch { ProbePoint.Fire => "fire", ProbePoint.Entry => "entry", _ => "return" };
             string exception = hit.Exception is null ? "" : $"{hit.Exception.GetType().FullName}: {hit.Exception.Message}";

@@ -40,6 +40,14 @@ internal static class HitJson
     /// <summary>The most elements of a collection written per value; the rest are elided with a count.</summary>
     private const int MaxElements = 64;
 
+    /// <summary>
+    /// The longest string written per value. EventPipe drops an event over 64 KB without counting
+    /// it, so every hit stays well under that: 8 arguments of at most 1 KB each, plus structure.
+    /// </summary>
+    private const int MaxString = 1024;
+
+    private static string Clip(string text) => text.Length <= MaxString ? text : text[..MaxString] + $"...({text.Length - MaxString} more chars)";
+
     /// <summary>Writes one value: numbers, strings, bools and null as themselves, collections as arrays, anything else as its text.</summary>
     public static void WriteValue(Utf8JsonWriter writer, object? value) => WriteValue(writer, value, depth: 0);
 
@@ -49,21 +57,16 @@ internal static class HitJson
         if (value is System.Collections.ICollection items && depth < 2)
         {
             writer.WriteStartArray();
-            int written = 0, skipped = 0;
+            int written = 0;
             foreach (object? item in items)
             {
-                if (written < MaxElements)
-                {
-                    WriteValue(writer, item, depth + 1);
-                    written++;
-                }
-                else
-                {
-                    skipped++;
-                }
+                if (written == MaxElements)
+                    break;
+                WriteValue(writer, item, depth + 1);
+                written++;
             }
-            if (skipped > 0)
-                writer.WriteStringValue($"... {skipped} more");
+            if (items.Count > written)
+                writer.WriteStringValue($"... {items.Count - written} more");
             writer.WriteEndArray();
             return;
         }
@@ -71,7 +74,7 @@ internal static class HitJson
         {
             case null: writer.WriteNullValue(); break;
             case bool b: writer.WriteBooleanValue(b); break;
-            case string s: writer.WriteStringValue(s); break;
+            case string s: writer.WriteStringValue(Clip(s)); break;
             case int i: writer.WriteNumberValue(i); break;
             case long l: writer.WriteNumberValue(l); break;
             case short s16: writer.WriteNumberValue(s16); break;
@@ -84,7 +87,8 @@ internal static class HitJson
             case double d when double.IsFinite(d): writer.WriteNumberValue(d); break;
             case float f when float.IsFinite(f): writer.WriteNumberValue(f); break;
             case Enum e: writer.WriteStringValue(e.ToString()); break;
-            default: writer.WriteStringValue(Convert.ToString(value, CultureInfo.InvariantCulture)); break;
+            case char c: writer.WriteStringValue(c.ToString()); break;
+            default: writer.WriteStringValue(Clip(Convert.ToString(value, CultureInfo.InvariantCulture) ?? "")); break;
         }
     }
 

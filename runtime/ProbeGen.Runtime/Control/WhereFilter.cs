@@ -222,15 +222,29 @@ public sealed class WhereFilter
             public override Value Evaluate(in ProbeHit hit) => Value.Of(hit.ElapsedNanoseconds);
         }
 
+        /// <summary>
+        /// A value as the language sees it: every integer primitive as an exact integer (a ulong
+        /// above long.MaxValue as a double), floating values as doubles, whatever the declared
+        /// type (an object or T parameter holding a number compares as a number).
+        /// </summary>
         private static Value FromObject(object? value, ValueKind kind, in ProbeHit hit, int index) => value switch
         {
             null => Value.Null,
             bool b => Value.Of(b),
             string s => Value.Of(s),
+            int i => Value.Of(i),
+            long l => Value.Of(l),
+            short s16 => Value.Of(s16),
+            sbyte s8 => Value.Of(s8),
+            byte u8 => Value.Of(u8),
+            ushort u16 => Value.Of(u16),
+            uint u32 => Value.Of(u32),
+            ulong u64 => u64 <= long.MaxValue ? Value.Of((long)u64) : Value.Of((double)u64),
+            nint n => Value.Of((long)n),
             double d => Value.Of(d),
             float f => Value.Of((double)f),
             decimal m => Value.Of((double)m),
-            _ when kind == ValueKind.Number && (index >= 0 ? hit.TryGetArgumentAsInt64(index, out long l) : hit.TryGetReturnValueAsInt64(out l)) => Value.Of(l),
+            char c => Value.Of(c.ToString()),
             Enum e => Value.Of(e.ToString()),
             _ => Value.Of(Convert.ToString(value, CultureInfo.InvariantCulture)),
         };
@@ -342,6 +356,7 @@ public sealed class WhereFilter
                 return l.Kind switch
                 {
                     ValueKind.Number when l.IsInteger && r.IsInteger => l.Integer.CompareTo(r.Integer),
+                    ValueKind.Number when double.IsNaN(l.Number) || double.IsNaN(r.Number) => null,  // NaN orders with nothing
                     ValueKind.Number => l.Number.CompareTo(r.Number),
                     ValueKind.String => string.CompareOrdinal(l.Text, r.Text),
                     ValueKind.Bool => l.Bool == r.Bool ? 0 : null,
@@ -354,7 +369,11 @@ public sealed class WhereFilter
     /// <summary>Recursive descent with precedence climbing; every recursion is bounded by <see cref="MaxDepth"/>.</summary>
     private sealed class Parser(string text)
     {
+        /// <summary>The most operators an expression may hold: chains like a || b || c build a tree as deep as they are long.</summary>
+        private const int MaxOperators = 64;
+
         private int _position;
+        private int _operators;
 
         public Node ParseExpression(int depth) => ParseOr(depth);
 
@@ -498,6 +517,8 @@ public sealed class WhereFilter
             if (string.CompareOrdinal(text, _position, token, 0, token.Length) != 0)
                 return false;
             _position += token.Length;
+            if (token is not ")" && ++_operators > MaxOperators)
+                throw Error($"the expression has more than {MaxOperators} operators");
             return true;
         }
 

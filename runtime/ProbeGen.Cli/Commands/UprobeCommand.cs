@@ -46,7 +46,11 @@ internal static class UprobeCommand
         if (backend is not ("perf" or "ptrace"))
             throw CliException.Usage($"--backend must be perf or ptrace, not '{backend}'");
         if (backend == "ptrace")
-            throw CliException.Failure("the ptrace backend is not available yet; use --backend perf");
+        {
+            if (pid is not { } traced)
+                throw CliException.Usage("the ptrace backend attaches to a running process: give -p PID");
+            return RunPtrace(specs, traced, json, duration, cancel);
+        }
         if (pid is not null && launch.Length > 0)
             throw CliException.Usage("give either -p PID or -- COMMAND, not both");
         if (pid is null && launch.Length == 0)
@@ -164,6 +168,63 @@ internal static class UprobeCommand
             child?.Dispose();
         }
         return ExitCode.Ok;
+    }
+
+    private static ExitCode RunPtrace(UprobeSpec[] specs, int pid, bool json, TimeSpan? duration, CancellationToken cancel)
+    {
+        if (!Directory.Exists($"/proc/{pid}"))
+            throw CliException.Usage($"no such process: {pid}");
+        var output = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16) { AutoFlush = false };
+        var hits = new BlockingCollection<UprobeHit>(boundedCapacity: 1_000_000);
+        long overflow = 0, events = 0;
+        PtraceUprobeSession session;
+        try
+        {
+            session = PtraceUprobeSession.Start(specs, pid, hit => { if (!hits.TryAdd(hit)) Interlocked.Increment(ref overflow); });
+        }
+        catch (UprobeException ex)
+        {
+            throw ex.IsEnvironment ? CliException.Failure(ex.Message) : CliException.Usage(ex.Message);
+        }
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        if (duration is { } d)
+            stop.CancelAfter(d);
+        try
+        {
+            while (!stop.IsCancellationRequested && !session.WaitForEnd(TimeSpan.Zero))
+            {
+                if (hits.TryTake(out UprobeHit? hit, 50))
+                {
+                    events++;
+                    output.WriteLine(Format(hit, json));
+                }
+                else
+                {
+                    output.Flush();
+                }
+            }
+        }
+        finally
+        {
+            session.Dispose();  // restores every byte and detaches
+            while (hits.TryTake(out UprobeHit? hit))
+            {
+                events++;
+                output.WriteLine(Format(hit, json));
+            }
+            output.WriteLine(json ? $"{{\"summary\":{{\"events\":{events},\"dropped\":{Interlocked.Read(ref overflow)}}}}}" : $"{events} events, {overflow} dropped");
+            output.Flush();
+        }
+        return ExitCode.Ok;
+    }
+
+    private static string Format(UprobeHit hit, bool json)
+    {
+        string probe = Path.GetFullPath(hit.Spec.Binary) + ":" + (hit.Spec.Symbol ?? $"0x{hit.Spec.Offset:x}");
+        string values = string.Join(json ? "," : ", ", hit.Values.Select(v => json ? Json(v) : v is string s ? $"\"{s}\"" : v?.ToString() ?? "NULL"));
+        return json
+            ? $"{{\"ts\":{hit.TimestampNs},\"pid\":{hit.Pid},\"tid\":{hit.Tid},\"probe\":{JsonSerializer.Serialize(probe)},\"point\":\"entry\",\"args\":[{values}]}}"
+            : $"{DateTimeOffset.FromUnixTimeMilliseconds(hit.TimestampNs / 1_000_000).ToLocalTime():HH:mm:ss.fff} [{hit.Tid}] {probe}({values})";
     }
 
     private static string Json(object? value) => value switch

@@ -331,24 +331,10 @@ public sealed unsafe class PerfUprobeSession : IDisposable
                 regs[order[i]] = BitConverter.ToUInt64(record.Slice(32 + i * 8, 8));
         }
         UprobeSpec spec = probe.Spec;
-        var values = new object?[spec.Types.Count];
-        for (int i = 0; i < values.Length; i++)
-        {
-            ulong raw = spec.Return ? regs[RegAx] : regs[ArgumentRegisters[i]];
-            values[i] = spec.Types[i] switch
-            {
-                ArgType.I8 => (long)(sbyte)raw,
-                ArgType.I16 => (long)(short)raw,
-                ArgType.I32 => (long)(int)raw,
-                ArgType.I64 => (long)raw,
-                ArgType.U8 => (ulong)(byte)raw,
-                ArgType.U16 => (ulong)(ushort)raw,
-                ArgType.U32 => (ulong)(uint)raw,
-                ArgType.U64 => raw,
-                ArgType.Ptr => "0x" + raw.ToString("x", CultureInfo.InvariantCulture),
-                _ => Native.ReadString(pid, raw),
-            };
-        }
+        Span<ulong> raw = stackalloc ulong[UprobeSpec.MaxArguments];
+        for (int i = 0; i < spec.Types.Count; i++)
+            raw[i] = spec.Return ? regs[RegAx] : regs[ArgumentRegisters[i]];
+        object?[] values = spec.Decode(raw, pid);
         Interlocked.Increment(ref _hits);
         _onHit(new UprobeHit(spec, pid, tid, time + _monotonicToUnix, values));
     }

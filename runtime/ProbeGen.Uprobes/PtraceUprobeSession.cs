@@ -240,25 +240,8 @@ public sealed unsafe partial class PtraceUprobeSession : IDisposable
 
     private void Report(Breakpoint bp, int tid, Regs regs)
     {
-        ulong[] arguments = [regs.Rdi, regs.Rsi, regs.Rdx, regs.Rcx, regs.R8, regs.R9];
-        var values = new object?[bp.Spec.Types.Count];
-        for (int i = 0; i < values.Length; i++)
-        {
-            ulong raw = arguments[i];
-            values[i] = bp.Spec.Types[i] switch
-            {
-                ArgType.I8 => (long)(sbyte)raw,
-                ArgType.I16 => (long)(short)raw,
-                ArgType.I32 => (long)(int)raw,
-                ArgType.I64 => (long)raw,
-                ArgType.U8 => (ulong)(byte)raw,
-                ArgType.U16 => (ulong)(ushort)raw,
-                ArgType.U32 => (ulong)(uint)raw,
-                ArgType.U64 => raw,
-                ArgType.Ptr => "0x" + raw.ToString("x", CultureInfo.InvariantCulture),
-                _ => Native.ReadString(_pid, raw),
-            };
-        }
+        ReadOnlySpan<ulong> arguments = [regs.Rdi, regs.Rsi, regs.Rdx, regs.Rcx, regs.R8, regs.R9];
+        object?[] values = bp.Spec.Decode(arguments, _pid);
         Interlocked.Increment(ref _hits);
         long now = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
         _onHit(new UprobeHit(bp.Spec, _pid, tid, now, values));

@@ -44,6 +44,35 @@ public sealed record UprobeSpec(string Text, string Binary, string? Symbol, ulon
     /// <summary>The most arguments a spec captures: the six System V integer argument registers.</summary>
     public const int MaxArguments = 6;
 
+    /// <summary>
+    /// Turns raw register values into the captured values the spec's types name: long for signed
+    /// types, ulong for unsigned, hex text for ptr, and for str the string read from the tracee.
+    /// </summary>
+    /// <param name="raw">The register of each value, in spec order.</param>
+    /// <param name="pid">The tracee, for reading strings.</param>
+    internal object?[] Decode(ReadOnlySpan<ulong> raw, int pid)
+    {
+        var values = new object?[Types.Count];
+        for (int i = 0; i < values.Length; i++)
+        {
+            ulong r = raw[i];
+            values[i] = Types[i] switch
+            {
+                ArgType.I8 => (long)(sbyte)r,
+                ArgType.I16 => (long)(short)r,
+                ArgType.I32 => (long)(int)r,
+                ArgType.I64 => (long)r,
+                ArgType.U8 => (ulong)(byte)r,
+                ArgType.U16 => (ulong)(ushort)r,
+                ArgType.U32 => (ulong)(uint)r,
+                ArgType.U64 => r,
+                ArgType.Ptr => "0x" + r.ToString("x", CultureInfo.InvariantCulture),
+                _ => Native.ReadString(pid, r),
+            };
+        }
+        return values;
+    }
+
     /// <summary>Parses a spec.</summary>
     /// <exception cref="FormatException">The spec is malformed; the message says how.</exception>
     public static UprobeSpec Parse(string text)

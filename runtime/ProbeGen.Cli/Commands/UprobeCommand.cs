@@ -117,26 +117,7 @@ internal static class UprobeCommand
         void Print(UprobeHit hit)
         {
             events++;
-            string probe = Path.GetFullPath(hit.Spec.Binary) + ":" + (hit.Spec.Symbol ?? $"0x{hit.Spec.Offset:x}");
-            if (json)
-            {
-                var line = new StringBuilder();
-                line.Append("{\"ts\":").Append(hit.TimestampNs).Append(",\"pid\":").Append(hit.Pid).Append(",\"tid\":").Append(hit.Tid)
-                    .Append(",\"probe\":").Append(JsonSerializer.Serialize(probe))
-                    .Append(",\"point\":\"").Append(hit.Spec.Return ? "return" : "entry").Append('"');
-                if (hit.Spec.Return)
-                    line.Append(",\"ret\":").Append(hit.Values.Length > 0 ? Json(hit.Values[0]) : "null");
-                else
-                    line.Append(",\"args\":[").Append(string.Join(",", hit.Values.Select(Json))).Append(']');
-                output.WriteLine(line.Append('}').ToString());
-            }
-            else
-            {
-                string values = string.Join(", ", hit.Values.Select(v => v is string s ? $"\"{s}\"" : v?.ToString() ?? "NULL"));
-                output.WriteLine(hit.Spec.Return
-                    ? $"{DateTimeOffset.FromUnixTimeMilliseconds(hit.TimestampNs / 1_000_000).ToLocalTime():HH:mm:ss.fff} [{hit.Tid}] {probe} return {values}"
-                    : $"{DateTimeOffset.FromUnixTimeMilliseconds(hit.TimestampNs / 1_000_000).ToLocalTime():HH:mm:ss.fff} [{hit.Tid}] {probe}({values})");
-            }
+            output.WriteLine(Format(hit, json));
         }
 
         try
@@ -218,13 +199,25 @@ internal static class UprobeCommand
         return ExitCode.Ok;
     }
 
+    /// <summary>One hit as a JSON line (DESIGN.md's native format) or as a readable line.</summary>
     private static string Format(UprobeHit hit, bool json)
     {
         string probe = Path.GetFullPath(hit.Spec.Binary) + ":" + (hit.Spec.Symbol ?? $"0x{hit.Spec.Offset:x}");
-        string values = string.Join(json ? "," : ", ", hit.Values.Select(v => json ? Json(v) : v is string s ? $"\"{s}\"" : v?.ToString() ?? "NULL"));
-        return json
-            ? $"{{\"ts\":{hit.TimestampNs},\"pid\":{hit.Pid},\"tid\":{hit.Tid},\"probe\":{JsonSerializer.Serialize(probe)},\"point\":\"entry\",\"args\":[{values}]}}"
-            : $"{DateTimeOffset.FromUnixTimeMilliseconds(hit.TimestampNs / 1_000_000).ToLocalTime():HH:mm:ss.fff} [{hit.Tid}] {probe}({values})";
+        if (json)
+        {
+            var line = new StringBuilder();
+            line.Append("{\"ts\":").Append(hit.TimestampNs).Append(",\"pid\":").Append(hit.Pid).Append(",\"tid\":").Append(hit.Tid)
+                .Append(",\"probe\":").Append(JsonSerializer.Serialize(probe))
+                .Append(",\"point\":\"").Append(hit.Spec.Return ? "return" : "entry").Append('"');
+            if (hit.Spec.Return)
+                line.Append(",\"ret\":").Append(hit.Values.Length > 0 ? Json(hit.Values[0]) : "null");
+            else
+                line.Append(",\"args\":[").Append(string.Join(",", hit.Values.Select(Json))).Append(']');
+            return line.Append('}').ToString();
+        }
+        string values = string.Join(", ", hit.Values.Select(v => v is string s ? $"\"{s}\"" : v?.ToString() ?? "NULL"));
+        string time = DateTimeOffset.FromUnixTimeMilliseconds(hit.TimestampNs / 1_000_000).ToLocalTime().ToString("HH:mm:ss.fff");
+        return hit.Spec.Return ? $"{time} [{hit.Tid}] {probe} return {values}" : $"{time} [{hit.Tid}] {probe}({values})";
     }
 
     private static string Json(object? value) => value switch

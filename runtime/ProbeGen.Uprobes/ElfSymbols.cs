@@ -54,6 +54,16 @@ public static class ElfSymbols
             : $"{path} has no function '{symbol}'{(hasSymtab ? "" : " (it has no .symtab, only dynamic symbols: it may be stripped)")}");
     }
 
+    /// <summary>The spec's binary, as a full path, and the file offset it probes; the file is checked either way.</summary>
+    internal static (string Path, ulong Offset) Resolve(UprobeSpec spec)
+    {
+        string path = Path.GetFullPath(spec.Binary);
+        if (spec.Offset is not { } offset)
+            return (path, ResolveOffset(path, spec.Symbol!));
+        Load(path).Dispose();
+        return (path, offset);
+    }
+
     /// <summary>Checks that <paramref name="path"/> is an ELF x86-64 file and returns it opened.</summary>
     internal static ELF<ulong> Load(string path)
     {

@@ -45,11 +45,8 @@ public readonly record struct UprobeKey(ulong Inode, ulong Offset, bool Return) 
 /// probe's buffers are unmapped and its descriptors closed only after a grace period, when no
 /// reader can still be inside them.
 /// </remarks>
-public sealed unsafe class PerfUprobeSession : IDisposable
+public sealed unsafe class PerfUprobeSession : IUprobeSession
 {
-    /// <summary>The probes attached by every session in this process, keyed as the kernel keys them.</summary>
-    internal static LocklessRegistry<UprobeKey, AttachedProbe> Registry { get; } = new(Probes.Domain);
-
     // x86-64 perf register indexes (arch/x86/include/uapi/asm/perf_regs.h).
     private const int RegAx = 0, RegCx = 2, RegDx = 3, RegSi = 4, RegDi = 5, RegR8 = 16, RegR9 = 17;
     private static readonly int[] ArgumentRegisters = [RegDi, RegSi, RegDx, RegCx, RegR8, RegR9];
@@ -138,10 +135,7 @@ public sealed unsafe class PerfUprobeSession : IDisposable
 
     private void Attach(UprobeSpec spec)
     {
-        string path = Path.GetFullPath(spec.Binary);
-        ulong offset = spec.Offset ?? ElfSymbols.ResolveOffset(path, spec.Symbol!);
-        if (spec.Offset is not null)
-            ElfSymbols.Load(path).Dispose();
+        (string path, ulong offset) = ElfSymbols.Resolve(spec);
         (uint type, int retprobeBit) = Pmu();
         var probe = new AttachedProbe(new UprobeKey(Native.Inode(path), offset, spec.Return), spec);
         byte[] pathBytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
@@ -189,7 +183,7 @@ public sealed unsafe class PerfUprobeSession : IDisposable
         }
         foreach (Ring ring in probe.Rings)
             Native.ioctl(ring.Fd, Native.PerfEventIocEnable, 0);
-        if (!Registry.TryAdd(probe))
+        if (!UprobeRegistry.Probes.TryAdd(probe))
         {
             probe.Close();
             throw new UprobeException($"{spec.Text} is already attached in this process");
@@ -357,7 +351,7 @@ public sealed unsafe class PerfUprobeSession : IDisposable
         {
             foreach (Ring ring in probe.Rings)
                 Native.ioctl(ring.Fd, Native.PerfEventIocDisable, 0);
-            Registry.Remove(probe);
+            UprobeRegistry.Probes.Remove(probe);
         }
         _probes.Clear();
     }
@@ -373,10 +367,8 @@ public sealed unsafe class PerfUprobeSession : IDisposable
     }
 
     /// <summary>An attached probe in the registry; its rings are released a grace period after it dies.</summary>
-    internal sealed class AttachedProbe(UprobeKey key, UprobeSpec spec) : RegistryEntry<UprobeKey>(key)
+    internal sealed class AttachedProbe(UprobeKey key, UprobeSpec spec) : UprobeEntry(key, spec)
     {
-        public UprobeSpec Spec { get; } = spec;
-
         public List<Ring> Rings { get; } = [];
 
         protected override void OnReclaimed() => Close();

@@ -1,5 +1,4 @@
 using System;
-using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
@@ -7,74 +6,125 @@ using System.Linq;
 using System.Runtime.InteropServices;
 using System.Threading;
 using Iced.Intel;
+using ProbeGen.Concurrency;
+using static ProbeGen.Uprobes.Ptrace;
 
 namespace ProbeGen.Uprobes;
 
 /// <summary>
-/// Native uprobes without the kernel's uprobe PMU: the engine writes the int3 itself, through
-/// ptrace, and on each trap executes the displaced instruction out of line (XOL) in a scratch
-/// page mapped into the tracee, relocated with Iced, so no thread ever runs the function without
-/// its breakpoint. Entry probes only; every byte is restored on detach.
+/// Native uprobes without the kernel's uprobe PMU. The engine writes the int3 itself, through
+/// ptrace. On each trap it looks the probe up by (inode, offset) in the shared lock-free registry
+/// and runs the displaced instruction out of line (XOL) in a scratch page mapped into the tracee,
+/// relocated with Iced, so no thread ever runs the function without its breakpoint. Return probes
+/// swap the return address for a trampoline (an int3 in the scratch page). Every byte is restored
+/// on detach.
 /// </summary>
 /// <remarks>
-/// ptrace requests are only valid from the thread that attached, so one dedicated thread does
-/// everything: attach, patch, the wait loop, and detach. Trace processes that are not children
-/// of the tracing process: a tracer that is also the parent reaps the tracee's exit, which the
-/// parent's own Process object then never sees.
+/// <para>ptrace requests are only valid from the thread that attached, so one dedicated thread does
+/// everything: attach, patch, the wait loop, and detach.</para>
+/// <para>Forked children are not traced: their copies of the breakpoints and return addresses are
+/// restored and they are let go. A vfork child shares the tracee's memory, so it is traced like
+/// one of its threads until it execs. A <c>dlopen</c>ed library is not probed if it is loaded
+/// after the breakpoints are planted.</para>
+/// <para>When attaching with <see cref="Start"/>, do not trace a child of this process that a
+/// <see cref="System.Diagnostics.Process"/> owns: a tracer that is also the parent reaps the
+/// tracee's exit, which the Process object then never sees. <see cref="Launch"/> starts its own
+/// child, which only the session reaps.</para>
 /// </remarks>
-public sealed unsafe partial class PtraceUprobeSession : IDisposable
+public sealed unsafe class PtraceUprobeSession : IUprobeSession
 {
-    private const int PtraceCont = 7, PtraceDetach = 17, PtraceGetRegs = 12, PtraceSetRegs = 13, PtracePeekData = 2, PtracePokeData = 5;
-    private const int PtraceSingleStep = 9, PtraceSetOptions = 0x4200, PtraceSeize = 0x4206, PtraceInterrupt = 0x4207;
-    private const long OptionTraceClone = 1 << 3;
-    private const int Wall = 0x40000000, WNoHang = 1;
-    private const int SigTrap = 5, SigStop = 19;
-    private const int EventClone = 3, EventStop = 128;
+    /// <summary>Nested return probes per thread, as the kernel's uprobes limit them (MAX_URETPROBE_DEPTH); deeper returns are dropped.</summary>
+    private const int MaxReturnDepth = 64;
 
-    /// <summary>user_regs_struct on x86-64.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Regs
+    /// <summary>A planted breakpoint, shared by an entry and a return probe at the same place.</summary>
+    private sealed record Site(UprobeKey Key, ulong Address, ulong OriginalWord, ulong Slot, int RelocatedLength, ulong NextIp);
+
+    /// <summary>A probe of this session in <see cref="UprobeRegistry"/>.</summary>
+    private sealed class Probe(UprobeKey key, UprobeSpec spec, PtraceUprobeSession owner, Site site) : UprobeEntry(key, spec)
     {
-        public ulong R15, R14, R13, R12, Rbp, Rbx, R11, R10, R9, R8, Rax, Rcx, Rdx, Rsi, Rdi, OrigRax, Rip, Cs, Eflags, Rsp, Ss, FsBase, GsBase, Ds, Es, Fs, Gs;
+        public PtraceUprobeSession Owner { get; } = owner;
+
+        public Site Site { get; } = site;
     }
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial long ptrace(long request, int pid, nint address, nint data);
+    /// <summary>A hijacked return: where the function really returns to, and the stack slot that held it.</summary>
+    private readonly record struct PendingReturn(ulong ReturnAddress, ulong StackSlot, Probe Probe);
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int waitpid(int pid, int* status, int options);
+    /// <summary>A file mapping of the tracee, to turn a trap address into (inode, file offset).</summary>
+    private readonly record struct Mapping(ulong Start, ulong End, ulong FileOffset, ulong Inode, string Path);
 
-    private sealed record Breakpoint(UprobeSpec Spec, ulong Address, ulong OriginalWord, ulong Slot, int RelocatedLength, ulong NextIp);
-
-    private readonly int _pid;
+    private readonly List<UprobeSpec> _specs;
     private readonly Action<UprobeHit> _onHit;
+    private readonly string[]? _command;
+    private readonly int _standardOutput;
     private readonly Thread _tracer;
     private readonly ManualResetEventSlim _ready = new();
+
+    // Owned by the tracer thread.
     private readonly HashSet<int> _threads = [];
-    private readonly Dictionary<ulong, Breakpoint> _breakpoints = [];
-    private readonly List<UprobeSpec> _specs;
-    private Exception? _startError;
-
-    /// <summary>True once the tracees were let go after attaching; until then they are all stopped.</summary>
+    private readonly HashSet<int> _vforkChildren = [];
+    private readonly Dictionary<ulong, Site> _sites = [];
+    private readonly List<Probe> _probes = [];
+    private readonly Dictionary<int, List<PendingReturn>> _returns = [];
+    private List<Mapping> _mappings = [];
+    private ulong _trampoline;
     private bool _running;
-    private volatile bool _stopping;
-    private long _hits;
 
-    private PtraceUprobeSession(int pid, IEnumerable<UprobeSpec> specs, Action<UprobeHit> onHit)
+    private int _pid;
+    private Exception? _startError;
+    private volatile bool _stopping;
+    private volatile bool _finishing;
+    private int? _exitCode;
+    private long _hits, _dropped;
+
+    private PtraceUprobeSession(int pid, string[]? command, IEnumerable<UprobeSpec> specs, Action<UprobeHit> onHit, int standardOutput)
     {
         _pid = pid;
+        _command = command;
         _specs = specs.ToList();
         _onHit = onHit;
+        _standardOutput = standardOutput;
         _tracer = new Thread(Run) { IsBackground = true, Name = "ptrace tracer" };
     }
+
+    /// <summary>The traced process.</summary>
+    public int Pid => Volatile.Read(ref _pid);
 
     /// <summary>Hits delivered.</summary>
     public long Hits => Interlocked.Read(ref _hits);
 
+    /// <summary>Return hits dropped because a thread nested more than 64 probed calls.</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>A launched process's exit status once it has exited (128 + the signal if a signal killed it); otherwise null.</summary>
+    public int? ExitCode => _exitCode;
+
     /// <summary>Attaches to every thread of <paramref name="pid"/>, plants the breakpoints, and traces until disposed or the process exits.</summary>
-    public static PtraceUprobeSession Start(IEnumerable<UprobeSpec> specs, int pid, Action<UprobeHit> onHit)
+    /// <exception cref="UprobeException">A spec cannot be resolved, or the process cannot be traced (the message says why).</exception>
+    public static PtraceUprobeSession Start(IEnumerable<UprobeSpec> specs, int pid, Action<UprobeHit> onHit) =>
+        Begin(new PtraceUprobeSession(pid, null, specs, onHit, -1));
+
+    /// <summary>
+    /// Starts <paramref name="command"/> traced from its first instruction: the breakpoints are
+    /// planted at the program's entry point, once its shared libraries are loaded and before any
+    /// of its own code runs. Tracing ends when the process exits (see <see cref="ExitCode"/>);
+    /// disposing the session earlier detaches and kills it.
+    /// </summary>
+    /// <param name="specs">The probes.</param>
+    /// <param name="command">The program and its arguments, looked up on PATH like a shell does.</param>
+    /// <param name="onHit">Called on the tracer thread for each hit, while the hitting thread waits.</param>
+    /// <param name="standardOutput">A file descriptor of this process to become the program's standard output; -1 shares ours.</param>
+    /// <exception cref="UprobeException">A spec cannot be resolved, or the program cannot be started.</exception>
+    public static PtraceUprobeSession Launch(IEnumerable<UprobeSpec> specs, IReadOnlyList<string> command, Action<UprobeHit> onHit, int standardOutput = -1)
     {
-        var session = new PtraceUprobeSession(pid, specs, onHit);
+        if (command.Count == 0)
+            throw new ArgumentException("no command to launch", nameof(command));
+        string program = FindExecutable(command[0]) ?? throw new UprobeException($"cannot start '{command[0]}': no such executable file");
+        return Begin(new PtraceUprobeSession(0, [program, .. command.Skip(1)], specs, onHit, standardOutput));
+    }
+
+    private static PtraceUprobeSession Begin(PtraceUprobeSession session)
+    {
         session._tracer.Start();
         session._ready.Wait();
         if (session._startError is { } error)
@@ -88,10 +138,18 @@ public sealed unsafe partial class PtraceUprobeSession : IDisposable
     /// <summary>Completes when the traced process has exited or the session was disposed.</summary>
     public bool WaitForEnd(TimeSpan timeout) => _tracer.Join(timeout);
 
-    /// <summary>Restores every byte and detaches from every thread.</summary>
+    /// <summary>Restores every byte and detaches from every thread; a launched process that is still running is killed.</summary>
     public void Dispose()
     {
         _stopping = true;
+        // The tracer blocks in waitid: a signal to the tracee wakes it with a signal-delivery-stop.
+        // SIGCHLD is the one signal whose spurious delivery every program must already tolerate,
+        // and it is passed on to the tracee.
+        while (!_tracer.Join(20))
+        {
+            if (!_finishing && Pid > 0)
+                SendSignal(Pid, SigChld);
+        }
         _tracer.Join();
     }
 
@@ -99,12 +157,19 @@ public sealed unsafe partial class PtraceUprobeSession : IDisposable
     {
         try
         {
-            Attach();
+            if (_command is not null)
+                SpawnAndStopAtEntry();
+            else
+                AttachRunning();
+            Plant();
+            foreach (int tid in _threads)
+                Call(Cont, tid, 0, 0);
+            _running = true;
         }
         catch (Exception ex)
         {
             _startError = ex;
-            DetachAll();
+            Finish();
             _ready.Set();
             return;
         }
@@ -115,187 +180,461 @@ public sealed unsafe partial class PtraceUprobeSession : IDisposable
         }
         finally
         {
-            DetachAll();
+            Finish();
         }
     }
 
-    private void Attach()
+    private void Finish()
     {
+        _finishing = true;
+        DetachAll();
+        if (_command is not null && _pid > 0 && _exitCode is null)
+        {
+            // Launched and still alive: it was started for the trace and ends with it. It is our
+            // child, and no one else will reap it.
+            SendSignal(_pid, SigKill);
+            int status;
+            if (WaitPid(_pid, &status, 0) == _pid)
+                _exitCode = Ptrace.ExitCode(status);
+        }
+    }
+
+    private void AttachRunning()
+    {
+        if (!Directory.Exists($"/proc/{_pid}"))
+            throw new UprobeException($"no such process: {_pid}");
         foreach (string task in Directory.GetDirectories($"/proc/{_pid}/task"))
         {
             int tid = int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture);
-            if (ptrace(PtraceSeize, tid, 0, (nint)OptionTraceClone) != 0)
-                throw new UprobeException($"cannot ptrace process {_pid} (errno {Marshal.GetLastPInvokeError()}): run as root, or allow it in /proc/sys/kernel/yama/ptrace_scope", environment: true);
+            if (Call(Seize, tid, 0, (nint)(OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec)) != 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == 3 /* ESRCH: the thread exited meanwhile */)
+                    continue;
+                throw new UprobeException($"cannot ptrace process {_pid} ({Marshal.GetPInvokeErrorMessage(errno)}): run as root, or allow it in /proc/sys/kernel/yama/ptrace_scope", environment: true);
+            }
             _threads.Add(tid);
         }
-        foreach (int tid in _threads)
+        foreach (int tid in _threads.ToArray())
         {
-            ptrace(PtraceInterrupt, tid, 0, 0);
-            int status;
-            waitpid(tid, &status, Wall);
+            Call(Interrupt, tid, 0, 0);
+            AwaitStop(tid);
         }
+    }
+
+    /// <summary>
+    /// Spawns the command stopped, seizes it, lets it exec, and runs it to its entry point with a
+    /// temporary breakpoint: there the dynamic loader has mapped every needed library and none of
+    /// the program's own code has run.
+    /// </summary>
+    private void SpawnAndStopAtEntry()
+    {
+        int pid = SpawnStopped(_command!, _standardOutput);
+        Volatile.Write(ref _pid, pid);
+        int status;
+        if (WaitPid(pid, &status, WUntraced) != pid || !Stopped(status))
+            throw new UprobeException($"cannot start '{_command![0]}': the launcher exited with status {Ptrace.ExitCode(status)}");
+        if (Call(Seize, pid, 0, (nint)(OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec | OptionExitKill)) != 0)
+            throw new UprobeException($"cannot ptrace the launched process ({Marshal.GetLastPInvokeErrorMessage()}): run as root, or allow it in /proc/sys/kernel/yama/ptrace_scope", environment: true);
+        _threads.Add(pid);
+        SendSignal(pid, SigCont);
+        ulong entry = 0, entryWord = 0;
+        while (true)
+        {
+            if (WaitPid(pid, &status, Wall) != pid || !Stopped(status))
+            {
+                _threads.Clear();
+                _exitCode = Ptrace.ExitCode(status);
+                throw new UprobeException($"'{_command![0]}' exited with status {_exitCode} before it started");
+            }
+            int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
+            if (ptraceEvent == EventExec)
+            {
+                entry = EntryPoint(pid);
+                entryWord = PeekWord(pid, entry);
+                PokeWord(pid, entry, (entryWord & ~0xFFUL) | 0xCC);
+                Call(Cont, pid, 0, 0);
+                continue;
+            }
+            if (signal == SigTrap && ptraceEvent == 0 && entry != 0)
+            {
+                Regs regs;
+                Call(GetRegs, pid, 0, (nint)(&regs));
+                if (regs.Rip == entry + 1)
+                {
+                    PokeWord(pid, entry, entryWord);
+                    regs.Rip = entry;
+                    Call(SetRegs, pid, 0, (nint)(&regs));
+                    return;  // stopped at the entry point, the only thread
+                }
+            }
+            // The group-stop it put itself in, SIGCONT, or a signal of its own: pass signals on.
+            bool deliver = ptraceEvent == 0 && signal != SigStop && signal != SigTrap;
+            Call(Cont, pid, 0, deliver ? signal : 0);
+        }
+    }
+
+    /// <summary>With every thread stopped: maps the scratch page, and plants and registers each probe.</summary>
+    private void Plant()
+    {
+        _mappings = ReadMappings();
         ulong scratch = MapScratchPage();
-        ulong slot = scratch;
+        // The return trampoline: an int3 that threads reach by returning from a probed function.
+        _trampoline = scratch;
+        WriteBytes(AnyStopped, _trampoline, [0xCC]);
+        ulong slot = scratch + 16;
         foreach (UprobeSpec spec in _specs)
         {
-            if (spec.Return)
-                throw new UprobeException($"{spec.Text}: the ptrace backend probes function entries only; use --backend perf for %return");
-            string path = Path.GetFullPath(spec.Binary);
-            ulong offset = spec.Offset ?? ElfSymbols.ResolveOffset(path, spec.Symbol!);
+            (string path, ulong offset) = ElfSymbols.Resolve(spec);
             ulong address = RuntimeAddress(path, offset);
-            byte[] original = ReadBytes(address, 16);
-            var decoder = Decoder.Create(64, new ByteArrayCodeReader(original));
-            decoder.IP = address;
-            decoder.Decode(out Instruction instruction);
-            var relocated = new List<byte>();
-            if (!BlockEncoder.TryEncode(64, new InstructionBlock(new ListWriter(relocated), [instruction], slot), out string? error, out _))
-                throw new UprobeException($"{spec.Text}: cannot relocate '{instruction}' to the scratch page: {error}");
-            int relocatedLength = relocated.Count;
-            ulong next = address + (ulong)instruction.Length;
-            // jmp [rip+0]; dq next: back to the instruction after the displaced one.
-            relocated.AddRange([0xFF, 0x25, 0, 0, 0, 0]);
-            relocated.AddRange(BitConverter.GetBytes(next));
-            WriteBytes(slot, relocated.ToArray());
-            ulong word = BitConverter.ToUInt64(original, 0);
-            PokeWord(address, (word & ~0xFFUL) | 0xCC);
-            _breakpoints[address] = new Breakpoint(spec, address, word, slot, relocatedLength, next);
-            slot += (ulong)((relocated.Count + 15) & ~15);
+            Mapping mapping = _mappings.First(m => address >= m.Start && address < m.End);
+            if (!_sites.TryGetValue(address, out Site? site))
+            {
+                byte[] original = ReadBytes(AnyStopped, address, 16);
+                var decoder = Decoder.Create(64, new ByteArrayCodeReader(original));
+                decoder.IP = address;
+                decoder.Decode(out Instruction instruction);
+                if (instruction.IsInvalid)
+                    throw new UprobeException($"{spec.Text}: no valid instruction at file offset 0x{offset:x}");
+                var relocated = new List<byte>();
+                if (!BlockEncoder.TryEncode(64, new InstructionBlock(new ListWriter(relocated), [instruction], slot), out string? error, out _))
+                    throw new UprobeException($"{spec.Text}: cannot relocate '{instruction}' to the scratch page: {error}");
+                int relocatedLength = relocated.Count;
+                ulong next = address + (ulong)instruction.Length;
+                // jmp [rip+0]; dq next: back to the instruction after the displaced one.
+                relocated.AddRange([0xFF, 0x25, 0, 0, 0, 0]);
+                relocated.AddRange(BitConverter.GetBytes(next));
+                if (slot + (ulong)relocated.Count > scratch + 4096)
+                    throw new UprobeException($"too many probes for one scratch page ({_sites.Count} fit)");
+                WriteBytes(AnyStopped, slot, relocated.ToArray());
+                ulong word = BitConverter.ToUInt64(original, 0);
+                site = new Site(new UprobeKey(mapping.Inode, offset, false), address, word, slot, relocatedLength, next);
+                _sites[address] = site;
+                slot += (ulong)((relocated.Count + 15) & ~15);
+            }
+            var probe = new Probe(site.Key with { Return = spec.Return }, spec, this, site);
+            if (!UprobeRegistry.Probes.TryAdd(probe))
+                throw new UprobeException($"{spec.Text} is already attached in this process");
+            _probes.Add(probe);
         }
-        foreach (int tid in _threads)
-            ptrace(PtraceCont, tid, 0, 0);
-        _running = true;
+        // Registered first, then planted: a trap can only come from a probe the registry knows.
+        foreach (Site site in _sites.Values)
+            PokeWord(AnyStopped, site.Address, (site.OriginalWord & ~0xFFUL) | 0xCC);
     }
 
     private void Loop()
     {
-        var idle = new SpinWait();
         while (_threads.Count > 0 && !_stopping)
         {
-            // Not blocking: Dispose must be able to end the loop, and only this thread may ptrace.
-            // Only our own tracees are waited for: waitpid(-1) would steal the exit statuses of
-            // the tracer process's other children from System.Diagnostics.Process.
-            int tid = 0, status = 0;
-            foreach (int candidate in _threads)
-            {
-                int s;
-                if (waitpid(candidate, &s, Wall | WNoHang) == candidate)
-                {
-                    tid = candidate;
-                    status = s;
-                    break;
-                }
-            }
-            if (tid == 0)
-            {
-                idle.SpinOnce(sleep1Threshold: 200);
-                continue;
-            }
-            idle.Reset();
+            int tid = WaitAnyNoReap();
             if (tid < 0)
-                return;
-            if ((status & 0x7f) == 0 || ((status & 0x7f) != 0x7f && (status & 0x7f) != 0))
+                return;  // ECHILD: nothing is left
+            if (!_threads.Contains(tid))
             {
-                // Exited or killed.
-                _threads.Remove(tid);
+                // A child of this process that is not ours (a Process object's, say) has exited:
+                // its owner reaps it soon. Until then waitid keeps reporting it, so look at ours directly.
+                if (!PollOwn())
+                    Thread.Sleep(1);
                 continue;
             }
-            int signal = (status >> 8) & 0xff;
-            int ptraceEvent = status >> 16;
-            if (ptraceEvent == EventClone)
-            {
-                nint newTid;
-                ptrace(0x4201 /* PTRACE_GETEVENTMSG */, tid, 0, (nint)(&newTid));
-                _threads.Add((int)newTid);
-                ptrace(PtraceCont, tid, 0, 0);
-                continue;
-            }
-            if (ptraceEvent == EventStop)
-            {
-                // A group-stop or a new thread's initial stop under SEIZE.
-                _threads.Add(tid);
-                if (_stopping)
-                    return;
-                ptrace(PtraceCont, tid, 0, 0);
-                continue;
-            }
-            if (signal == SigTrap)
-            {
-                Regs regs;
-                ptrace(PtraceGetRegs, tid, 0, (nint)(&regs));
-                if (_breakpoints.TryGetValue(regs.Rip - 1, out Breakpoint? bp))
-                {
-                    Report(bp, tid, regs);
-                    regs.Rip = bp.Slot;  // run the displaced instruction out of line
-                    ptrace(PtraceSetRegs, tid, 0, (nint)(&regs));
-                    ptrace(PtraceCont, tid, 0, 0);
-                    continue;
-                }
-                ptrace(PtraceCont, tid, 0, SigTrap);
-                continue;
-            }
-            // Any other signal belongs to the tracee: deliver it.
-            ptrace(PtraceCont, tid, 0, signal == SigStop ? 0 : signal);
+            int status;
+            if (WaitPid(tid, &status, Wall | WNoHang) == tid)
+                Handle(tid, status);
         }
     }
 
-    private void Report(Breakpoint bp, int tid, Regs regs)
+    /// <summary>Consumes one pending state change of one of our tracees, if there is one.</summary>
+    private bool PollOwn()
     {
-        ReadOnlySpan<ulong> arguments = [regs.Rdi, regs.Rsi, regs.Rdx, regs.Rcx, regs.R8, regs.R9];
-        object?[] values = bp.Spec.Decode(arguments, _pid);
+        foreach (int tid in _threads)
+        {
+            int status;
+            if (WaitPid(tid, &status, Wall | WNoHang) == tid)
+            {
+                Handle(tid, status);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private void Handle(int tid, int status)
+    {
+        if (!Stopped(status))
+        {
+            // Exited or killed.
+            _threads.Remove(tid);
+            _vforkChildren.Remove(tid);
+            _returns.Remove(tid);
+            if (tid == _pid)
+                _exitCode = Ptrace.ExitCode(status);
+            return;
+        }
+        int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
+        switch (ptraceEvent)
+        {
+            case EventClone:
+                _threads.Add((int)EventMessage(tid));
+                Call(Cont, tid, 0, 0);
+                return;
+            case EventFork:
+                LetForkedChildGo(tid, (int)EventMessage(tid));
+                Call(Cont, tid, 0, 0);
+                return;
+            case EventVfork:
+                // Shares our tracee's memory, breakpoints and all, until it execs: trace it like a thread.
+                int child = (int)EventMessage(tid);
+                _threads.Add(child);
+                _vforkChildren.Add(child);
+                Call(Cont, tid, 0, 0);
+                return;
+            case EventExec:
+                if (_vforkChildren.Remove(tid))
+                {
+                    // A fresh image with no breakpoints of ours.
+                    _threads.Remove(tid);
+                    Call(Detach, tid, 0, 0);
+                    return;
+                }
+                // The traced process replaced its image: the breakpoints went with the old one.
+                _sites.Clear();
+                _returns.Clear();
+                Call(Cont, tid, 0, 0);
+                _stopping = true;
+                return;
+            case EventStop:
+                // A group-stop, or a new thread's first stop under SEIZE.
+                _threads.Add(tid);
+                Call(Cont, tid, 0, 0);
+                return;
+        }
+        if (signal == SigTrap && OnTrap(tid))
+            return;
+        // Any other signal belongs to the tracee: deliver it.
+        Call(Cont, tid, 0, signal == SigStop ? 0 : signal);
+    }
+
+    /// <summary>Handles a SIGTRAP; false when it was not one of ours.</summary>
+    private bool OnTrap(int tid)
+    {
+        Regs regs;
+        Call(GetRegs, tid, 0, (nint)(&regs));
+        ulong at = regs.Rip - 1;
+        if (at == _trampoline)
+        {
+            if (!TakeReturn(tid, regs.Rsp, report: true, regs, out ulong returnAddress))
+                return false;
+            regs.Rip = returnAddress;
+            Call(SetRegs, tid, 0, (nint)(&regs));
+            Call(Cont, tid, 0, 0);
+            return true;
+        }
+        if (!TryKey(at, out UprobeKey key))
+            return false;
+        Probe? entry, exit;
+        using (SrcuReadGuard guard = Probes.Domain.Enter())
+        {
+            entry = UprobeRegistry.Probes.Find(key) as Probe;
+            exit = UprobeRegistry.Probes.Find(key with { Return = true }) as Probe;
+        }
+        if (entry?.Owner != this)
+            entry = null;
+        if (exit?.Owner != this)
+            exit = null;
+        Site? site = entry?.Site ?? exit?.Site;
+        if (site is null)
+        {
+            // Not registered (any more). If the int3 is gone too, a detach raced with this trap:
+            // run the restored instruction, as the kernel's uprobes do. Otherwise it is the program's own int3.
+            if ((PeekWord(tid, at) & 0xFF) == 0xCC)
+                return false;
+            regs.Rip = at;
+            Call(SetRegs, tid, 0, (nint)(&regs));
+            Call(Cont, tid, 0, 0);
+            return true;
+        }
+        if (entry is not null)
+            Report(entry.Spec, tid, [regs.Rdi, regs.Rsi, regs.Rdx, regs.Rcx, regs.R8, regs.R9]);
+        if (exit is not null)
+            HijackReturn(tid, regs.Rsp, exit);
+        regs.Rip = site.Slot;  // run the displaced instruction out of line
+        Call(SetRegs, tid, 0, (nint)(&regs));
+        Call(Cont, tid, 0, 0);
+        return true;
+    }
+
+    /// <summary>At a probed function's entry, [rsp] is the return address: swap in the trampoline.</summary>
+    private void HijackReturn(int tid, ulong rsp, Probe probe)
+    {
+        if (!_returns.TryGetValue(tid, out List<PendingReturn>? pending))
+            _returns[tid] = pending = [];
+        ulong returnAddress = PeekWord(tid, rsp);
+        // A longjmp or an exception may have skipped returns: drop the frames the stack has left.
+        // An entry for this very slot is live only if the slot still holds the trampoline (a tail
+        // call); if a call has written a real return address there, that frame is gone too.
+        while (pending.Count > 0 && (pending[^1].StackSlot < rsp || (pending[^1].StackSlot == rsp && returnAddress != _trampoline)))
+            pending.RemoveAt(pending.Count - 1);
+        if (pending.Count >= MaxReturnDepth)
+        {
+            Interlocked.Increment(ref _dropped);
+            return;
+        }
+        // Already the trampoline: a tail call from another probed function. That one's entry holds
+        // the real address, and both report when the shared return runs.
+        if (returnAddress != _trampoline)
+            PokeWord(tid, rsp, _trampoline);
+        pending.Add(new PendingReturn(returnAddress, rsp, probe));
+    }
+
+    /// <summary>
+    /// A thread returned to the trampoline (the ret popped the slot, so the slot is rsp - 8): reports
+    /// each probed function that returned through that slot, and finds where to resume.
+    /// </summary>
+    private bool TakeReturn(int tid, ulong rsp, bool report, Regs regs, out ulong returnAddress)
+    {
+        returnAddress = 0;
+        if (!_returns.TryGetValue(tid, out List<PendingReturn>? pending))
+            return false;
+        ulong slot = rsp - 8;
+        while (pending.Count > 0 && pending[^1].StackSlot < slot)
+            pending.RemoveAt(pending.Count - 1);  // skipped by a longjmp
+        while (pending.Count > 0 && pending[^1].StackSlot == slot)
+        {
+            PendingReturn top = pending[^1];
+            pending.RemoveAt(pending.Count - 1);
+            if (report)
+                Report(top.Probe.Spec, tid, [regs.Rax]);
+            if (top.ReturnAddress != _trampoline)
+                returnAddress = top.ReturnAddress;
+        }
+        return returnAddress != 0;
+    }
+
+    private void Report(UprobeSpec spec, int tid, ReadOnlySpan<ulong> registers)
+    {
+        Span<ulong> raw = stackalloc ulong[UprobeSpec.MaxArguments];
+        for (int i = 0; i < spec.Types.Count; i++)
+            raw[i] = spec.Return ? registers[0] : registers[i];
+        object?[] values = spec.Decode(raw, _pid);
         Interlocked.Increment(ref _hits);
         long now = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
-        _onHit(new UprobeHit(bp.Spec, _pid, tid, now, values));
+        _onHit(new UprobeHit(spec, _pid, tid, now, values));
     }
 
-    /// <summary>Stops every thread, puts the original bytes back, moves threads out of the scratch page, and detaches.</summary>
+    /// <summary>
+    /// A forked child starts traced, with a private copy of our tracee's memory: breakpoints and
+    /// hijacked return addresses included. Put the copy back as it was and let the child go.
+    /// </summary>
+    private void LetForkedChildGo(int parentTid, int child)
+    {
+        int status;
+        WaitPid(child, &status, Wall);  // its first stop under SEIZE
+        foreach (Site site in _sites.Values)
+            Call(PokeData, child, (nint)site.Address, (nint)site.OriginalWord);
+        if (_returns.TryGetValue(parentTid, out List<PendingReturn>? pending))
+            foreach (PendingReturn p in pending.Where(p => p.ReturnAddress != _trampoline))
+                Call(PokeData, child, (nint)p.StackSlot, (nint)p.ReturnAddress);
+        Call(Detach, child, 0, 0);
+    }
+
+    /// <summary>
+    /// Stops every thread, unregisters the probes, puts the original bytes and return addresses
+    /// back, moves threads out of the scratch page, and detaches.
+    /// </summary>
     private void DetachAll()
     {
+        var pendingSignal = new Dictionary<int, int>();
         if (_running)
         {
-            foreach (int tid in _threads)
+            var queue = new Queue<int>(_threads);
+            while (queue.TryDequeue(out int tid))
             {
-                ptrace(PtraceInterrupt, tid, 0, 0);
-                // Bounded: a thread that exits meanwhile reports its exit, not a stop.
-                for (int tries = 0; tries < 1000; tries++)
+                Call(Interrupt, tid, 0, 0);
+                int status;
+                if (WaitPid(tid, &status, Wall) != tid || !Stopped(status))
                 {
-                    int status;
-                    int got = waitpid(tid, &status, Wall | WNoHang);
-                    if (got == tid || got < 0)
-                        break;
-                    Thread.Sleep(1);
+                    _threads.Remove(tid);
+                    continue;
                 }
+                int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
+                if (ptraceEvent == EventClone && _threads.Add((int)EventMessage(tid)))
+                    queue.Enqueue((int)EventMessage(tid));
+                else if (ptraceEvent == EventFork)
+                    LetForkedChildGo(tid, (int)EventMessage(tid));
+                else if (ptraceEvent == 0 && signal != SigTrap)
+                    pendingSignal[tid] = signal;  // a signal of the program's: deliver it on detach
+                else if (ptraceEvent == 0 && signal == SigTrap)
+                    pendingSignal[tid] = OwnsTrap(tid) ? 0 : SigTrap;
             }
         }
-        foreach (Breakpoint bp in _breakpoints.Values)
-            PokeWord(bp.Address, bp.OriginalWord);
+        foreach (Probe probe in _probes)
+            UprobeRegistry.Probes.Remove(probe);
+        _probes.Clear();
+        foreach (Site site in _sites.Values)
+            if (_threads.Count > 0)
+                PokeWord(AnyStopped, site.Address, site.OriginalWord);
         foreach (int tid in _threads)
         {
             Regs regs;
-            if (ptrace(PtraceGetRegs, tid, 0, (nint)(&regs)) == 0)
+            if (Call(GetRegs, tid, 0, (nint)(&regs)) == 0)
             {
-                foreach (Breakpoint bp in _breakpoints.Values)
+                if (regs.Rip == _trampoline || regs.Rip == _trampoline + 1)
                 {
-                    if (regs.Rip == bp.Slot)
-                        regs.Rip = bp.Address;  // the displaced instruction has not run yet
-                    else if (regs.Rip == bp.Slot + (ulong)bp.RelocatedLength)
-                        regs.Rip = bp.NextIp;   // it has: skip the jump back
-                    else if (regs.Rip == bp.Address + 1)
-                        regs.Rip = bp.Address;  // trapped but not yet handled
+                    // Returned from a probed function and not resumed yet: resume at the real return address.
+                    if (TakeReturn(tid, regs.Rsp, report: regs.Rip == _trampoline + 1, regs, out ulong returnAddress))
+                        regs.Rip = returnAddress;
                 }
-                ptrace(PtraceSetRegs, tid, 0, (nint)(&regs));
+                foreach (Site site in _sites.Values)
+                {
+                    if (regs.Rip == site.Slot)
+                        regs.Rip = site.Address;  // the displaced instruction has not run yet
+                    else if (regs.Rip == site.Slot + (ulong)site.RelocatedLength)
+                        regs.Rip = site.NextIp;   // it has: skip the jump back
+                    else if (regs.Rip == site.Address + 1)
+                        regs.Rip = site.Address;  // trapped, not handled: run the restored instruction
+                }
+                Call(SetRegs, tid, 0, (nint)(&regs));
             }
-            ptrace(PtraceDetach, tid, 0, 0);
+            // Return addresses still swapped for the trampoline go back to the real ones.
+            if (_returns.TryGetValue(tid, out List<PendingReturn>? pending))
+                foreach (PendingReturn p in pending.Where(p => p.ReturnAddress != _trampoline))
+                    if (PeekWord(tid, p.StackSlot) == _trampoline)
+                        PokeWord(tid, p.StackSlot, p.ReturnAddress);
+            Call(Detach, tid, 0, pendingSignal.GetValueOrDefault(tid));
         }
         _threads.Clear();
+        _returns.Clear();
     }
 
-    /// <summary>Maps an RWX-free scratch page (read + execute) in the tracee by running an mmap syscall in its main thread.</summary>
+    /// <summary>Whether a thread stopped by SIGTRAP stopped at one of our breakpoints or the trampoline.</summary>
+    private bool OwnsTrap(int tid)
+    {
+        Regs regs;
+        Call(GetRegs, tid, 0, (nint)(&regs));
+        return regs.Rip - 1 == _trampoline || _sites.ContainsKey(regs.Rip - 1);
+    }
+
+    private void AwaitStop(int tid)
+    {
+        int status;
+        WaitPid(tid, &status, Wall);
+    }
+
+    private static ulong EventMessage(int tid)
+    {
+        ulong message;
+        Call(GetEventMsg, tid, 0, (nint)(&message));
+        return message;
+    }
+
+    /// <summary>Maps a read + execute scratch page in the tracee by running an mmap syscall in its main thread.</summary>
     private ulong MapScratchPage()
     {
+        int tid = AnyStopped;
         Regs saved;
-        ptrace(PtraceGetRegs, _pid, 0, (nint)(&saved));
-        ulong originalWord = PeekWord(saved.Rip);
-        PokeWord(saved.Rip, (originalWord & ~0xFFFFUL) | 0x050F);  // syscall
+        Call(GetRegs, tid, 0, (nint)(&saved));
+        ulong originalWord = PeekWord(tid, saved.Rip);
+        PokeWord(tid, saved.Rip, (originalWord & ~0xFFFFUL) | 0x050F);  // syscall
         Regs call = saved;
         call.Rax = 9;           // mmap
         call.Rdi = 0;
@@ -305,59 +644,87 @@ public sealed unsafe partial class PtraceUprobeSession : IDisposable
         call.R8 = ulong.MaxValue;
         call.R9 = 0;
         call.OrigRax = ulong.MaxValue;  // no syscall restart: the thread may have stopped inside one
-        ptrace(PtraceSetRegs, _pid, 0, (nint)(&call));
-        ptrace(PtraceSingleStep, _pid, 0, 0);
-        int status;
-        waitpid(_pid, &status, Wall);
+        Call(SetRegs, tid, 0, (nint)(&call));
+        Call(SingleStep, tid, 0, 0);
+        AwaitStop(tid);
         Regs after;
-        ptrace(PtraceGetRegs, _pid, 0, (nint)(&after));
-        PokeWord(saved.Rip, originalWord);
-        ptrace(PtraceSetRegs, _pid, 0, (nint)(&saved));
+        Call(GetRegs, tid, 0, (nint)(&after));
+        PokeWord(tid, saved.Rip, originalWord);
+        Call(SetRegs, tid, 0, (nint)(&saved));
         if ((long)after.Rax < 0 && (long)after.Rax > -4096)
             throw new UprobeException($"cannot map a scratch page in process {_pid} (errno {-(long)after.Rax})");
         return after.Rax;
     }
 
-    private ulong RuntimeAddress(string path, ulong offset)
+    private List<Mapping> ReadMappings()
     {
+        var mappings = new List<Mapping>();
         foreach (string line in File.ReadLines($"/proc/{_pid}/maps"))
         {
             // 55d0c7a00000-55d0c7a01000 r-xp 00001000 08:01 1234 /path
             string[] parts = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length < 6 || parts[5].Trim() != path)
+            if (parts.Length < 6 || !parts[5].StartsWith('/'))
                 continue;
             string[] range = parts[0].Split('-');
-            ulong start = ulong.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-            ulong end = ulong.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-            ulong fileOffset = ulong.Parse(parts[2], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-            if (offset >= fileOffset && offset < fileOffset + (end - start))
-                return start + (offset - fileOffset);
+            mappings.Add(new Mapping(
+                ulong.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                ulong.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                ulong.Parse(parts[2], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                ulong.Parse(parts[4], CultureInfo.InvariantCulture),
+                parts[5].Trim()));
         }
+        return mappings;
+    }
+
+    /// <summary>The registry key of a trap address: the inode and file offset it maps, as the kernel's find_active_uprobe computes it.</summary>
+    private bool TryKey(ulong address, out UprobeKey key)
+    {
+        for (int attempt = 0; attempt < 2; attempt++)
+        {
+            foreach (Mapping m in _mappings)
+            {
+                if (address >= m.Start && address < m.End)
+                {
+                    key = new UprobeKey(m.Inode, m.FileOffset + (address - m.Start), false);
+                    return true;
+                }
+            }
+            _mappings = ReadMappings();  // mapped since we looked (a dlopen, say)
+        }
+        key = default;
+        return false;
+    }
+
+    private ulong RuntimeAddress(string path, ulong offset)
+    {
+        foreach (Mapping m in _mappings)
+            if (m.Path == path && offset >= m.FileOffset && offset < m.FileOffset + (m.End - m.Start))
+                return m.Start + (offset - m.FileOffset);
         throw new UprobeException($"{path} is not mapped in process {_pid} at file offset 0x{offset:x}");
     }
 
-    private ulong PeekWord(ulong address)
-    {
-        Marshal.SetLastPInvokeError(0);
-        return (ulong)ptrace(PtracePeekData, _pid, (nint)address, 0);
-    }
+    /// <summary>A stopped thread to read and write memory through: ptrace reaches memory only through a tracee in a ptrace-stop.</summary>
+    private int AnyStopped => _threads.Contains(_pid) ? _pid : _threads.First();
 
-    private void PokeWord(ulong address, ulong word) => ptrace(PtracePokeData, _pid, (nint)address, (nint)word);
+    // Memory is read and written through a thread that is in a ptrace-stop; all threads share it.
+    private static ulong PeekWord(int tid, ulong address) => (ulong)Call(PeekData, tid, (nint)address, 0);
 
-    private byte[] ReadBytes(ulong address, int count)
+    private static void PokeWord(int tid, ulong address, ulong word) => Call(PokeData, tid, (nint)address, (nint)word);
+
+    private static byte[] ReadBytes(int tid, ulong address, int count)
     {
         var bytes = new byte[(count + 7) & ~7];
         for (int i = 0; i < bytes.Length; i += 8)
-            BitConverter.GetBytes(PeekWord(address + (ulong)i)).CopyTo(bytes, i);
+            BitConverter.GetBytes(PeekWord(tid, address + (ulong)i)).CopyTo(bytes, i);
         return bytes;
     }
 
-    private void WriteBytes(ulong address, byte[] bytes)
+    private static void WriteBytes(int tid, ulong address, byte[] bytes)
     {
         var padded = new byte[(bytes.Length + 7) & ~7];
         bytes.CopyTo(padded, 0);
         for (int i = 0; i < padded.Length; i += 8)
-            PokeWord(address + (ulong)i, BitConverter.ToUInt64(padded, i));
+            PokeWord(tid, address + (ulong)i, BitConverter.ToUInt64(padded, i));
     }
 
     private sealed class ListWriter(List<byte> bytes) : CodeWriter

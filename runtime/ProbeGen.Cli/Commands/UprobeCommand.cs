@@ -11,7 +11,7 @@ using ProbeGen.Uprobes;
 
 namespace ProbeGen.Cli.Commands;
 
-/// <summary><c>probegen uprobe</c>: real int3 uprobes on an unmanaged ELF binary, through the kernel's uprobe PMU.</summary>
+/// <summary><c>probegen uprobe</c>: real int3 uprobes on an unmanaged ELF binary, through the kernel's uprobe PMU or ptrace.</summary>
 internal static class UprobeCommand
 {
     public static Command Create(string[] launch)
@@ -45,12 +45,6 @@ internal static class UprobeCommand
         }
         if (backend is not ("perf" or "ptrace"))
             throw CliException.Usage($"--backend must be perf or ptrace, not '{backend}'");
-        if (backend == "ptrace")
-        {
-            if (pid is not { } traced)
-                throw CliException.Usage("the ptrace backend attaches to a running process: give -p PID");
-            return RunPtrace(specs, traced, json, duration, cancel);
-        }
         if (pid is not null && launch.Length > 0)
             throw CliException.Usage("give either -p PID or -- COMMAND, not both");
         if (pid is null && launch.Length == 0)
@@ -61,56 +55,41 @@ internal static class UprobeCommand
         var output = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16) { AutoFlush = false };
         var hits = new BlockingCollection<UprobeHit>(boundedCapacity: 1_000_000);
         long overflow = 0;
-        PerfUprobeSession session;
-        try
+        void Enqueue(UprobeHit hit)
         {
-            session = PerfUprobeSession.Start(specs, pid ?? -1, hit =>
-            {
-                if (!hits.TryAdd(hit))
-                    Interlocked.Increment(ref overflow);
-            });
-        }
-        catch (UprobeException ex)
-        {
-            throw ex.IsEnvironment ? CliException.Failure(ex.Message) : CliException.Usage(ex.Message);
+            if (!hits.TryAdd(hit))
+                Interlocked.Increment(ref overflow);
         }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         if (duration is { } d)
             stop.CancelAfter(d);
+        IUprobeSession session;
         Process? child = null;
-        if (launch.Length > 0)
+        try
         {
-            var start = new ProcessStartInfo(launch[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (string argument in launch.Skip(1))
-                start.ArgumentList.Add(argument);
-            try
+            if (backend == "ptrace")
             {
-                child = Process.Start(start)!;
+                // A launched program's output goes to our stderr, as with perf: stdout carries the hits.
+                var ptrace = pid is { } traced
+                    ? PtraceUprobeSession.Start(specs, traced, Enqueue)
+                    : PtraceUprobeSession.Launch(specs, launch, Enqueue, standardOutput: 2);
+                session = ptrace;
+                WhenDone(() => ptrace.WaitForEnd(Timeout.InfiniteTimeSpan), stop);
             }
-            catch (System.ComponentModel.Win32Exception ex)
+            else
             {
-                session.Dispose();
-                throw CliException.Usage($"cannot start '{launch[0]}': {ex.Message}");
+                var perf = PerfUprobeSession.Start(specs, pid ?? -1, Enqueue);
+                session = perf;
+                if (launch.Length > 0)
+                    child = StartChild(launch, perf, stop);
+                else
+                    WhenDone(() => { while (Directory.Exists($"/proc/{pid}")) Thread.Sleep(100); }, stop);
             }
-            // Attached before the child existed: set the filter now and nothing it does is missed.
-            session.ProcessFilter = child.Id;
-            child.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine(e.Data); };
-            child.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine(e.Data); };
-            child.BeginOutputReadLine();
-            child.BeginErrorReadLine();
-            child.EnableRaisingEvents = true;
-            child.Exited += (_, _) => stop.Cancel();
         }
-        else
+        catch (UprobeException ex)
         {
-            var watch = new Thread(() =>
-            {
-                while (!stop.IsCancellationRequested && Directory.Exists($"/proc/{pid}"))
-                    Thread.Sleep(100);
-                stop.Cancel();
-            }) { IsBackground = true };
-            watch.Start();
+            throw ex.IsEnvironment ? CliException.Failure(ex.Message) : CliException.Usage(ex.Message);
         }
 
         long events = 0;
@@ -140,7 +119,7 @@ internal static class UprobeCommand
                 child.WaitForExit();
                 Thread.Sleep(150);  // let the reader drain the child's last samples
             }
-            session.Dispose();
+            session.Dispose();  // ptrace: restores every byte and detaches (a launched child still running is killed)
             while (hits.TryTake(out UprobeHit? hit))
                 Print(hit);
             long dropped = session.Dropped + Interlocked.Read(ref overflow);
@@ -151,52 +130,38 @@ internal static class UprobeCommand
         return ExitCode.Ok;
     }
 
-    private static ExitCode RunPtrace(UprobeSpec[] specs, int pid, bool json, TimeSpan? duration, CancellationToken cancel)
+    /// <summary>Ends the trace when <paramref name="wait"/> returns.</summary>
+    private static void WhenDone(Action wait, CancellationTokenSource stop) =>
+        new Thread(() =>
+        {
+            wait();
+            stop.Cancel();
+        }) { IsBackground = true, Name = "uprobe target watch" }.Start();
+
+    /// <summary>Launch mode with perf: the probes are attached before the child exists, so the filter set right after start misses nothing.</summary>
+    private static Process StartChild(string[] launch, PerfUprobeSession session, CancellationTokenSource stop)
     {
-        if (!Directory.Exists($"/proc/{pid}"))
-            throw CliException.Usage($"no such process: {pid}");
-        var output = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16) { AutoFlush = false };
-        var hits = new BlockingCollection<UprobeHit>(boundedCapacity: 1_000_000);
-        long overflow = 0, events = 0;
-        PtraceUprobeSession session;
+        var start = new ProcessStartInfo(launch[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string argument in launch.Skip(1))
+            start.ArgumentList.Add(argument);
+        Process child;
         try
         {
-            session = PtraceUprobeSession.Start(specs, pid, hit => { if (!hits.TryAdd(hit)) Interlocked.Increment(ref overflow); });
+            child = Process.Start(start)!;
         }
-        catch (UprobeException ex)
+        catch (System.ComponentModel.Win32Exception ex)
         {
-            throw ex.IsEnvironment ? CliException.Failure(ex.Message) : CliException.Usage(ex.Message);
+            session.Dispose();
+            throw CliException.Usage($"cannot start '{launch[0]}': {ex.Message}");
         }
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        if (duration is { } d)
-            stop.CancelAfter(d);
-        try
-        {
-            while (!stop.IsCancellationRequested && !session.WaitForEnd(TimeSpan.Zero))
-            {
-                if (hits.TryTake(out UprobeHit? hit, 50))
-                {
-                    events++;
-                    output.WriteLine(Format(hit, json));
-                }
-                else
-                {
-                    output.Flush();
-                }
-            }
-        }
-        finally
-        {
-            session.Dispose();  // restores every byte and detaches
-            while (hits.TryTake(out UprobeHit? hit))
-            {
-                events++;
-                output.WriteLine(Format(hit, json));
-            }
-            output.WriteLine(json ? $"{{\"summary\":{{\"events\":{events},\"dropped\":{Interlocked.Read(ref overflow)}}}}}" : $"{events} events, {overflow} dropped");
-            output.Flush();
-        }
-        return ExitCode.Ok;
+        session.ProcessFilter = child.Id;
+        child.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine(e.Data); };
+        child.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine(e.Data); };
+        child.BeginOutputReadLine();
+        child.BeginErrorReadLine();
+        child.EnableRaisingEvents = true;
+        child.Exited += (_, _) => stop.Cancel();
+        return child;
     }
 
     /// <summary>One hit as a JSON line (DESIGN.md's native format) or as a readable line.</summary>

@@ -1,0 +1,24 @@
+using ProbeGen.Registry;
+
+namespace ProbeGen.Uprobes;
+
+/// <summary>
+/// The native probes attached in this process, shared by both backends and keyed as the kernel
+/// keys uprobes: (inode, file offset). This is where the reference thread's
+/// <c>find_uprobe(inode, offset)</c> runs: the perf backend on every ring it drains, the ptrace
+/// backend on every trap.
+/// </summary>
+internal static class UprobeRegistry
+{
+    /// <summary>The attached probes. Lookups run inside read-side sections of <see cref="Probes.Domain"/>.</summary>
+    public static LocklessRegistry<UprobeKey, UprobeEntry> Probes { get; } = new(ProbeGen.Probes.Domain);
+}
+
+/// <summary>One attached native probe in <see cref="UprobeRegistry"/>.</summary>
+/// <param name="key">Where it is: inode, file offset, and entry or return.</param>
+/// <param name="spec">What it captures.</param>
+internal abstract class UprobeEntry(UprobeKey key, UprobeSpec spec) : RegistryEntry<UprobeKey>(key)
+{
+    /// <summary>What the probe captures.</summary>
+    public UprobeSpec Spec { get; } = spec;
+}

@@ -125,6 +125,9 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
 
     private static PtraceUprobeSession Begin(PtraceUprobeSession session)
     {
+        // Bad specs fail here, before any process is touched or started.
+        foreach (UprobeSpec spec in session._specs)
+            ElfSymbols.Resolve(spec);
         session._tracer.Start();
         session._ready.Wait();
         if (session._startError is { } error)
@@ -211,7 +214,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno == 3 /* ESRCH: the thread exited meanwhile */)
                     continue;
-                throw new UprobeException($"cannot ptrace process {_pid} ({Marshal.GetPInvokeErrorMessage(errno)}): run as root, or allow it in /proc/sys/kernel/yama/ptrace_scope", environment: true);
+                throw new UprobeException($"cannot ptrace process {_pid} ({Marshal.GetPInvokeErrorMessage(errno)}): {PermissionHint()}", environment: true);
             }
             _threads.Add(tid);
         }
@@ -235,7 +238,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         if (WaitPid(pid, &status, WUntraced) != pid || !Stopped(status))
             throw new UprobeException($"cannot start '{_command![0]}': the launcher exited with status {Ptrace.ExitCode(status)}");
         if (Call(Seize, pid, 0, (nint)(OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec | OptionExitKill)) != 0)
-            throw new UprobeException($"cannot ptrace the launched process ({Marshal.GetLastPInvokeErrorMessage()}): run as root, or allow it in /proc/sys/kernel/yama/ptrace_scope", environment: true);
+            throw new UprobeException($"cannot ptrace the launched process ({Marshal.GetLastPInvokeErrorMessage()}): {PermissionHint()}", environment: true);
         _threads.Add(pid);
         SendSignal(pid, SigCont);
         ulong entry = 0, entryWord = 0;
@@ -612,6 +615,20 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         Regs regs;
         Call(GetRegs, tid, 0, (nint)(&regs));
         return regs.Rip - 1 == _trampoline || _sites.ContainsKey(regs.Rip - 1);
+    }
+
+    private static string PermissionHint()
+    {
+        string scope;
+        try
+        {
+            scope = File.ReadAllText("/proc/sys/kernel/yama/ptrace_scope").Trim();
+        }
+        catch (IOException)
+        {
+            scope = "absent";
+        }
+        return $"run as root or with CAP_SYS_PTRACE, or trace a process of your own user with /proc/sys/kernel/yama/ptrace_scope at 0 or 1 (now {scope})";
     }
 
     private void AwaitStop(int tid)

@@ -3,12 +3,16 @@ using Xunit;
 
 namespace ProbeGen.Uprobes.Tests;
 
-/// <summary>Every error: one clear line and exit code 2.</summary>
+/// <summary>Every error, on both backends: one clear line and exit code 2.</summary>
 public class ErrorTests(NativeTargets targets) : IClassFixture<NativeTargets>
 {
-    private void Expect(string message, params string[] arguments)
+    private void Expect(string message, string backend, params string[] arguments) => ExpectFrom([], message, backend, arguments);
+
+    /// <summary>Runs the CLI (or <paramref name="prefix"/>, a command that runs it) and expects one line with <paramref name="message"/> and exit code 2.</summary>
+    private void ExpectFrom(string[] prefix, string message, string backend, string[] arguments)
     {
-        using var cli = NativeTargets.Start("dotnet", [targets.Cli, .. arguments]);
+        string[] command = [.. prefix.Length > 0 ? prefix : ["dotnet", targets.Cli], arguments[0], "--backend", backend, .. arguments[1..]];
+        using var cli = NativeTargets.Start(command[0], command[1..]);
         string stderr = cli.StandardError.ReadToEnd();
         cli.WaitForExit();
         Assert.True(cli.ExitCode == 2, $"exit {cli.ExitCode}: {stderr}");
@@ -17,21 +21,29 @@ public class ErrorTests(NativeTargets targets) : IClassFixture<NativeTargets>
         Assert.Contains(message, lines[0]);
     }
 
-    [Fact]
-    public void MissingSymbolSuggestsCloseMatches() => Expect("close matches: greet", "uprobe", $"{targets["targets"]}:gret", "--", "true");
+    [Theory]
+    [InlineData("perf")]
+    [InlineData("ptrace")]
+    public void MissingSymbolSuggestsCloseMatches(string backend) => Expect("close matches: greet", backend, "uprobe", $"{targets["targets"]}:gret", "--", "true");
 
-    [Fact]
-    public void StrippedBinary() => Expect("is stripped", "uprobe", $"{targets["targets-stripped"]}:greet", "--", "true");
+    [Theory]
+    [InlineData("perf")]
+    [InlineData("ptrace")]
+    public void StrippedBinary(string backend) => Expect("is stripped", backend, "uprobe", $"{targets["targets-stripped"]}:greet", "--", "true");
 
-    [Fact]
-    public void NotElf()
+    [Theory]
+    [InlineData("perf")]
+    [InlineData("ptrace")]
+    public void NotElf(string backend)
     {
         string notElf = Path.Combine(NativeTargets.RepositoryRoot(), "samples/native/targets.c");
-        Expect("is not an ELF file", "uprobe", $"{notElf}:main", "--", "true");
+        Expect("is not an ELF file", backend, "uprobe", $"{notElf}:main", "--", "true");
     }
 
-    [Fact]
-    public void NotX8664()
+    [Theory]
+    [InlineData("perf")]
+    [InlineData("ptrace")]
+    public void NotX8664(string backend)
     {
         // A minimal, valid ELF64 header for AArch64 (e_machine 183), with no sections or segments.
         var header = new byte[64];
@@ -44,17 +56,54 @@ public class ErrorTests(NativeTargets targets) : IClassFixture<NativeTargets>
         header[58] = 64;            // e_shentsize
         string path = Path.Combine(targets.Directory, "arm64.elf");
         File.WriteAllBytes(path, header);
-        Expect("is not ELF x86-64", "uprobe", $"{path}:f", "--", "true");
+        Expect("is not ELF x86-64", backend, "uprobe", $"{path}:f", "--", "true");
     }
 
-    [Fact]
-    public void NoSuchProcess() => Expect("no such process", "uprobe", $"{targets["targets"]}:greet", "-p", "99999999");
+    [Theory]
+    [InlineData("perf", "perf_event_paranoid")]
+    [InlineData("ptrace", "CAP_SYS_PTRACE")]
+    public void NoPermissionSaysWhatIsNeeded(string backend, string needed)
+    {
+        // As nobody: perf needs root or CAP_PERFMON for uprobes, and ptrace may not touch another user's process.
+        // The CLI is copied where nobody can read it: a clone may sit under a folder only root may enter.
+        string cli = Path.Combine(targets.Directory, "cli");
+        if (!Directory.Exists(cli))
+        {
+            string built = Path.GetDirectoryName(targets.Cli)!;
+            foreach (string file in Directory.EnumerateFiles(built, "*", SearchOption.AllDirectories))
+            {
+                string copy = Path.Combine(cli, Path.GetRelativePath(built, file));
+                Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+                File.Copy(file, copy);
+            }
+        }
+        string[] asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "HOME=/tmp", "DOTNET_CLI_HOME=/tmp", "dotnet", Path.Combine(cli, "probegen.dll")];
+        using var target = NativeTargets.Start(targets["targets"], "1000", "1", "5");
+        try
+        {
+            ExpectFrom(asNobody, needed, backend, ["uprobe", $"{targets["targets"]}:greet", "-p", target.Id.ToString()]);
+        }
+        finally
+        {
+            target.Kill();
+            target.WaitForExit();
+        }
+    }
 
-    [Fact]
-    public void BadTypeList() => Expect("unknown type 'f32'", "uprobe", $"{targets["targets"]}:greet(str,f32)", "--", "true");
+    [Theory]
+    [InlineData("perf")]
+    [InlineData("ptrace")]
+    public void NoSuchProcess(string backend) => Expect("no such process", backend, "uprobe", $"{targets["targets"]}:greet", "-p", "99999999");
 
-    [Fact]
-    public void TooManyArguments() => Expect("at most 6 arguments", "uprobe", $"{targets["targets"]}:add6(i64,i64,i64,i64,i64,i64,i64)", "--", "true");
+    [Theory]
+    [InlineData("perf")]
+    [InlineData("ptrace")]
+    public void BadTypeList(string backend) => Expect("unknown type 'f32'", backend, "uprobe", $"{targets["targets"]}:greet(str,f32)", "--", "true");
+
+    [Theory]
+    [InlineData("perf")]
+    [InlineData("ptrace")]
+    public void TooManyArguments(string backend) => Expect("at most 6 arguments", backend, "uprobe", $"{targets["targets"]}:add6(i64,i64,i64,i64,i64,i64,i64)", "--", "true");
 
     [Theory]
     [InlineData("nocolon")]

@@ -18,6 +18,8 @@ public sealed class NativeTargets : IDisposable
     public NativeTargets()
     {
         Directory = System.IO.Directory.CreateTempSubdirectory("probegen-native-").FullName;
+        // Readable by every user: the permission tests run the CLI as nobody.
+        File.SetUnixFileMode(Directory, (UnixFileMode)0b111_101_101);
         string root = RepositoryRoot();
         using Process build = Process.Start(new ProcessStartInfo("bash", [Path.Combine(root, "samples/native/build.sh"), Directory])
         {
@@ -65,13 +67,14 @@ public sealed class NativeTargets : IDisposable
     }
 }
 
-/// <summary>Collects hits from a perf session.</summary>
-internal sealed class Collector
+/// <summary>Collects hits from a session of either backend.</summary>
+public sealed class Collector
 {
     public ConcurrentQueue<UprobeHit> Hits { get; } = new();
 
     public void Add(UprobeHit hit) => Hits.Enqueue(hit);
 
+    /// <summary>The hits of one probe in the order they happened (perf delivers each CPU's ring in turn; the sort is stable).</summary>
     public List<UprobeHit> Of(string symbol, bool isReturn = false) =>
-        Hits.Where(h => h.Spec.Symbol == symbol && h.Spec.Return == isReturn).ToList();
+        Hits.Where(h => h.Spec.Symbol == symbol && h.Spec.Return == isReturn).OrderBy(h => h.TimestampNs).ToList();
 }

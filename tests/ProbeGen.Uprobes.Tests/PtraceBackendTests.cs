@@ -1,33 +1,47 @@
+using System;
 using System.Diagnostics;
+using System.IO;
 using System.Linq;
 using System.Threading;
+using Microsoft.Win32.SafeHandles;
 using Xunit;
 
 namespace ProbeGen.Uprobes.Tests;
 
 /// <summary>
-/// The ptrace backend: int3 written by the engine, the displaced instruction executed out of line
-/// (relocated with Iced), every byte restored on detach.
+/// The ptrace backend: the shared contract, plus what only it has to get right: int3 written by
+/// the engine, the displaced instruction executed out of line, return addresses swapped for a
+/// trampoline, and every byte and return address restored on detach.
 /// </summary>
-public class PtraceBackendTests(NativeTargets targets) : IClassFixture<NativeTargets>
+public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), IClassFixture<NativeTargets>
 {
+    protected override (Collector Hits, long Dropped, string Output) Launch(string[] specs, string file, params string[] arguments)
+    {
+        var hits = new Collector();
+        string outputFile = Path.Combine(Targets.Directory, $"stdout-{Guid.NewGuid():N}");
+        PtraceUprobeSession session;
+        using (SafeFileHandle stdout = File.OpenHandle(outputFile, FileMode.Create, FileAccess.Write))
+            session = PtraceUprobeSession.Launch(specs.Select(UprobeSpec.Parse), [file, .. arguments], hits.Add, (int)stdout.DangerousGetHandle());
+        using (session)
+            Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, session.ExitCode);
+        return (hits, session.Dropped, File.ReadAllText(outputFile).Trim());
+    }
+
+    protected override IUprobeSession Attach(string[] specs, int pid, Collector hits) =>
+        PtraceUprobeSession.Start(specs.Select(UprobeSpec.Parse), pid, hits.Add);
+
     [Fact]
     public void AttachToARunningMultiThreadedProcessMissNothingAndDetachCleanly()
     {
-        string t = targets["targets"];
+        string t = Targets["targets"];
         string expected = NativeTargets.RunToEnd(t, "300", "4", "1");
-        // Through bash, so the target is not our child (see PtraceUprobeSession's remarks): bash
-        // prints the target's pid, then its output, and exits with its status.
-        using Process target = NativeTargets.Start("bash", "-c", "\"$0\" \"$@\" & echo $!; wait $!", t, "300", "4", "1");
-        int pid = int.Parse(target.StandardOutput.ReadLine()!);
+        var (shell, pid) = StartUnowned(t, "300", "4", "1");
+        using Process target = shell;
         Thread.Sleep(100);
         var hits = new Collector();
-        using (PtraceUprobeSession.Start(
-                   [UprobeSpec.Parse($"{t}:add6(i64,i64,i64,i64,i64,i64)"), UprobeSpec.Parse($"{t}:greet(str,i32)"), UprobeSpec.Parse($"{t}:widths(i8,i16,u8,u16,i32,u64)")],
-                   pid, hits.Add))
-        {
+        using (Attach([$"{t}:add6(i64,i64,i64,i64,i64,i64)", $"{t}:greet(str,i32)", $"{t}:widths(i8,i16,u8,u16,i32,u64)"], pid, hits))
             Thread.Sleep(400);
-        }
 
         var add6 = hits.Of("add6");
         Assert.True(add6.Count > 50, $"only {add6.Count} hits");
@@ -52,20 +66,57 @@ public class PtraceBackendTests(NativeTargets targets) : IClassFixture<NativeTar
     }
 
     [Fact]
-    public void ReturnProbesAreRefusedClearly()
+    public void DetachingWhileAProbedFunctionSleepsPutsItsReturnAddressBack()
     {
-        using Process target = NativeTargets.Start("bash", "-c", "\"$0\" \"$@\" & echo $!; wait $!", targets["targets"], "100", "1", "5");
-        int pid = int.Parse(target.StandardOutput.ReadLine()!);
-        try
-        {
-            var ex = Assert.Throws<UprobeException>(() =>
-                PtraceUprobeSession.Start([UprobeSpec.Parse($"{targets["targets"]}:add6%return(i64)")], pid, _ => { }));
-            Assert.Contains("entries only", ex.Message);
-        }
-        finally
-        {
-            target.Kill(entireProcessTree: true);
-            target.WaitForExit();
-        }
+        string n = Targets["nested"];
+        string expected = NativeTargets.RunToEnd(n, "3", "500");
+        var (shell, pid) = StartUnowned(n, "3", "500");
+        using Process target = shell;
+        var hits = new Collector();
+        // Naps run from 0 to 500 ms and from 500 to 1000 ms. Attached during the first (its return
+        // address is not swapped) and detached during the second (its return address is).
+        Thread.Sleep(150);
+        using (Attach([$"{n}:nap%return(i32)", $"{n}:fact%return(i64)"], pid, hits))
+            Thread.Sleep(650);
+        Assert.Empty(hits.Of("nap", isReturn: true));
+        Assert.Equal([1, 2, 6, 24, 120, 720, 5040, 40320, 362880, 3628800, 1, 2, 6], hits.Of("fact", isReturn: true).Select(h => (long)h.Values[0]!));
+        // Had the trampoline stayed on its stack, the next return would trap with no tracer and kill it.
+        string output = target.StandardOutput.ReadToEnd();
+        Assert.True(target.WaitForExit(60_000));
+        Assert.Equal(0, target.ExitCode);
+        Assert.Equal(expected, output.Trim());
+    }
+
+    [Fact]
+    public void DisposingALaunchedSessionEndsTheProgram()
+    {
+        var hits = new Collector();
+        var session = PtraceUprobeSession.Launch([UprobeSpec.Parse($"{Targets["targets"]}:greet(str,i32)")], [Targets["targets"], "100000", "2", "1"], hits.Add, standardOutput: -1);
+        Thread.Sleep(300);
+        int pid = session.Pid;
+        session.Dispose();
+        Assert.NotEmpty(hits.Hits);
+        Assert.Equal(128 + 9, session.ExitCode);
+        Assert.False(Directory.Exists($"/proc/{pid}"));  // killed and reaped, not left a zombie
+    }
+
+    [Fact]
+    public void TheCliLaunchesTracesAndReportsEveryHit()
+    {
+        string t = Targets["targets"];
+        using Process cli = NativeTargets.Start("dotnet", Targets.Cli, "uprobe", "--backend", "ptrace", "--json",
+            $"{t}:add6(i64,i64,i64,i64,i64,i64)", $"{t}:add6%return(i64)", "--", t, "30", "4");
+        string stderr = "";
+        var errors = new Thread(() => stderr = cli.StandardError.ReadToEnd());
+        errors.Start();
+        string[] lines = cli.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(cli.WaitForExit(60_000));
+        errors.Join();
+        Assert.Equal(0, cli.ExitCode);
+        // The program's own output goes to stderr; stdout is hits, then the summary.
+        Assert.Equal(NativeTargets.RunToEnd(t, "30", "4"), stderr.Trim());
+        Assert.Equal("{\"summary\":{\"events\":240,\"dropped\":0}}", lines[^1]);
+        Assert.Equal(120, lines.Count(l => l.Contains("\"point\":\"entry\"")));
+        Assert.Equal(120, lines.Count(l => l.Contains("\"point\":\"return\"")));
     }
 }

@@ -89,7 +89,7 @@ internal static class UprobeCommand
         }
         catch (UprobeException ex)
         {
-            throw ex.IsEnvironment ? CliException.Failure(ex.Message) : CliException.Usage(ex.Message);
+            throw CliException.Usage(ex.Message);  // every uprobe error is one the user fixes: the issue asks for exit code 2, permissions included
         }
 
         long events = 0;

@@ -1,0 +1,145 @@
+using System;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading;
+using Xunit;
+
+namespace ProbeGen.Uprobes.Tests;
+
+/// <summary>
+/// What both backends must do on real gcc-built targets: exact counts and values, in launch mode
+/// and attached to a running process. Each backend's class runs every test here.
+/// </summary>
+public abstract class BackendTests(NativeTargets targets)
+{
+    private const int Iterations = 50, Threads = 4;
+
+    protected NativeTargets Targets { get; } = targets;
+
+    /// <summary>Attaches, launches the target as launch mode does, and collects until it exits.</summary>
+    protected abstract (Collector Hits, long Dropped, string Output) Launch(string[] specs, string file, params string[] arguments);
+
+    /// <summary>Attaches to a running process.</summary>
+    protected abstract IUprobeSession Attach(string[] specs, int pid, Collector hits);
+
+    /// <summary>Starts a target that is not our child (a tracer that is also the parent reaps its exit), and returns it with the target's pid.</summary>
+    protected static (Process Shell, int Pid) StartUnowned(string file, params string[] arguments)
+    {
+        // bash prints the target's pid, then its output, and exits with its status.
+        Process shell = NativeTargets.Start("bash", ["-c", "\"$0\" \"$@\" & echo $!; wait $!", file, .. arguments]);
+        return (shell, int.Parse(shell.StandardOutput.ReadLine()!));
+    }
+
+    [Fact]
+    public void ExactCountsAndValuesOfEveryWidthFromFourThreads()
+    {
+        string t = Targets["targets"];
+        var (hits, dropped, output) = Launch(
+            [$"{t}:add6(i64,i64,i64,i64,i64,i64)", $"{t}:add6%return(i64)", $"{t}:greet(str,i32)", $"{t}:widths(i8,i16,u8,u16,i32,u64)"],
+            t, Iterations.ToString(), Threads.ToString(), "0", "300");
+        Assert.Equal(NativeTargets.RunToEnd(t, Iterations.ToString(), Threads.ToString()), output);
+        Assert.Equal(0, dropped);
+
+        var add6 = hits.Of("add6");
+        Assert.Equal(Iterations * Threads, add6.Count);
+        Assert.Equal(Threads, add6.Select(h => h.Tid).Distinct().Count());
+        // add6(i, 1, 2, 3, 4, thread id): every (i, id) pair exactly once.
+        Assert.Equal(
+            Enumerable.Range(0, Threads).SelectMany(id => Enumerable.Range(0, Iterations).Select(i => $"{i},1,2,3,4,{id}")).Order(),
+            add6.Select(h => string.Join(",", h.Values)).Order());
+
+        var returns = hits.Of("add6", isReturn: true);
+        Assert.Equal(Iterations * Threads, returns.Count);
+        Assert.Equal(
+            add6.Select(h => h.Values.Cast<long>().Sum()).Order(),
+            returns.Select(h => (long)h.Values[0]!).Order());
+
+        var greet = hits.Of("greet");
+        Assert.Equal(Iterations * Threads, greet.Count);
+        Assert.Equal(Iterations * Threads / 2, greet.Count(h => (string?)h.Values[0] == "probe"));
+        Assert.Equal(Iterations * Threads / 2, greet.Count(h => (string?)h.Values[0] == "gen"));
+        Assert.All(greet, h => Assert.Equal(2L, h.Values[1]));
+
+        var widths = hits.Of("widths");
+        Assert.Equal(Iterations * Threads, widths.Count);
+        Assert.All(widths, h => Assert.Equal(new object?[] { -5L, -300L, 200UL, 60000UL, -70000L, 0x1234567890abcdefUL }, h.Values));
+    }
+
+    [Fact]
+    public void ASharedLibraryFunction()
+    {
+        string lib = Targets["libcalc.so"];
+        var (hits, _, output) = Launch([$"{lib}:calc_mul(i32,i32)", $"{lib}:calc_mul%return(i32)"], Targets["uselib"], "100");
+        Assert.Equal("total 14850", output);
+        Assert.Equal(Enumerable.Range(0, 100).Select(i => $"{i},3"), hits.Of("calc_mul").Select(h => string.Join(",", h.Values)));
+        Assert.Equal(Enumerable.Range(0, 100).Select(i => (long)i * 3), hits.Of("calc_mul", isReturn: true).Select(h => (long)h.Values[0]!));
+    }
+
+    [Fact]
+    public void ANonPieExecutable()
+    {
+        string t = Targets["targets-nopie"];
+        var (hits, _, _) = Launch([$"{t}:add6%return(i64)"], t, "25", "2");
+        Assert.Equal(50, hits.Of("add6", isReturn: true).Count);
+    }
+
+    [Fact]
+    public void AnOffsetSpecProbesTheSameInstruction()
+    {
+        string t = Targets["targets"];
+        ulong offset = ElfSymbols.ResolveOffset(t, "add6");
+        var (hits, _, _) = Launch([$"{t}:0x{offset:x}(i64)"], t, "10", "1");
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), hits.Hits.Select(h => (long)h.Values[0]!).Order());
+    }
+
+    [Fact]
+    public void ReturnsThroughRecursionLongjmpForkAndVfork()
+    {
+        string n = Targets["nested"];
+        const int rounds = 4;
+        var (hits, dropped, output) = Launch(
+            [$"{n}:fact(i64)", $"{n}:fact%return(i64)", $"{n}:bail(i32)", $"{n}:bail%return(i32)", $"{n}:nap%return(i32)", $"{n}:spawn_child%return(i32)"],
+            n, rounds.ToString(), "1");
+        // The program checks its forked children itself: a child returning through a breakpoint
+        // or trampoline it inherited would crash, and it would exit 3.
+        Assert.Equal(NativeTargets.RunToEnd(n, rounds.ToString(), "1"), output);
+        Assert.Equal(0, dropped);
+        // fact(10) then fact(3) each round: 13 calls, 13 returns, every value exact, innermost first.
+        Assert.Equal(rounds * 13, hits.Of("fact").Count);
+        long[] factorials = [1, 2, 6, 24, 120, 720, 5040, 40320, 362880, 3628800, 1, 2, 6];
+        Assert.Equal(Enumerable.Repeat(factorials, rounds).SelectMany(f => f), hits.Of("fact", isReturn: true).Select(h => (long)h.Values[0]!));
+        // bail(3) recurses to bail(0), which longjmps out: four entries, no return.
+        Assert.Equal(Enumerable.Repeat(new long[] { 3, 2, 1, 0 }, rounds).SelectMany(b => b), hits.Of("bail").Select(h => (long)h.Values[0]!));
+        Assert.Empty(hits.Of("bail", isReturn: true));
+        Assert.Equal(Enumerable.Repeat(1L, rounds), hits.Of("nap", isReturn: true).Select(h => (long)h.Values[0]!));
+        // Only the traced process's returns count: each is the child's pid, never the child's 0.
+        var spawned = hits.Of("spawn_child", isReturn: true);
+        Assert.Equal(rounds, spawned.Count);
+        Assert.All(spawned, h => Assert.True((long)h.Values[0]! > 0));
+    }
+
+    [Fact]
+    public void AttachToARunningProcessAndDetachCleanly()
+    {
+        string t = Targets["targets"];
+        string expected = NativeTargets.RunToEnd(t, "400", "2", "2");
+        var (shell, pid) = StartUnowned(t, "400", "2", "2");
+        using (shell)
+        {
+            Thread.Sleep(200);
+            var hits = new Collector();
+            using (Attach([$"{t}:greet(str,i32)", $"{t}:add6%return(i64)"], pid, hits))
+                Thread.Sleep(500);
+            Assert.NotEmpty(hits.Of("greet"));
+            Assert.NotEmpty(hits.Of("add6", isReturn: true));
+            Assert.All(hits.Hits, h => Assert.Equal(pid, h.Pid));
+            int afterDetach = hits.Hits.Count;
+            // Detached: the target runs on unprobed and gets the right answer.
+            string output = shell.StandardOutput.ReadToEnd();
+            Assert.True(shell.WaitForExit(60_000));
+            Assert.Equal(0, shell.ExitCode);
+            Assert.Equal(expected, output.Trim());
+            Assert.Equal(afterDetach, hits.Hits.Count);
+        }
+    }
+}

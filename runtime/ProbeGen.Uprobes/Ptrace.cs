@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Runtime.InteropServices;
@@ -155,6 +156,78 @@ internal static unsafe partial class Ptrace
             foreach (GCHandle handle in pinned)
                 handle.Free();
         }
+    }
+
+    /// <summary>
+    /// Spawns <paramref name="argv"/> stopped (see <see cref="SpawnStopped"/>), seizes it with
+    /// <paramref name="options"/> (which must trace exec), and lets it run to its exec: the new
+    /// program is mapped and none of it has run. Returns the pid, stopped there, or -1 with the exit
+    /// status when it exited instead (a command the shell could not run).
+    /// </summary>
+    public static int LaunchToExec(IReadOnlyList<string> argv, int standardOutput, long options, Action<int> started, out int? exitCode)
+    {
+        exitCode = null;
+        int pid = SpawnStopped(argv, standardOutput);
+        started(pid);
+        int status;
+        if (WaitPid(pid, &status, WUntraced) != pid || !Stopped(status))
+        {
+            exitCode = ExitCode(status);
+            return -1;
+        }
+        if (Call(Seize, pid, 0, (nint)options) != 0)
+        {
+            // Left stopped for the caller, which kills and reaps its child.
+            throw new UprobeException($"cannot ptrace the launched process ({Marshal.GetLastPInvokeErrorMessage()})", environment: true);
+        }
+        SendSignal(pid, SigCont);
+        while (true)
+        {
+            if (WaitPid(pid, &status, Wall) != pid || !Stopped(status))
+            {
+                exitCode = ExitCode(status);
+                return -1;
+            }
+            int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
+            if (ptraceEvent == EventExec)
+                return pid;
+            // Its own group-stop (reported under SEIZE as an event stop), then the SIGCONT: pass signals on.
+            Call(Cont, pid, 0, ptraceEvent == 0 && signal != SigStop ? signal : 0);
+        }
+    }
+
+    /// <summary>A file mapping of a process.</summary>
+    public readonly record struct Mapping(ulong Start, ulong End, ulong FileOffset, ulong Inode, string Path);
+
+    /// <summary>The file mappings of a process, from <c>/proc/PID/maps</c>.</summary>
+    public static List<Mapping> ReadMappings(int pid)
+    {
+        var mappings = new List<Mapping>();
+        foreach (string line in File.ReadLines($"/proc/{pid}/maps"))
+        {
+            // 55d0c7a00000-55d0c7a01000 r-xp 00001000 08:01 1234 /path
+            string[] parts = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length < 6 || !parts[5].StartsWith('/'))
+                continue;
+            string[] range = parts[0].Split('-');
+            mappings.Add(new Mapping(
+                ulong.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                ulong.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                ulong.Parse(parts[2], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                ulong.Parse(parts[4], CultureInfo.InvariantCulture),
+                parts[5].Trim()));
+        }
+        return mappings;
+    }
+
+    /// <summary>Where file offset <paramref name="offset"/> of <paramref name="path"/> is mapped; matched by inode, so a symlink or a relative path finds the file.</summary>
+    public static ulong RuntimeAddress(List<Mapping> mappings, int pid, string path, ulong offset)
+    {
+        ulong inode = Native.Inode(path);
+        foreach (Mapping m in mappings)
+            if (m.Inode == inode && offset >= m.FileOffset && offset < m.FileOffset + (m.End - m.Start))
+                return m.Start + (offset - m.FileOffset);
+        throw new UprobeException($"{path} is not mapped in process {pid} at file offset 0x{offset:x}");
     }
 
     /// <summary>Finds <paramref name="command"/> as execvp would: a path as given, else the first executable on PATH.</summary>

@@ -50,9 +50,6 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     /// <summary>A hijacked return: where the function really returns to, and the stack slot that held it.</summary>
     private readonly record struct PendingReturn(ulong ReturnAddress, ulong StackSlot, Probe Probe);
 
-    /// <summary>A file mapping of the tracee, to turn a trap address into (inode, file offset).</summary>
-    private readonly record struct Mapping(ulong Start, ulong End, ulong FileOffset, ulong Inode, string Path);
-
     private readonly List<UprobeSpec> _specs;
     private readonly Action<UprobeHit> _onHit;
     private readonly string[]? _command;
@@ -226,40 +223,33 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     }
 
     /// <summary>
-    /// Spawns the command stopped, seizes it, lets it exec, and runs it to its entry point with a
+    /// Spawns the command seized and stopped at its exec, then runs it to its entry point with a
     /// temporary breakpoint: there the dynamic loader has mapped every needed library and none of
     /// the program's own code has run.
     /// </summary>
     private void SpawnAndStopAtEntry()
     {
-        int pid = SpawnStopped(_command!, _standardOutput);
-        Volatile.Write(ref _pid, pid);
-        int status;
-        if (WaitPid(pid, &status, WUntraced) != pid || !Stopped(status))
-            throw new UprobeException($"cannot start '{_command![0]}': the launcher exited with status {Ptrace.ExitCode(status)}");
-        if (Call(Seize, pid, 0, (nint)(OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec | OptionExitKill)) != 0)
-            throw new UprobeException($"cannot ptrace the launched process ({Marshal.GetLastPInvokeErrorMessage()}): {PermissionHint()}", environment: true);
+        int pid = LaunchToExec(_command!, _standardOutput, OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec | OptionExitKill,
+            started => Volatile.Write(ref _pid, started), out int? exitCode);
+        _exitCode = exitCode;
+        if (pid < 0)
+            throw new UprobeException($"'{_command![0]}' exited with status {_exitCode} before it started");
         _threads.Add(pid);
-        SendSignal(pid, SigCont);
-        ulong entry = 0, entryWord = 0;
+        ulong entry = EntryPoint(pid);
+        ulong entryWord = PeekWord(pid, entry);
+        PokeWord(pid, entry, (entryWord & ~0xFFUL) | 0xCC);
+        Call(Cont, pid, 0, 0);
         while (true)
         {
+            int status;
             if (WaitPid(pid, &status, Wall) != pid || !Stopped(status))
             {
                 _threads.Clear();
                 _exitCode = Ptrace.ExitCode(status);
-                throw new UprobeException($"'{_command![0]}' exited with status {_exitCode} before it started");
+                throw new UprobeException($"'{_command![0]}' exited with status {_exitCode} before it reached its entry point");
             }
             int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
-            if (ptraceEvent == EventExec)
-            {
-                entry = EntryPoint(pid);
-                entryWord = PeekWord(pid, entry);
-                PokeWord(pid, entry, (entryWord & ~0xFFUL) | 0xCC);
-                Call(Cont, pid, 0, 0);
-                continue;
-            }
-            if (signal == SigTrap && ptraceEvent == 0 && entry != 0)
+            if (signal == SigTrap && ptraceEvent == 0)
             {
                 Regs regs;
                 Call(GetRegs, pid, 0, (nint)(&regs));
@@ -271,16 +261,14 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                     return;  // stopped at the entry point, the only thread
                 }
             }
-            // The group-stop it put itself in, SIGCONT, or a signal of its own: pass signals on.
-            bool deliver = ptraceEvent == 0 && signal != SigStop && signal != SigTrap;
-            Call(Cont, pid, 0, deliver ? signal : 0);
+            Call(Cont, pid, 0, ptraceEvent == 0 && signal != SigStop ? signal : 0);
         }
     }
 
     /// <summary>With every thread stopped: maps the scratch page, and plants and registers each probe.</summary>
     private void Plant()
     {
-        _mappings = ReadMappings();
+        _mappings = ReadMappings(_pid);
         ulong scratch = MapScratchPage();
         // The return trampoline: an int3 that threads reach by returning from a probed function.
         _trampoline = scratch;
@@ -289,7 +277,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         foreach (UprobeSpec spec in _specs)
         {
             (string path, ulong offset) = ElfSymbols.Resolve(spec);
-            ulong address = RuntimeAddress(path, offset);
+            ulong address = RuntimeAddress(_mappings, _pid, path, offset);
             Mapping mapping = _mappings.First(m => address >= m.Start && address < m.End);
             if (!_sites.TryGetValue(address, out Site? site))
             {
@@ -673,26 +661,6 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         return after.Rax;
     }
 
-    private List<Mapping> ReadMappings()
-    {
-        var mappings = new List<Mapping>();
-        foreach (string line in File.ReadLines($"/proc/{_pid}/maps"))
-        {
-            // 55d0c7a00000-55d0c7a01000 r-xp 00001000 08:01 1234 /path
-            string[] parts = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length < 6 || !parts[5].StartsWith('/'))
-                continue;
-            string[] range = parts[0].Split('-');
-            mappings.Add(new Mapping(
-                ulong.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-                ulong.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-                ulong.Parse(parts[2], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-                ulong.Parse(parts[4], CultureInfo.InvariantCulture),
-                parts[5].Trim()));
-        }
-        return mappings;
-    }
-
     /// <summary>The registry key of a trap address: the inode and file offset it maps, as the kernel's find_active_uprobe computes it.</summary>
     private bool TryKey(ulong address, out UprobeKey key)
     {
@@ -706,18 +674,10 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                     return true;
                 }
             }
-            _mappings = ReadMappings();  // mapped since we looked (a dlopen, say)
+            _mappings = ReadMappings(_pid);  // mapped since we looked (a dlopen, say)
         }
         key = default;
         return false;
-    }
-
-    private ulong RuntimeAddress(string path, ulong offset)
-    {
-        foreach (Mapping m in _mappings)
-            if (m.Path == path && offset >= m.FileOffset && offset < m.FileOffset + (m.End - m.Start))
-                return m.Start + (offset - m.FileOffset);
-        throw new UprobeException($"{path} is not mapped in process {_pid} at file offset 0x{offset:x}");
     }
 
     /// <summary>A stopped thread to read and write memory through: ptrace reaches memory only through a tracee in a ptrace-stop.</summary>

@@ -10,12 +10,15 @@ namespace ProbeGen.Benchmarks;
 
 /// <summary>
 /// The native rows: the cost per hit of the perf backend against a bare counting uprobe on the
-/// same function, in the same run. The target (samples/native/bench.c) times its own loop of
+/// same function, and of the ptrace backend against a naive ptrace loop, in the same run. The target (samples/native/bench.c) times its own loop of
 /// calls; each cost is the time per call with the probe minus the time without.
 /// </summary>
 internal static class NativeUprobes
 {
     private const long Calls = 300_000;
+
+    /// <summary>Fewer for ptrace: each hit costs microseconds of context switches.</summary>
+    private const long PtraceCalls = 50_000;
 
     public static List<Row> Measure(string repositoryRoot)
     {
@@ -45,6 +48,23 @@ internal static class NativeUprobes
         });
         double oursCost = ours - baseline, bareCost = bare - baseline;
         var rows = new List<Row>();
+
+        // ptrace: ours (int3 + out-of-line step, one stop per hit) against the naive loop (restore,
+        // single-step in place, re-insert: two stops per hit), both launching the target.
+        long ptraceHits = 0, naiveHits = 0;
+        var spec = UprobeSpec.Parse($"{bench}:hit(i32)");
+        double ptraceOurs = Median(() => RunLaunched(bench, PtraceCalls, (argv, stdout) =>
+        {
+            using var session = PtraceUprobeSession.Launch([spec], argv, _ => Interlocked.Increment(ref ptraceHits), stdout);
+            session.WaitForEnd(Timeout.InfiniteTimeSpan);
+        })) - baseline;
+        double naive = Median(() => RunLaunched(bench, PtraceCalls, (argv, stdout) => naiveHits += NaivePtraceLoop.Run(bench, offset, argv, stdout))) - baseline;
+        rows.Add(new Row("native_ptrace_hit_cost", ptraceOurs, "naive ptrace loop (restore, single-step, re-insert)", naive, ptraceOurs / naive,
+            "report the ratio to the naive loop (lower is better)", ptraceOurs < naive, 0));
+        rows.Add(new Row("native_ptrace_vs_perf", ptraceOurs, "our perf backend, same target", oursCost, ptraceOurs / oursCost,
+            "report (the price of the fallback)", true, 0));
+        rows.Add(new Row("native_ptrace_hits_captured", 0, $"{ptraceHits / 3} of {PtraceCalls} calls captured per run (naive loop: {naiveHits / 3})", null, null,
+            "every hit captured", ptraceHits == 3 * PtraceCalls && naiveHits == 3 * PtraceCalls, 0));
 
         // The tool a user would pick instead, when it is installed (Debian's bpftrace).
         if (File.Exists("/usr/bin/bpftrace"))
@@ -88,6 +108,17 @@ internal static class NativeUprobes
                 return ns;
         }
         return double.NaN;
+    }
+
+    /// <summary>Runs the target under an in-process launcher, its output to a file; returns its ns per call.</summary>
+    private static double RunLaunched(string bench, long calls, Action<string[], int> launch)
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"probegen-bench-{Environment.ProcessId}.out");
+        using (Microsoft.Win32.SafeHandles.SafeFileHandle stdout = File.OpenHandle(file, FileMode.Create, FileAccess.Write))
+            launch([bench, calls.ToString(CultureInfo.InvariantCulture), "0"], (int)stdout.DangerousGetHandle());
+        string output = File.ReadAllText(file);
+        File.Delete(file);
+        return double.Parse(output.Split(' ')[0], CultureInfo.InvariantCulture);
     }
 
     private static double Median(Func<double> measure)

@@ -47,6 +47,13 @@ public static class Program
             return 2;
         }
 
+        if (args.Contains("--native"))
+        {
+            // Only the native engine's rows (about a minute): no JSON written, nothing else measured.
+            Print(NativeUprobes.Measure(FindRepositoryRoot()));
+            return 0;
+        }
+
         IConfig config = ManualConfig.CreateEmpty()
             .AddJob(Job.Default
                 .WithToolchain(InProcessEmitToolchain.Instance)

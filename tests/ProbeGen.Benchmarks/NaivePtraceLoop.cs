@@ -1,0 +1,53 @@
+using System.Collections.Generic;
+using ProbeGen.Uprobes;
+using static ProbeGen.Uprobes.Ptrace;
+
+namespace ProbeGen.Benchmarks;
+
+/// <summary>
+/// The peer the ptrace backend is measured against: the textbook breakpoint loop that debuggers
+/// and simple tracers use. On each trap it puts the original byte back, single-steps the
+/// instruction in place, and writes the int3 again: two stops and four more syscalls per hit than
+/// executing out of line, and any other thread passing meanwhile runs unprobed (so the benchmark
+/// target is single-threaded).
+/// </summary>
+internal static unsafe class NaivePtraceLoop
+{
+    /// <summary>Launches <paramref name="argv"/>, probes file offset <paramref name="offset"/> of <paramref name="binary"/> (reading the first argument register, as ours captures it) until it exits; returns the hits.</summary>
+    public static long Run(string binary, ulong offset, IReadOnlyList<string> argv, int standardOutput)
+    {
+        int pid = LaunchToExec(argv, standardOutput, OptionTraceExec | OptionExitKill, _ => { }, out _);
+        if (pid < 0)
+            return 0;
+        ulong address = RuntimeAddress(ReadMappings(pid), pid, binary, offset);
+        ulong original = (ulong)Call(PeekData, pid, (nint)address, 0);
+        ulong trap = (original & ~0xFFUL) | 0xCC;
+        Call(PokeData, pid, (nint)address, (nint)trap);
+        Call(Cont, pid, 0, 0);
+        long hits = 0;
+        ulong sink = 0;
+        while (true)
+        {
+            int status;
+            if (WaitPid(pid, &status, Wall) != pid || !Stopped(status))
+                return hits;
+            int signal = (status >> 8) & 0xff;
+            Regs regs;
+            Call(GetRegs, pid, 0, (nint)(&regs));
+            if (signal == SigTrap && regs.Rip - 1 == address)
+            {
+                hits++;
+                sink += regs.Rdi;
+                Call(PokeData, pid, (nint)address, (nint)original);
+                regs.Rip = address;
+                Call(SetRegs, pid, 0, (nint)(&regs));
+                Call(SingleStep, pid, 0, 0);
+                WaitPid(pid, &status, Wall);
+                Call(PokeData, pid, (nint)address, (nint)trap);
+                Call(Cont, pid, 0, 0);
+                continue;
+            }
+            Call(Cont, pid, 0, (status >> 16) == 0 && signal != SigStop ? signal : 0);
+        }
+    }
+}

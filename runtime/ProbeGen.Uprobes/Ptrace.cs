@@ -71,6 +71,27 @@ internal static unsafe partial class Ptrace
     [LibraryImport("libc")]
     private static partial int sigemptyset(void* set);
 
+    [LibraryImport("libc", EntryPoint = "sigaction", SetLastError = true)]
+    private static partial int SigAction(int signal, byte* action, byte* old);
+
+    /// <summary>
+    /// Asks the kernel not to send this process SIGCHLD when a child or tracee merely stops
+    /// (SA_NOCLDSTOP), keeping whatever handler is installed. Every ptrace trap is a stop: once the
+    /// .NET runtime has a SIGCHLD handler (any Process started), each trap would also wake its
+    /// signal-handling thread to look for exited children. Exits are still signalled.
+    /// </summary>
+    public static void QuietChildStops()
+    {
+        byte* action = stackalloc byte[256];  // struct sigaction is 152 bytes on x86-64 glibc
+        if (SigAction(SigChld, null, action) != 0)
+            return;
+        int* flags = (int*)(action + 8 + 128);  // after sa_handler and sa_mask
+        if ((*flags & 1) != 0)
+            return;
+        *flags |= 1;  // SA_NOCLDSTOP
+        SigAction(SigChld, action, null);
+    }
+
     public static bool Exited(int status) => (status & 0x7f) == 0;
 
     public static bool Signaled(int status) => (status & 0x7f) != 0 && (status & 0x7f) != 0x7f;

@@ -26,6 +26,9 @@ namespace ProbeGen.Uprobes;
 /// restored and they are let go. A vfork child shares the tracee's memory, so it is traced like
 /// one of its threads until it execs. A <c>dlopen</c>ed library is not probed if it is loaded
 /// after the breakpoints are planted.</para>
+/// <para>Starting a session sets SA_NOCLDSTOP on this process's SIGCHLD handler, keeping the
+/// handler: otherwise every trap, a ptrace-stop, would also signal the process (in a .NET process
+/// that has started a child, the runtime then wakes to look for exited children). Exits are still signalled.</para>
 /// <para>When attaching with <see cref="Start"/>, do not trace a child of this process that a
 /// <see cref="System.Diagnostics.Process"/> owns: a tracer that is also the parent reaps the
 /// tracee's exit, which the Process object then never sees. <see cref="Launch"/> starts its own
@@ -125,6 +128,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         // Bad specs fail here, before any process is touched or started.
         foreach (UprobeSpec spec in session._specs)
             ElfSymbols.Resolve(spec);
+        QuietChildStops();
         session._tracer.Start();
         session._ready.Wait();
         if (session._startError is { } error)

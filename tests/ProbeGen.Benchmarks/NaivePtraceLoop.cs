@@ -16,6 +16,7 @@ internal static unsafe class NaivePtraceLoop
     /// <summary>Launches <paramref name="argv"/>, probes file offset <paramref name="offset"/> of <paramref name="binary"/> (reading the first argument register, as ours captures it) until it exits; returns the hits.</summary>
     public static long Run(string binary, ulong offset, IReadOnlyList<string> argv, int standardOutput)
     {
+        QuietChildStops();  // as the ptrace backend does: a fair race
         int pid = LaunchToExec(argv, standardOutput, OptionTraceExec | OptionExitKill, _ => { }, out _);
         if (pid < 0)
             return 0;

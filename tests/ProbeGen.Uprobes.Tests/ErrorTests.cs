@@ -65,19 +65,7 @@ public class ErrorTests(NativeTargets targets) : IClassFixture<NativeTargets>
     public void NoPermissionSaysWhatIsNeeded(string backend, string needed)
     {
         // As nobody: perf needs root or CAP_PERFMON for uprobes, and ptrace may not touch another user's process.
-        // The CLI is copied where nobody can read it: a clone may sit under a folder only root may enter.
-        string cli = Path.Combine(targets.Directory, "cli");
-        if (!Directory.Exists(cli))
-        {
-            string built = Path.GetDirectoryName(targets.Cli)!;
-            foreach (string file in Directory.EnumerateFiles(built, "*", SearchOption.AllDirectories))
-            {
-                string copy = Path.Combine(cli, Path.GetRelativePath(built, file));
-                Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
-                File.Copy(file, copy);
-            }
-        }
-        string[] asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "HOME=/tmp", "DOTNET_CLI_HOME=/tmp", "dotnet", Path.Combine(cli, "probegen.dll")];
+        string[] asNobody = targets.CliAsNobody();
         using var target = NativeTargets.Start(targets["targets"], "1000", "1", "5");
         try
         {

@@ -38,6 +38,29 @@ public sealed class NativeTargets : IDisposable
 
     public string this[string name] => Path.Combine(Directory, name);
 
+    /// <summary>
+    /// The command that runs the CLI as the unprivileged user nobody. The CLI is copied where
+    /// nobody can read it first: a clone may sit under a folder only root may enter.
+    /// </summary>
+    public string[] CliAsNobody()
+    {
+        string cli = Path.Combine(Directory, "cli");
+        lock (this)
+        {
+            if (!System.IO.Directory.Exists(cli))
+            {
+                string built = Path.GetDirectoryName(Cli)!;
+                foreach (string file in System.IO.Directory.EnumerateFiles(built, "*", SearchOption.AllDirectories))
+                {
+                    string copy = Path.Combine(cli, Path.GetRelativePath(built, file));
+                    System.IO.Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+                    File.Copy(file, copy);
+                }
+            }
+        }
+        return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "HOME=/tmp", "DOTNET_CLI_HOME=/tmp", "dotnet", Path.Combine(cli, "probegen.dll")];
+    }
+
     public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
 
     public static string RepositoryRoot()

@@ -119,4 +119,22 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
         Assert.Equal(120, lines.Count(l => l.Contains("\"point\":\"entry\"")));
         Assert.Equal(120, lines.Count(l => l.Contains("\"point\":\"return\"")));
     }
+
+    [Fact]
+    public void WithoutPermissionForPerfTheCliFallsBackToPtrace()
+    {
+        // nobody may not open uprobe events (perf_event_paranoid), but may trace its own child.
+        string t = Targets["targets"];
+        using Process cli = NativeTargets.Start(Targets.CliAsNobody()[0], [.. Targets.CliAsNobody()[1..], "uprobe", "--json", $"{t}:greet(str,i32)", "--", t, "20", "2"]);
+        string stderr = "";
+        var errors = new Thread(() => stderr = cli.StandardError.ReadToEnd());
+        errors.Start();
+        string[] lines = cli.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(cli.WaitForExit(60_000));
+        errors.Join();
+        Assert.True(cli.ExitCode == 0, stderr);
+        Assert.Contains("the perf backend is unavailable", stderr);
+        Assert.Contains("using ptrace", stderr);
+        Assert.Equal("{\"summary\":{\"events\":40,\"dropped\":0}}", lines[^1]);
+    }
 }

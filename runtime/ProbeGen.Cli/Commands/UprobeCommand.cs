@@ -22,7 +22,11 @@ internal static class UprobeCommand
             Arity = ArgumentArity.OneOrMore,
         };
         Option<int?> pid = CommonOptions.ProcessId();
-        Option<string> backend = new("--backend") { Description = "perf (the kernel's uprobe PMU) or ptrace.", DefaultValueFactory = _ => "perf" };
+        Option<string> backend = new("--backend")
+        {
+            Description = "perf (the kernel's uprobe PMU), ptrace, or auto: perf wherever perf_event_open allows it, else ptrace.",
+            DefaultValueFactory = _ => "auto",
+        };
         Option<bool> json = CommonOptions.Json();
         Option<string?> duration = CommonOptions.Duration();
         var command = new Command("uprobe", "Trace functions of an unmanaged ELF binary with uprobes.") { specs, pid, backend, json, duration };
@@ -43,8 +47,8 @@ internal static class UprobeCommand
         {
             throw CliException.Usage(ex.Message);
         }
-        if (backend is not ("perf" or "ptrace"))
-            throw CliException.Usage($"--backend must be perf or ptrace, not '{backend}'");
+        if (backend is not ("auto" or "perf" or "ptrace"))
+            throw CliException.Usage($"--backend must be auto, perf or ptrace, not '{backend}'");
         if (pid is not null && launch.Length > 0)
             throw CliException.Usage("give either -p PID or -- COMMAND, not both");
         if (pid is null && launch.Length == 0)
@@ -68,7 +72,28 @@ internal static class UprobeCommand
         Process? child = null;
         try
         {
-            if (backend == "ptrace")
+            PerfUprobeSession? perf = null;
+            if (backend != "ptrace")
+            {
+                try
+                {
+                    perf = PerfUprobeSession.Start(specs, pid ?? -1, Enqueue);
+                }
+                catch (UprobeException ex) when (ex.IsEnvironment && backend == "auto")
+                {
+                    // No uprobe PMU, or no permission for it: the fallback needs only ptrace.
+                    Console.Error.WriteLine($"probegen: the perf backend is unavailable ({ex.Message}); using ptrace");
+                }
+            }
+            if (perf is not null)
+            {
+                session = perf;
+                if (launch.Length > 0)
+                    child = StartChild(launch, perf, stop);
+                else
+                    WhenDone(() => { while (Directory.Exists($"/proc/{pid}")) Thread.Sleep(100); }, stop);
+            }
+            else
             {
                 // A launched program's output goes to our stderr, as with perf: stdout carries the hits.
                 var ptrace = pid is { } traced
@@ -76,15 +101,6 @@ internal static class UprobeCommand
                     : PtraceUprobeSession.Launch(specs, launch, Enqueue, standardOutput: 2);
                 session = ptrace;
                 WhenDone(() => ptrace.WaitForEnd(Timeout.InfiniteTimeSpan), stop);
-            }
-            else
-            {
-                var perf = PerfUprobeSession.Start(specs, pid ?? -1, Enqueue);
-                session = perf;
-                if (launch.Length > 0)
-                    child = StartChild(launch, perf, stop);
-                else
-                    WhenDone(() => { while (Directory.Exists($"/proc/{pid}")) Thread.Sleep(100); }, stop);
             }
         }
         catch (UprobeException ex)

@@ -48,16 +48,37 @@ public readonly record struct UprobeKey(ulong Inode, ulong Offset, bool Return) 
 public sealed unsafe class PerfUprobeSession : IUprobeSession
 {
     // x86-64 perf register indexes (arch/x86/include/uapi/asm/perf_regs.h).
-    private const int RegAx = 0, RegCx = 2, RegDx = 3, RegSi = 4, RegDi = 5, RegR8 = 16, RegR9 = 17;
+    private const int RegAx = 0, RegCx = 2, RegDx = 3, RegSi = 4, RegDi = 5, RegSp = 7, RegR8 = 16, RegR9 = 17;
     private static readonly int[] ArgumentRegisters = [RegDi, RegSi, RegDx, RegCx, RegR8, RegR9];
-    private static readonly ulong RegisterMask = (1UL << RegAx) | (1UL << RegCx) | (1UL << RegDx) | (1UL << RegSi) | (1UL << RegDi) | (1UL << RegR8) | (1UL << RegR9);
+    /// <summary>The sampled registers, in the index order the kernel writes them.</summary>
+    private static readonly int[] SampledRegisters = [RegAx, RegCx, RegDx, RegSi, RegDi, RegSp, RegR8, RegR9];
+    private static readonly ulong RegisterMask = SampledRegisters.Aggregate(0UL, (mask, r) => mask | (1UL << r));
 
-    private const ulong SampleTid = 1 << 1, SampleTime = 1 << 2, SampleRegsUser = 1 << 12;
+    private const ulong SampleTid = 1 << 1, SampleTime = 1 << 2, SampleRegsUser = 1 << 12, SampleStackUser = 1 << 13;
     private const int RecordLost = 2, RecordSample = 9;
-    private const int DataPages = 64;
+
+    /// <summary>
+    /// Bytes of the user stack copied with each hit of a probe that captures a string
+    /// (PERF_SAMPLE_STACK_USER). A string in a caller's stack buffer is then read as it was at the
+    /// hit, even if the buffer is reused before the ring is drained or the process has exited.
+    /// </summary>
+    private const int StackCopyBytes = 1024;
+
+    /// <summary>Ring buffer pages per probe per CPU: more when every sample carries a stack copy.</summary>
+    private static int DataPages(bool copiesStack) => copiesStack ? 1024 : 64;
+
+    /// <summary>PERF_FORMAT_LOST (Linux 6.0): read() on the event also returns the samples it lost.</summary>
+    private const ulong FormatLost = 1 << 4;
+
+    /// <summary>One record at a time, copied out of the ring (records wrap around its end); records are at most 64 KB.</summary>
+    private readonly byte[] _record = new byte[1 << 16];
+
+    /// <summary>Held while draining: by the reader thread, and by <see cref="Flush"/> on the caller's.</summary>
+    private readonly Lock _drainLock = new();
 
     private readonly List<AttachedProbe> _probes = [];
     private readonly Action<UprobeHit> _onHit;
+    private PtraceUprobeSession? _launched;
     private int _pid;
     private readonly Thread _reader;
     private volatile bool _stopping;
@@ -114,6 +135,45 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         return session;
     }
 
+    /// <summary>
+    /// Attaches every spec, then starts <paramref name="command"/> and delivers only its hits. The
+    /// probes are the kernel's; ptrace holds the program only at two moments. At its start, so the
+    /// filter is set before any of its code runs. At each thread's exit, while the rings are
+    /// drained: a hit's strings outside the stack copy (in .rodata or the heap) are read while the
+    /// process's memory still exists.
+    /// </summary>
+    /// <param name="specs">The probes.</param>
+    /// <param name="command">The program and its arguments, looked up on PATH like a shell does.</param>
+    /// <param name="onHit">Called on the reader thread (or the launcher's, at a thread's exit) for each hit.</param>
+    /// <param name="standardOutput">A file descriptor of this process to become the program's standard output; -1 shares ours.</param>
+    /// <exception cref="UprobeException">A spec cannot be resolved, perf_event_open refuses, or the program cannot be started.</exception>
+    public static PerfUprobeSession Launch(IEnumerable<UprobeSpec> specs, IReadOnlyList<string> command, Action<UprobeHit> onHit, int standardOutput = -1)
+    {
+        PerfUprobeSession session = Start(specs, -1, onHit);
+        try
+        {
+            session._launched = PtraceUprobeSession.Launch([], command, _ => { }, standardOutput,
+                onStarted: pid => session.ProcessFilter = pid, onThreadExit: _ => session.Flush());
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+        return session;
+    }
+
+    /// <summary>The program <see cref="Launch"/> started, if any.</summary>
+    public int? LaunchedPid => _launched?.Pid;
+
+    /// <summary>The launched program's exit status once it has exited; otherwise null.</summary>
+    public int? ExitCode => _launched?.ExitCode;
+
+    /// <summary>Waits for the launched program to exit.</summary>
+    /// <exception cref="InvalidOperationException">The session was not started with <see cref="Launch"/>.</exception>
+    public bool WaitForEnd(TimeSpan timeout) =>
+        (_launched ?? throw new InvalidOperationException("only a launched session ends by itself")).WaitForEnd(timeout);
+
     /// <summary>The uprobe PMU's type and its retprobe bit, from sysfs.</summary>
     internal static (uint Type, int RetprobeBit) Pmu()
     {
@@ -138,6 +198,8 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         (string path, ulong offset) = ElfSymbols.Resolve(spec);
         (uint type, int retprobeBit) = Pmu();
         var probe = new AttachedProbe(new UprobeKey(Native.Inode(path), offset, spec.Return), spec);
+        bool copiesStack = spec.Types.Contains(ArgType.Str);
+        int dataPages = DataPages(copiesStack);
         byte[] pathBytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
         fixed (byte* pathPointer = pathBytes)
         {
@@ -149,19 +211,26 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
                     Size = (uint)sizeof(Native.PerfEventAttr),
                     Config = spec.Return ? 1UL << retprobeBit : 0,
                     SamplePeriod = 1,
-                    SampleType = SampleTid | SampleTime | SampleRegsUser,
+                    SampleType = SampleTid | SampleTime | SampleRegsUser | (copiesStack ? SampleStackUser : 0),
                     // disabled (bit 0), then enabled once all are open; use_clockid (bit 25) with
                     // CLOCK_MONOTONIC (1), the clock Stopwatch reads, so stamps convert to wall time.
                     // watermark (bit 14): wake the reader when a quarter of the ring is full, not per
                     // sample; the reader's 50 ms poll timeout bounds the latency of a quiet probe.
                     Flags = 1UL | (1UL << 14) | (1UL << 25),
                     ClockId = 1,
-                    WakeupEvents = (uint)(DataPages * Environment.SystemPageSize / 4),
+                    WakeupEvents = (uint)(dataPages * Environment.SystemPageSize / 4),
                     Config1 = (ulong)pathPointer,
                     Config2 = offset,
                     SampleRegsUser = RegisterMask,
+                    SampleStackUser = copiesStack ? StackCopyBytes : 0u,
                 };
+                attr.ReadFormat = FormatLost;
                 int fd = (int)Native.syscall(Native.SysPerfEventOpen, &attr, -1, cpu, -1, Native.PerfFlagFdCloexec);
+                if (fd < 0 && Marshal.GetLastPInvokeError() == 22 /* EINVAL: a kernel before 6.0 */)
+                {
+                    attr.ReadFormat = 0;
+                    fd = (int)Native.syscall(Native.SysPerfEventOpen, &attr, -1, cpu, -1, Native.PerfFlagFdCloexec);
+                }
                 if (fd < 0)
                 {
                     int errno = Marshal.GetLastPInvokeError();
@@ -170,7 +239,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
                         ? $"no permission to open uprobe events (errno {errno}): run as root, or grant CAP_PERFMON, or lower /proc/sys/kernel/perf_event_paranoid (now {Paranoid()})"
                         : $"perf_event_open failed for {spec.Text}: {Marshal.GetPInvokeErrorMessage(errno)}", environment: true);
                 }
-                nuint length = (nuint)((1 + DataPages) * Environment.SystemPageSize);
+                nuint length = (nuint)((1 + dataPages) * Environment.SystemPageSize);
                 void* ring = Native.mmap(null, length, Native.ProtRead | Native.ProtWrite, Native.MapShared, fd, 0);
                 if (ring == (void*)-1)
                 {
@@ -178,7 +247,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
                     probe.Close();
                     throw new UprobeException($"cannot map the perf ring buffer: {Marshal.GetLastPInvokeErrorMessage()}");
                 }
-                probe.Rings.Add(new Ring(fd, (byte*)ring, length));
+                probe.Rings.Add(new Ring(fd, (byte*)ring, length, attr.ReadFormat == FormatLost));
             }
         }
         foreach (Ring ring in probe.Rings)
@@ -249,12 +318,29 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         }
     }
 
-    private void ReadLoop()
+    /// <summary>
+    /// Delivers every hit already in the rings, on the calling thread, before returning. A
+    /// launcher that holds an exiting thread calls it, so that hits are decoded while the
+    /// process's memory still exists.
+    /// </summary>
+    public void Flush()
     {
-        var fds = new List<(Ring Ring, AttachedProbe Probe)>();
+        if (!_stopping)
+            Drain(AllRings());
+    }
+
+    private List<(Ring Ring, AttachedProbe Probe)> AllRings()
+    {
+        var rings = new List<(Ring Ring, AttachedProbe Probe)>();
         foreach (AttachedProbe probe in _probes)
             foreach (Ring ring in probe.Rings)
-                fds.Add((ring, probe));
+                rings.Add((ring, probe));
+        return rings;
+    }
+
+    private void ReadLoop()
+    {
+        List<(Ring Ring, AttachedProbe Probe)> fds = AllRings();
         var poll = new Native.PollFd[fds.Count];
         for (int i = 0; i < fds.Count; i++)
             poll[i] = new Native.PollFd { Fd = fds[i].Ring.Fd, Events = Native.PollIn };
@@ -269,6 +355,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
 
     private void Drain(List<(Ring Ring, AttachedProbe Probe)> rings)
     {
+        using Lock.Scope drain = _drainLock.EnterScope();
         using SrcuReadGuard guard = Probes.Domain.Enter();
         foreach (var (ring, probe) in rings)
         {
@@ -282,12 +369,12 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     private void ReadRing(Ring ring, AttachedProbe probe)
     {
         byte* header = ring.Base;
-        long dataSize = DataPages * Environment.SystemPageSize;
+        long dataSize = (long)ring.Length - Environment.SystemPageSize;
         byte* data = header + Environment.SystemPageSize;
         // data_head at 1024 is written by the kernel; the acquire read orders the record reads after it.
         ulong head = Volatile.Read(ref *(ulong*)(header + 1024));
         ulong tail = *(ulong*)(header + 1032);
-        Span<byte> record = stackalloc byte[512];
+        Span<byte> record = _record;
         while (tail < head)
         {
             long at = (long)(tail % (ulong)dataSize);
@@ -295,8 +382,10 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
             uint type = ReadU32(data, dataSize, at);
             if (size == 0 || size > record.Length)
                 break;
-            for (int i = 0; i < size; i++)
-                record[i] = data[(at + i) % dataSize];
+            // A record may wrap around the end of the ring: copy it out in at most two pieces.
+            int first = (int)Math.Min(size, dataSize - at);
+            new ReadOnlySpan<byte>(data + at, first).CopyTo(record);
+            new ReadOnlySpan<byte>(data, size - first).CopyTo(record[first..]);
             if (type == RecordSample)
                 Deliver(probe, record[..size]);
             else if (type == RecordLost)
@@ -315,20 +404,34 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         int only = Volatile.Read(ref _pid);
         if (only != 0 && pid != only)
             return;
-        // REGS_USER: abi, then the registers of the mask in index order: ax, cx, dx, si, di, r8, r9.
+        // REGS_USER: abi, then the registers of the mask in index order (SampledRegisters).
         ulong abi = BitConverter.ToUInt64(record.Slice(24, 8));
         Span<ulong> regs = stackalloc ulong[18];
+        int at = 32;
         if (abi != 0)
         {
-            int[] order = [RegAx, RegCx, RegDx, RegSi, RegDi, RegR8, RegR9];
-            for (int i = 0; i < order.Length; i++)
-                regs[order[i]] = BitConverter.ToUInt64(record.Slice(32 + i * 8, 8));
+            foreach (int register in SampledRegisters)
+            {
+                regs[register] = BitConverter.ToUInt64(record.Slice(at, 8));
+                at += 8;
+            }
+        }
+        // STACK_USER, when the spec captures a string: size, the copy from rsp up, then how much of it is real.
+        ReadOnlySpan<byte> stack = default;
+        if (at + 8 <= record.Length)
+        {
+            int size = (int)BitConverter.ToUInt64(record.Slice(at, 8));
+            if (size > 0 && at + 8 + size + 8 <= record.Length)
+            {
+                int used = (int)Math.Min(BitConverter.ToUInt64(record.Slice(at + 8 + size, 8)), (ulong)size);
+                stack = record.Slice(at + 8, used);
+            }
         }
         UprobeSpec spec = probe.Spec;
         Span<ulong> raw = stackalloc ulong[UprobeSpec.MaxArguments];
         for (int i = 0; i < spec.Types.Count; i++)
             raw[i] = spec.Return ? regs[RegAx] : regs[ArgumentRegisters[i]];
-        object?[] values = spec.Decode(raw, pid);
+        object?[] values = spec.Decode(raw, new StringSource(tid, regs[RegSp], stack));
         Interlocked.Increment(ref _hits);
         _onHit(new UprobeHit(spec, pid, tid, time + _monotonicToUnix, values));
     }
@@ -339,27 +442,45 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         (uint)(data[at % size] | (data[(at + 1) % size] << 8) | (data[(at + 2) % size] << 16) | (data[(at + 3) % size] << 24));
 
     /// <summary>
-    /// Stops reading and detaches every probe. The probes leave the registry at once; their rings
+    /// Stops reading and detaches every probe (and ends a launched program that still runs). The probes leave the registry at once; their rings
     /// are unmapped and their descriptors closed after a grace period.
     /// </summary>
     public void Dispose()
     {
+        // A launched program still running is killed: it was started for the trace.
+        _launched?.Dispose();
         _stopping = true;
         if (_reader.IsAlive)
             _reader.Join();
+        long lost = 0;
+        bool exact = true;
+        ulong* counts = stackalloc ulong[2];
         foreach (AttachedProbe probe in _probes)
         {
             foreach (Ring ring in probe.Rings)
+            {
                 Native.ioctl(ring.Fd, Native.PerfEventIocDisable, 0);
+                // { count, lost }: the kernel's own total. PERF_RECORD_LOST reports the same losses,
+                // but only once the ring has room again, so a burst at the end goes unreported.
+                if (ring.CountsLost && Native.read(ring.Fd, counts, 16) == 16)
+                    lost += (long)counts[1];
+                else
+                    exact = false;
+            }
             UprobeRegistry.Probes.Remove(probe);
         }
+        if (exact)
+            Interlocked.Exchange(ref _dropped, Math.Max(lost, Interlocked.Read(ref _dropped)));
         _probes.Clear();
     }
 
     /// <summary>One mapped ring buffer and its perf event.</summary>
-    internal sealed class Ring(int fd, byte* @base, nuint length)
+    internal sealed class Ring(int fd, byte* @base, nuint length, bool countsLost)
     {
         public int Fd { get; } = fd;
+
+        /// <summary>Whether read() reports lost samples (PERF_FORMAT_LOST).</summary>
+        public bool CountsLost { get; } = countsLost;
 
         public byte* Base { get; } = @base;
 

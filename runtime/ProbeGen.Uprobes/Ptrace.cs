@@ -13,8 +13,8 @@ internal static unsafe partial class Ptrace
 {
     public const int PeekData = 2, PokeData = 5, Cont = 7, Kill = 8, SingleStep = 9, GetRegs = 12, SetRegs = 13, Detach = 17;
     public const int SetOptions = 0x4200, GetEventMsg = 0x4201, Seize = 0x4206, Interrupt = 0x4207;
-    public const long OptionTraceFork = 1 << 1, OptionTraceVfork = 1 << 2, OptionTraceClone = 1 << 3, OptionTraceExec = 1 << 4, OptionExitKill = 1 << 20;
-    public const int EventFork = 1, EventVfork = 2, EventClone = 3, EventExec = 4, EventStop = 128;
+    public const long OptionTraceFork = 1 << 1, OptionTraceVfork = 1 << 2, OptionTraceClone = 1 << 3, OptionTraceExec = 1 << 4, OptionTraceExit = 1 << 6, OptionExitKill = 1 << 20;
+    public const int EventFork = 1, EventVfork = 2, EventClone = 3, EventExec = 4, EventExit = 6, EventStop = 128;
     public const int Wall = 0x40000000, WNoHang = 1, WUntraced = 2, WStopped = 2, WExited = 4, WNoWait = 0x01000000;
     public const int SigKill = 9, SigTrap = 5, SigChld = 17, SigCont = 18, SigStop = 19;
     public const int ECHILD = 10;

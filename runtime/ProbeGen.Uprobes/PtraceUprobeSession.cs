@@ -57,6 +57,8 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     private readonly Action<UprobeHit> _onHit;
     private readonly string[]? _command;
     private readonly int _standardOutput;
+    private readonly Action<int>? _onStarted;
+    private readonly Action<int>? _onThreadExit;
     private readonly Thread _tracer;
     private readonly ManualResetEventSlim _ready = new();
 
@@ -77,8 +79,11 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     private int? _exitCode;
     private long _hits, _dropped;
 
-    private PtraceUprobeSession(int pid, string[]? command, IEnumerable<UprobeSpec> specs, Action<UprobeHit> onHit, int standardOutput)
+    private PtraceUprobeSession(int pid, string[]? command, IEnumerable<UprobeSpec> specs, Action<UprobeHit> onHit, int standardOutput,
+        Action<int>? onStarted = null, Action<int>? onThreadExit = null)
     {
+        _onStarted = onStarted;
+        _onThreadExit = onThreadExit;
         _pid = pid;
         _command = command;
         _specs = specs.ToList();
@@ -114,13 +119,19 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     /// <param name="command">The program and its arguments, looked up on PATH like a shell does.</param>
     /// <param name="onHit">Called on the tracer thread for each hit, while the hitting thread waits.</param>
     /// <param name="standardOutput">A file descriptor of this process to become the program's standard output; -1 shares ours.</param>
+    /// <param name="onStarted">Called with the pid once the program is loaded, before any of its own code runs.</param>
+    /// <param name="onThreadExit">
+    /// Called on the tracer thread as each thread of the program exits, while the thread and the
+    /// process's memory still exist (PTRACE_EVENT_EXIT); the thread waits until it returns.
+    /// </param>
     /// <exception cref="UprobeException">A spec cannot be resolved, or the program cannot be started.</exception>
-    public static PtraceUprobeSession Launch(IEnumerable<UprobeSpec> specs, IReadOnlyList<string> command, Action<UprobeHit> onHit, int standardOutput = -1)
+    public static PtraceUprobeSession Launch(IEnumerable<UprobeSpec> specs, IReadOnlyList<string> command, Action<UprobeHit> onHit, int standardOutput = -1,
+        Action<int>? onStarted = null, Action<int>? onThreadExit = null)
     {
         if (command.Count == 0)
             throw new ArgumentException("no command to launch", nameof(command));
         string program = FindExecutable(command[0]) ?? throw new UprobeException($"cannot start '{command[0]}': no such executable file");
-        return Begin(new PtraceUprobeSession(0, [program, .. command.Skip(1)], specs, onHit, standardOutput));
+        return Begin(new PtraceUprobeSession(0, [program, .. command.Skip(1)], specs, onHit, standardOutput, onStarted, onThreadExit));
     }
 
     private static PtraceUprobeSession Begin(PtraceUprobeSession session)
@@ -162,10 +173,16 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         try
         {
             if (_command is not null)
+            {
                 SpawnAndStopAtEntry();
+                _onStarted?.Invoke(_pid);
+            }
             else
+            {
                 AttachRunning();
-            Plant();
+            }
+            if (_specs.Count > 0)
+                Plant();
             foreach (int tid in _threads)
                 Call(Cont, tid, 0, 0);
             _running = true;
@@ -233,7 +250,8 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     /// </summary>
     private void SpawnAndStopAtEntry()
     {
-        int pid = LaunchToExec(_command!, _standardOutput, OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec | OptionExitKill,
+        long options = OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec | OptionExitKill | (_onThreadExit is null ? 0 : OptionTraceExit);
+        int pid = LaunchToExec(_command!, _standardOutput, options,
             started => Volatile.Write(ref _pid, started), out int? exitCode);
         _exitCode = exitCode;
         if (pid < 0)
@@ -397,6 +415,10 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                 Call(Cont, tid, 0, 0);
                 _stopping = true;
                 return;
+            case EventExit:
+                _onThreadExit?.Invoke(tid);
+                Call(Cont, tid, 0, 0);
+                return;
             case EventStop:
                 // A group-stop, or a new thread's first stop under SEIZE.
                 _threads.Add(tid);
@@ -510,7 +532,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         Span<ulong> raw = stackalloc ulong[UprobeSpec.MaxArguments];
         for (int i = 0; i < spec.Types.Count; i++)
             raw[i] = spec.Return ? registers[0] : registers[i];
-        object?[] values = spec.Decode(raw, _pid);
+        object?[] values = spec.Decode(raw, new StringSource(tid));
         Interlocked.Increment(ref _hits);
         long now = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
         _onHit(new UprobeHit(spec, _pid, tid, now, values));
@@ -539,6 +561,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     private void DetachAll()
     {
         var pendingSignal = new Dictionary<int, int>();
+        var trapped = new HashSet<int>();
         if (_running)
         {
             var queue = new Queue<int>(_threads);
@@ -558,8 +581,22 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                     LetForkedChildGo(tid, (int)EventMessage(tid));
                 else if (ptraceEvent == 0 && signal != SigTrap)
                     pendingSignal[tid] = signal;  // a signal of the program's: deliver it on detach
-                else if (ptraceEvent == 0 && signal == SigTrap)
-                    pendingSignal[tid] = OwnsTrap(tid) ? 0 : SigTrap;
+                if (!(ptraceEvent == 0 && signal == SigTrap) && SigTrapPending(tid))
+                {
+                    // It executed an int3, but the interrupt was reported first and the SIGTRAP is
+                    // still queued: detached, it would kill the thread. Let the thread take it now.
+                    Call(Cont, tid, 0, 0);
+                    WaitPid(tid, &status, Wall);
+                    signal = (status >> 8) & 0xff;
+                    ptraceEvent = status >> 16;
+                }
+                if (ptraceEvent == 0 && signal == SigTrap)
+                {
+                    if (OwnsTrap(tid))
+                        trapped.Add(tid);
+                    else
+                        pendingSignal[tid] = SigTrap;
+                }
             }
         }
         foreach (Probe probe in _probes)
@@ -573,7 +610,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
             Regs regs;
             if (Call(GetRegs, tid, 0, (nint)(&regs)) == 0)
             {
-                if (regs.Rip == _trampoline || regs.Rip == _trampoline + 1)
+                if (regs.Rip == _trampoline || (trapped.Contains(tid) && regs.Rip == _trampoline + 1))
                 {
                     // Returned from a probed function and not resumed yet: resume at the real return address.
                     if (TakeReturn(tid, regs.Rsp, report: regs.Rip == _trampoline + 1, regs, out ulong returnAddress))
@@ -585,8 +622,10 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                         regs.Rip = site.Address;  // the displaced instruction has not run yet
                     else if (regs.Rip == site.Slot + (ulong)site.RelocatedLength)
                         regs.Rip = site.NextIp;   // it has: skip the jump back
-                    else if (regs.Rip == site.Address + 1)
+                    else if (trapped.Contains(tid) && regs.Rip == site.Address + 1)
                         regs.Rip = site.Address;  // trapped, not handled: run the restored instruction
+                    // (Without a trap, address + 1 is where a one-byte instruction such as push rbp
+                    // continues after running out of line: nothing to do.)
                 }
                 Call(SetRegs, tid, 0, (nint)(&regs));
             }
@@ -599,6 +638,23 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         }
         _threads.Clear();
         _returns.Clear();
+    }
+
+    /// <summary>Whether a SIGTRAP is queued for the thread (SigPnd in /proc/PID/task/TID/status).</summary>
+    private bool SigTrapPending(int tid)
+    {
+        try
+        {
+            foreach (string line in File.ReadLines($"/proc/{_pid}/task/{tid}/status"))
+            {
+                if (line.StartsWith("SigPnd:", StringComparison.Ordinal))
+                    return (ulong.Parse(line.AsSpan(7).Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture) & (1UL << (SigTrap - 1))) != 0;
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return false;
     }
 
     /// <summary>Whether a thread stopped by SIGTRAP stopped at one of our breakpoints or the trampoline.</summary>

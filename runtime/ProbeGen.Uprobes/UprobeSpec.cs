@@ -49,8 +49,8 @@ public sealed record UprobeSpec(string Text, string Binary, string? Symbol, ulon
     /// types, ulong for unsigned, hex text for ptr, and for str the string read from the tracee.
     /// </summary>
     /// <param name="raw">The register of each value, in spec order.</param>
-    /// <param name="pid">The tracee, for reading strings.</param>
-    internal object?[] Decode(ReadOnlySpan<ulong> raw, int pid)
+    /// <param name="strings">Where <c>str</c> values are read from.</param>
+    internal object?[] Decode(ReadOnlySpan<ulong> raw, in StringSource strings)
     {
         var values = new object?[Types.Count];
         for (int i = 0; i < values.Length; i++)
@@ -67,7 +67,7 @@ public sealed record UprobeSpec(string Text, string Binary, string? Symbol, ulon
                 ArgType.U32 => (ulong)(uint)r,
                 ArgType.U64 => r,
                 ArgType.Ptr => "0x" + r.ToString("x", CultureInfo.InvariantCulture),
-                _ => Native.ReadString(pid, r),
+                _ => strings.Read(r),
             };
         }
         return values;
@@ -120,5 +120,48 @@ public sealed record UprobeSpec(string Text, string Binary, string? Symbol, ulon
         if (target.Length == 0)
             throw new FormatException($"'{text}': no symbol");
         return new UprobeSpec(text, binary, target, null, isReturn, types);
+    }
+}
+
+/// <summary>
+/// Where a hit's <c>str</c> arguments are read from: the copy of the thread's stack taken with the
+/// hit, when the string lies in it (exact even if the buffer changes right after), else the live
+/// process.
+/// </summary>
+internal readonly ref struct StringSource
+{
+    /// <summary>The longest string read, in bytes.</summary>
+    public const int MaxLength = 256;
+
+    private readonly int _tid;
+    private readonly ulong _stackPointer;
+    private readonly ReadOnlySpan<byte> _stack;
+
+    /// <summary>Reads from the live process only (a ptrace-stopped thread's memory cannot change under us).</summary>
+    /// <param name="tid">A thread of the process (any thread reads the shared memory, even when the leader has exited).</param>
+    public StringSource(int tid) => _tid = tid;
+
+    /// <summary>Reads from a copy of the stack from <paramref name="stackPointer"/> up, then the live process.</summary>
+    public StringSource(int tid, ulong stackPointer, ReadOnlySpan<byte> stack)
+    {
+        _tid = tid;
+        _stackPointer = stackPointer;
+        _stack = stack;
+    }
+
+    /// <summary>The NUL-terminated string at <paramref name="address"/>, clipped to <see cref="MaxLength"/> bytes; null for NULL or unreadable memory.</summary>
+    public string? Read(ulong address)
+    {
+        if (address == 0)
+            return null;
+        if (address >= _stackPointer && address - _stackPointer < (ulong)_stack.Length)
+        {
+            ReadOnlySpan<byte> from = _stack[(int)(address - _stackPointer)..];
+            int end = from.IndexOf((byte)0);
+            if (end >= 0 || from.Length >= MaxLength)
+                return System.Text.Encoding.UTF8.GetString(from[..Math.Min(end >= 0 ? end : from.Length, MaxLength)]);
+            // Runs past the end of the copy: read it live.
+        }
+        return Native.ReadString(_tid, address, MaxLength);
     }
 }

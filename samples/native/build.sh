@@ -11,3 +11,4 @@ gcc -O1 -g -o "$out/uselib" "$here/uselib.c" -L"$out" -lcalc -Wl,-rpath,'$ORIGIN
 cp "$out/targets" "$out/targets-stripped" && strip "$out/targets-stripped"
 gcc -O1 -g -o "$out/bench" "$here/bench.c"
 gcc -O1 -g -o "$out/nested" "$here/nested.c"
+gcc -O2 -g -pthread -o "$out/strings" "$here/strings.c"

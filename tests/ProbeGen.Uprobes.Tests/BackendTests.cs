@@ -119,6 +119,29 @@ public abstract class BackendTests(NativeTargets targets)
     }
 
     [Fact]
+    public void StringsAsTheyWereAtTheHitInAProgramThatExitsRightAway()
+    {
+        string s = Targets["strings"];
+        const int iterations = 300;
+        var (hits, dropped, output) = Launch([$"{s}:label(str,i32)", $"{s}:label%return(i64)"], s, iterations.ToString());
+        Assert.Equal(NativeTargets.RunToEnd(s, iterations.ToString()), output);
+        Assert.Equal(0, dropped);
+        var labels = hits.Of("label");
+        Assert.Equal(iterations * 4 * 3, labels.Count);
+        // A stack buffer rewritten before every call: each value exactly once, as it was at the hit.
+        Assert.Equal(
+            Enumerable.Range(0, 4).SelectMany(id => Enumerable.Range(0, iterations).Select(i => $"t{id}-{i}/{i}")).Order(),
+            labels.Where(h => (long)h.Values[1]! < 1000000).Select(h => $"{h.Values[0]}/{h.Values[1]}").Order());
+        // A literal, and a heap string each thread keeps until its last call.
+        Assert.All(labels.Where(h => (long)h.Values[1]! is >= 1000000 and < 2000000), h => Assert.Equal("constant", h.Values[0]));
+        var heap = labels.Where(h => (long)h.Values[1]! >= 2000000).ToList();
+        Assert.Equal(iterations * 4, heap.Count);
+        Assert.Equal(4, heap.Select(h => (string?)h.Values[0]).Distinct().Count());
+        Assert.All(heap, h => Assert.StartsWith("heap-", (string?)h.Values[0]));
+        Assert.Equal(iterations * 4 * 3, hits.Of("label", isReturn: true).Count);
+    }
+
+    [Fact]
     public void AttachToARunningProcessAndDetachCleanly()
     {
         string t = Targets["targets"];

@@ -1,6 +1,9 @@
+using System;
 using System.Diagnostics;
+using System.IO;
 using System.Linq;
 using System.Threading;
+using Microsoft.Win32.SafeHandles;
 using Xunit;
 
 namespace ProbeGen.Uprobes.Tests;
@@ -11,14 +14,14 @@ public class PerfBackendTests(NativeTargets targets) : BackendTests(targets), IC
     protected override (Collector Hits, long Dropped, string Output) Launch(string[] specs, string file, params string[] arguments)
     {
         var hits = new Collector();
-        PerfUprobeSession session = PerfUprobeSession.Start(specs.Select(UprobeSpec.Parse), pid: -1, hits.Add);
-        using Process target = NativeTargets.Start(file, arguments);
-        session.ProcessFilter = target.Id;
-        string output = target.StandardOutput.ReadToEnd();
-        Assert.True(target.WaitForExit(60_000));
-        Thread.Sleep(200);  // the reader polls every 50 ms
-        session.Dispose();
-        return (hits, session.Dropped, output.Trim());
+        string outputFile = Path.Combine(Targets.Directory, $"stdout-{Guid.NewGuid():N}");
+        PerfUprobeSession session;
+        using (SafeFileHandle stdout = File.OpenHandle(outputFile, FileMode.Create, FileAccess.Write))
+            session = PerfUprobeSession.Launch(specs.Select(UprobeSpec.Parse), [file, .. arguments], hits.Add, (int)stdout.DangerousGetHandle());
+        using (session)
+            Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, session.ExitCode);
+        return (hits, session.Dropped, File.ReadAllText(outputFile).Trim());
     }
 
     protected override IUprobeSession Attach(string[] specs, int pid, Collector hits) =>

@@ -88,6 +88,37 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
     }
 
     [Fact]
+    public void AttachingAndDetachingOverAndOverUnderLoadNeverHurtsTheTarget()
+    {
+        // Each detach catches threads everywhere: in a slot, at a trampoline, with a SIGTRAP queued
+        // behind the interrupt, with return addresses swapped. Any byte or address left behind kills
+        // the target with SIGTRAP or corrupts its result.
+        string t = Targets["targets"];
+        string expected = NativeTargets.RunToEnd(t, "1500", "4", "1");
+        var (shell, pid) = StartUnowned(t, "1500", "4", "1");
+        using Process target = shell;
+        var hits = new Collector();
+        for (int cycle = 0; cycle < 25 && !target.HasExited; cycle++)
+        {
+            try
+            {
+                using (Attach([$"{t}:add6%return(i64)", $"{t}:greet(str,i32)", $"{t}:widths(i8,i16,u8,u16,i32,u64)"], pid, hits))
+                    Thread.Sleep(20);
+            }
+            catch (UprobeException) when (target.HasExited)
+            {
+                break;
+            }
+            Thread.Sleep(10);
+        }
+        string output = target.StandardOutput.ReadToEnd();
+        Assert.True(target.WaitForExit(60_000));
+        Assert.Equal(0, target.ExitCode);
+        Assert.Equal(expected, output.Trim());
+        Assert.NotEmpty(hits.Of("add6", isReturn: true));
+    }
+
+    [Fact]
     public void DisposingALaunchedSessionEndsTheProgram()
     {
         var hits = new Collector();

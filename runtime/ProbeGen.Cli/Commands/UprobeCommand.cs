@@ -69,7 +69,6 @@ internal static class UprobeCommand
         if (duration is { } d)
             stop.CancelAfter(d);
         IUprobeSession session;
-        Process? child = null;
         try
         {
             PerfUprobeSession? perf = null;
@@ -77,7 +76,8 @@ internal static class UprobeCommand
             {
                 try
                 {
-                    perf = PerfUprobeSession.Start(specs, pid ?? -1, Enqueue);
+                    // A launched program's output goes to our stderr: stdout carries the hits.
+                    perf = pid is null ? PerfUprobeSession.Launch(specs, launch, Enqueue, standardOutput: 2) : PerfUprobeSession.Start(specs, pid, Enqueue);
                 }
                 catch (UprobeException ex) when (ex.IsEnvironment && backend == "auto")
                 {
@@ -88,14 +88,13 @@ internal static class UprobeCommand
             if (perf is not null)
             {
                 session = perf;
-                if (launch.Length > 0)
-                    child = StartChild(launch, perf, stop);
+                if (pid is null)
+                    WhenDone(() => perf.WaitForEnd(Timeout.InfiniteTimeSpan), stop);
                 else
                     WhenDone(() => { while (Directory.Exists($"/proc/{pid}")) Thread.Sleep(100); }, stop);
             }
             else
             {
-                // A launched program's output goes to our stderr, as with perf: stdout carries the hits.
                 var ptrace = pid is { } traced
                     ? PtraceUprobeSession.Start(specs, traced, Enqueue)
                     : PtraceUprobeSession.Launch(specs, launch, Enqueue, standardOutput: 2);
@@ -127,21 +126,12 @@ internal static class UprobeCommand
         }
         finally
         {
-            if (child is not null)
-            {
-                // Stopped early (Ctrl-C, --duration): the launched child stops with the trace.
-                if (!child.HasExited)
-                    child.Kill(entireProcessTree: true);
-                child.WaitForExit();
-                Thread.Sleep(150);  // let the reader drain the child's last samples
-            }
-            session.Dispose();  // ptrace: restores every byte and detaches (a launched child still running is killed)
+            session.Dispose();  // detaches (ptrace: restores every byte); a launched program still running is killed
             while (hits.TryTake(out UprobeHit? hit))
                 Print(hit);
             long dropped = session.Dropped + Interlocked.Read(ref overflow);
             output.WriteLine(json ? $"{{\"summary\":{{\"events\":{events},\"dropped\":{dropped}}}}}" : $"{events} events, {dropped} dropped");
             output.Flush();
-            child?.Dispose();
         }
         return ExitCode.Ok;
     }
@@ -153,32 +143,6 @@ internal static class UprobeCommand
             wait();
             stop.Cancel();
         }) { IsBackground = true, Name = "uprobe target watch" }.Start();
-
-    /// <summary>Launch mode with perf: the probes are attached before the child exists, so the filter set right after start misses nothing.</summary>
-    private static Process StartChild(string[] launch, PerfUprobeSession session, CancellationTokenSource stop)
-    {
-        var start = new ProcessStartInfo(launch[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in launch.Skip(1))
-            start.ArgumentList.Add(argument);
-        Process child;
-        try
-        {
-            child = Process.Start(start)!;
-        }
-        catch (System.ComponentModel.Win32Exception ex)
-        {
-            session.Dispose();
-            throw CliException.Usage($"cannot start '{launch[0]}': {ex.Message}");
-        }
-        session.ProcessFilter = child.Id;
-        child.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine(e.Data); };
-        child.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine(e.Data); };
-        child.BeginOutputReadLine();
-        child.BeginErrorReadLine();
-        child.EnableRaisingEvents = true;
-        child.Exited += (_, _) => stop.Cancel();
-        return child;
-    }
 
     /// <summary>One hit as a JSON line (DESIGN.md's native format) or as a readable line.</summary>
     private static string Format(UprobeHit hit, bool json)

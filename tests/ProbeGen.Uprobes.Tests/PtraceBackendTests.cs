@@ -118,6 +118,29 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
         Assert.NotEmpty(hits.Of("add6", isReturn: true));
     }
 
+    [Theory]
+    [InlineData("INT")]
+    [InlineData("TERM")]
+    public void TheCliRestoresEverythingOnASignal(string signal)
+    {
+        string t = Targets["targets"];
+        string expected = NativeTargets.RunToEnd(t, "600", "2", "2");
+        var (shell, pid) = StartUnowned(t, "600", "2", "2");
+        using Process target = shell;
+        using Process cli = NativeTargets.Start("dotnet", Targets.Cli, "uprobe", "--backend", "ptrace", "--json",
+            $"{t}:greet(str,i32)", $"{t}:add6%return(i64)", "-p", pid.ToString());
+        Assert.StartsWith("{\"ts\"", cli.StandardOutput.ReadLine());  // attached: a first hit
+        using (Process kill = Process.Start("kill", [$"-{signal}", cli.Id.ToString()])!)
+            kill.WaitForExit();
+        string rest = cli.StandardOutput.ReadToEnd();
+        Assert.True(cli.WaitForExit(30_000));
+        Assert.Contains("\"summary\"", rest);  // it ended its run, not just died
+        string output = target.StandardOutput.ReadToEnd();
+        Assert.True(target.WaitForExit(60_000));
+        Assert.Equal(0, target.ExitCode);
+        Assert.Equal(expected, output.Trim());
+    }
+
     [Fact]
     public void DisposingALaunchedSessionEndsTheProgram()
     {

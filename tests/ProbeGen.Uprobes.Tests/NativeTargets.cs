@@ -19,7 +19,8 @@ public sealed class NativeTargets : IDisposable
     {
         Directory = System.IO.Directory.CreateTempSubdirectory("probegen-native-").FullName;
         // Readable by every user: the permission tests run the CLI as nobody.
-        File.SetUnixFileMode(Directory, (UnixFileMode)0b111_101_101);
+        if (OperatingSystem.IsLinux())
+            File.SetUnixFileMode(Directory, (UnixFileMode)0b111_101_101);
         string root = RepositoryRoot();
         using Process build = Process.Start(new ProcessStartInfo("bash", [Path.Combine(root, "samples/native/build.sh"), Directory])
         {
@@ -79,6 +80,16 @@ public sealed class NativeTargets : IDisposable
         Assert.True(p.WaitForExit(60_000));
         Assert.Equal(0, p.ExitCode);
         return output.Trim();
+    }
+
+    /// <summary>Runs a command to completion: its exit code, its stdout lines, and its stderr.</summary>
+    public static (int ExitCode, string[] Lines, string Errors) RunToEnd(string[] command)
+    {
+        using Process p = Start(command[0], command[1..]);
+        var errors = p.StandardError.ReadToEndAsync();
+        string[] lines = p.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(p.WaitForExit(60_000));
+        return (p.ExitCode, lines, errors.Result);
     }
 
     public static Process Start(string file, params string[] arguments)

@@ -158,15 +158,9 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
     public void TheCliLaunchesTracesAndReportsEveryHit()
     {
         string t = Targets["targets"];
-        using Process cli = NativeTargets.Start("dotnet", Targets.Cli, "uprobe", "--backend", "ptrace", "--json",
-            $"{t}:add6(i64,i64,i64,i64,i64,i64)", $"{t}:add6%return(i64)", "--", t, "30", "4");
-        string stderr = "";
-        var errors = new Thread(() => stderr = cli.StandardError.ReadToEnd());
-        errors.Start();
-        string[] lines = cli.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.True(cli.WaitForExit(60_000));
-        errors.Join();
-        Assert.Equal(0, cli.ExitCode);
+        var (exitCode, lines, stderr) = NativeTargets.RunToEnd(["dotnet", Targets.Cli, "uprobe", "--backend", "ptrace", "--json",
+            $"{t}:add6(i64,i64,i64,i64,i64,i64)", $"{t}:add6%return(i64)", "--", t, "30", "4"]);
+        Assert.Equal(0, exitCode);
         // The program's own output goes to stderr; stdout is hits, then the summary.
         Assert.Equal(NativeTargets.RunToEnd(t, "30", "4"), stderr.Trim());
         Assert.Equal("{\"summary\":{\"events\":240,\"dropped\":0}}", lines[^1]);
@@ -179,14 +173,8 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
     {
         // nobody may not open uprobe events (perf_event_paranoid), but may trace its own child.
         string t = Targets["targets"];
-        using Process cli = NativeTargets.Start(Targets.CliAsNobody()[0], [.. Targets.CliAsNobody()[1..], "uprobe", "--json", $"{t}:greet(str,i32)", "--", t, "20", "2"]);
-        string stderr = "";
-        var errors = new Thread(() => stderr = cli.StandardError.ReadToEnd());
-        errors.Start();
-        string[] lines = cli.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.True(cli.WaitForExit(60_000));
-        errors.Join();
-        Assert.True(cli.ExitCode == 0, stderr);
+        var (exitCode, lines, stderr) = NativeTargets.RunToEnd([.. Targets.CliAsNobody(), "uprobe", "--json", $"{t}:greet(str,i32)", "--", t, "20", "2"]);
+        Assert.True(exitCode == 0, stderr);
         Assert.Contains("the perf backend is unavailable", stderr);
         Assert.Contains("using ptrace", stderr);
         Assert.Equal("{\"summary\":{\"events\":40,\"dropped\":0}}", lines[^1]);

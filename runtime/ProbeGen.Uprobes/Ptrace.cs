@@ -92,6 +92,28 @@ internal static unsafe partial class Ptrace
         SigAction(SigChld, action, null);
     }
 
+    /// <summary>
+    /// How long a tracer polls for the next stop before it blocks. A traced thread that hits probes
+    /// in a loop traps again within microseconds; blocking instead lets the tracer's CPU go idle,
+    /// and waking an idle CPU (an IPI, and on a VM an exit to the hypervisor) costs more than the
+    /// rest of the trap: 57-69 us per hit blocking, 17-18 us polling first, on this 2-vCPU VM.
+    /// </summary>
+    public const long SpinMicroseconds = 20;
+
+    /// <summary>Like waitpid(pid, status, __WALL), but polls for <see cref="SpinMicroseconds"/> before blocking.</summary>
+    public static int WaitPidSpinning(int pid, int* status)
+    {
+        long until = System.Diagnostics.Stopwatch.GetTimestamp() + SpinMicroseconds * System.Diagnostics.Stopwatch.Frequency / 1_000_000;
+        do
+        {
+            int got = WaitPid(pid, status, Wall | WNoHang);
+            if (got != 0)
+                return got;
+        }
+        while (System.Diagnostics.Stopwatch.GetTimestamp() < until);
+        return WaitPid(pid, status, Wall);
+    }
+
     public static bool Exited(int status) => (status & 0x7f) == 0;
 
     public static bool Signaled(int status) => (status & 0x7f) != 0 && (status & 0x7f) != 0x7f;
@@ -102,13 +124,24 @@ internal static unsafe partial class Ptrace
     public static int ExitCode(int status) => Exited(status) ? (status >> 8) & 0xff : 128 + (status & 0x7f);
 
     /// <summary>
-    /// Blocks until some child or tracee of this process has a state change, and returns its id
+    /// Waits until some child or tracee of this process has a state change, and returns its id
     /// without consuming the change (WNOWAIT), so a child the runtime's Process class owns is
-    /// left for it to reap. Returns -1 when there is nothing left to wait for.
+    /// left for it to reap: polls for <see cref="SpinMicroseconds"/>, then blocks. Returns -1 when
+    /// there is nothing left to wait for.
     /// </summary>
     public static int WaitAnyNoReap()
     {
         byte* info = stackalloc byte[128];
+        {
+            long until = System.Diagnostics.Stopwatch.GetTimestamp() + SpinMicroseconds * System.Diagnostics.Stopwatch.Frequency / 1_000_000;
+            do
+            {
+                *(int*)(info + 16) = 0;
+                if (WaitId(0, 0, info, WExited | WStopped | WNoWait | Wall | WNoHang) == 0 && *(int*)(info + 16) != 0)
+                    return *(int*)(info + 16);
+            }
+            while (System.Diagnostics.Stopwatch.GetTimestamp() < until);
+        }
         while (true)
         {
             new Span<byte>(info, 128).Clear();

@@ -14,8 +14,11 @@ namespace ProbeGen.Benchmarks;
 internal static unsafe class NaivePtraceLoop
 {
     /// <summary>Launches <paramref name="argv"/>, probes file offset <paramref name="offset"/> of <paramref name="binary"/> (reading the first argument register, as ours captures it) until it exits; returns the hits.</summary>
-    public static long Run(string binary, ulong offset, IReadOnlyList<string> argv, int standardOutput)
+    /// <param name="spin">Poll before blocking, as the ptrace backend does: the same wait strategy, so only out-of-line execution differs.</param>
+    public static long Run(string binary, ulong offset, IReadOnlyList<string> argv, int standardOutput, bool spin)
     {
+        int Wait(int pid, int* status) => spin ? WaitPidSpinning(pid, status) : WaitPid(pid, status, Wall);
+
         QuietChildStops();  // as the ptrace backend does: a fair race
         int pid = LaunchToExec(argv, standardOutput, OptionTraceExec | OptionExitKill, _ => { }, out _);
         if (pid < 0)
@@ -30,7 +33,7 @@ internal static unsafe class NaivePtraceLoop
         while (true)
         {
             int status;
-            if (WaitPid(pid, &status, Wall) != pid || !Stopped(status))
+            if (Wait(pid, &status) != pid || !Stopped(status))
                 return hits;
             int signal = (status >> 8) & 0xff;
             Regs regs;
@@ -43,7 +46,7 @@ internal static unsafe class NaivePtraceLoop
                 regs.Rip = address;
                 Call(SetRegs, pid, 0, (nint)(&regs));
                 Call(SingleStep, pid, 0, 0);
-                WaitPid(pid, &status, Wall);
+                Wait(pid, &status);
                 Call(PokeData, pid, (nint)address, (nint)trap);
                 Call(Cont, pid, 0, 0);
                 continue;

@@ -50,9 +50,19 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     // x86-64 perf register indexes (arch/x86/include/uapi/asm/perf_regs.h).
     private const int RegAx = 0, RegCx = 2, RegDx = 3, RegSi = 4, RegDi = 5, RegSp = 7, RegR8 = 16, RegR9 = 17;
     private static readonly int[] ArgumentRegisters = [RegDi, RegSi, RegDx, RegCx, RegR8, RegR9];
-    /// <summary>The sampled registers, in the index order the kernel writes them.</summary>
-    private static readonly int[] SampledRegisters = [RegAx, RegCx, RegDx, RegSi, RegDi, RegSp, RegR8, RegR9];
-    private static readonly ulong RegisterMask = SampledRegisters.Aggregate(0UL, (mask, r) => mask | (1UL << r));
+
+    /// <summary>
+    /// The registers a spec needs, and no more (every sampled register is copied into the ring on
+    /// every hit): its argument registers, rax for a return, and rsp to place the stack copy of a
+    /// string probe. The kernel writes them in index order.
+    /// </summary>
+    private static ulong RegisterMask(UprobeSpec spec)
+    {
+        ulong mask = spec.Types.Contains(ArgType.Str) ? 1UL << RegSp : 0;
+        for (int i = 0; i < spec.Types.Count; i++)
+            mask |= 1UL << (spec.Return ? RegAx : ArgumentRegisters[i]);
+        return mask != 0 ? mask : 1UL << RegAx;  // perf_event_open refuses REGS_USER with an empty mask
+    }
 
     private const ulong SampleTid = 1 << 1, SampleTime = 1 << 2, SampleRegsUser = 1 << 12, SampleStackUser = 1 << 13;
     private const int RecordLost = 2, RecordSample = 9;
@@ -221,7 +231,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
                     WakeupEvents = (uint)(dataPages * Environment.SystemPageSize / 4),
                     Config1 = (ulong)pathPointer,
                     Config2 = offset,
-                    SampleRegsUser = RegisterMask,
+                    SampleRegsUser = probe.RegisterMask,
                     SampleStackUser = copiesStack ? StackCopyBytes : 0u,
                 };
                 attr.ReadFormat = FormatLost;
@@ -404,15 +414,15 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         int only = Volatile.Read(ref _pid);
         if (only != 0 && pid != only)
             return;
-        // REGS_USER: abi, then the registers of the mask in index order (SampledRegisters).
+        // REGS_USER: abi, then the registers of the probe's mask in index order.
         ulong abi = BitConverter.ToUInt64(record.Slice(24, 8));
         Span<ulong> regs = stackalloc ulong[18];
         int at = 32;
         if (abi != 0)
         {
-            foreach (int register in SampledRegisters)
+            for (ulong mask = probe.RegisterMask; mask != 0; mask &= mask - 1)
             {
-                regs[register] = BitConverter.ToUInt64(record.Slice(at, 8));
+                regs[System.Numerics.BitOperations.TrailingZeroCount(mask)] = BitConverter.ToUInt64(record.Slice(at, 8));
                 at += 8;
             }
         }
@@ -490,6 +500,9 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     /// <summary>An attached probe in the registry; its rings are released a grace period after it dies.</summary>
     internal sealed class AttachedProbe(UprobeKey key, UprobeSpec spec) : UprobeEntry(key, spec)
     {
+        /// <summary>The registers each hit samples.</summary>
+        public ulong RegisterMask { get; } = PerfUprobeSession.RegisterMask(spec);
+
         public List<Ring> Rings { get; } = [];
 
         protected override void OnReclaimed() => Close();

@@ -98,7 +98,7 @@ public abstract class BackendTests(NativeTargets targets)
         string n = Targets["nested"];
         const int rounds = 4;
         var (hits, dropped, output) = Launch(
-            [$"{n}:fact(i64)", $"{n}:fact%return(i64)", $"{n}:bail(i32)", $"{n}:bail%return(i32)", $"{n}:nap%return(i32)", $"{n}:spawn_child%return(i32)"],
+            [$"{n}:fact(i64)", $"{n}:fact%return(i64)", $"{n}:bail(i32)", $"{n}:bail%return(i32)", $"{n}:nap%return(i32)", $"{n}:spawn_child", $"{n}:spawn_child%return(i32)"],
             n, rounds.ToString(), "1");
         // The program checks its forked children itself: a child returning through a breakpoint
         // or trampoline it inherited would crash, and it would exit 3.
@@ -113,6 +113,8 @@ public abstract class BackendTests(NativeTargets targets)
         Assert.Empty(hits.Of("bail", isReturn: true));
         Assert.Equal(Enumerable.Repeat(1L, rounds), hits.Of("nap", isReturn: true).Select(h => (long)h.Values[0]!));
         // Only the traced process's returns count: each is the child's pid, never the child's 0.
+        Assert.All(hits.Of("spawn_child"), h => Assert.Empty(h.Values));  // a spec with no types: the hit alone
+        Assert.Equal(rounds, hits.Of("spawn_child").Count);
         var spawned = hits.Of("spawn_child", isReturn: true);
         Assert.Equal(rounds, spawned.Count);
         Assert.All(spawned, h => Assert.True((long)h.Values[0]! > 0));

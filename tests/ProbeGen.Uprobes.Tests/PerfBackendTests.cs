@@ -41,4 +41,19 @@ public class PerfBackendTests(NativeTargets targets) : BackendTests(targets), IC
         Assert.Equal(0, target.ExitCode);
         Assert.Equal(expected, output.Trim());
     }
+
+    [Fact]
+    public void SystemWideSeesEveryProcessRunningTheBinary()
+    {
+        string t = Targets["targets"];
+        using Process first = NativeTargets.Start(t, "300", "1", "5");
+        using Process second = NativeTargets.Start(t, "300", "1", "5");
+        var (exitCode, lines, errors) = NativeTargets.RunToEnd(["dotnet", Targets.Cli, "uprobe", "-a", "--duration", "1s", "--json", $"{t}:greet(str,i32)"]);
+        first.Kill();
+        second.Kill();
+        Assert.True(exitCode == 0, errors);
+        var pids = lines.Where(l => l.StartsWith("{\"ts\"")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("pid").GetInt32()).ToHashSet();
+        Assert.Contains(first.Id, pids);
+        Assert.Contains(second.Id, pids);
+    }
 }

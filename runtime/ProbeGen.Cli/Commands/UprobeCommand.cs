@@ -27,16 +27,17 @@ internal static class UprobeCommand
             Description = "perf (the kernel's uprobe PMU), ptrace, or auto: perf wherever perf_event_open allows it, else ptrace.",
             DefaultValueFactory = _ => "auto",
         };
+        Option<bool> all = new("--all-processes", "-a") { Description = "Every process that runs the probed code, system-wide, until Ctrl-C or --duration (perf only)." };
         Option<bool> json = CommonOptions.Json();
         Option<string?> duration = CommonOptions.Duration();
-        var command = new Command("uprobe", "Trace functions of an unmanaged ELF binary with uprobes.") { specs, pid, backend, json, duration };
+        var command = new Command("uprobe", "Trace functions of an unmanaged ELF binary with uprobes.") { specs, pid, all, backend, json, duration };
         command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(
-            result.GetValue(specs)!, result.GetValue(pid), result.GetValue(backend)!, result.GetValue(json),
+            result.GetValue(specs)!, result.GetValue(pid), result.GetValue(all), result.GetValue(backend)!, result.GetValue(json),
             CommonOptions.ParseDuration(result.GetValue(duration), "--duration"), launch, cancel)));
         return command;
     }
 
-    private static ExitCode Run(string[] specTexts, int? pid, string backend, bool json, TimeSpan? duration, string[] launch, CancellationToken cancel)
+    private static ExitCode Run(string[] specTexts, int? pid, bool all, string backend, bool json, TimeSpan? duration, string[] launch, CancellationToken cancel)
     {
         UprobeSpec[] specs;
         try
@@ -49,10 +50,12 @@ internal static class UprobeCommand
         }
         if (backend is not ("auto" or "perf" or "ptrace"))
             throw CliException.Usage($"--backend must be auto, perf or ptrace, not '{backend}'");
-        if (pid is not null && launch.Length > 0)
-            throw CliException.Usage("give either -p PID or -- COMMAND, not both");
-        if (pid is null && launch.Length == 0)
-            throw CliException.Usage("give -p PID to trace a running process, or -- COMMAND to launch one");
+        if ((pid is not null ? 1 : 0) + (launch.Length > 0 ? 1 : 0) + (all ? 1 : 0) > 1)
+            throw CliException.Usage("give one of -p PID, -a, or -- COMMAND");
+        if (pid is null && launch.Length == 0 && !all)
+            throw CliException.Usage("give -p PID to trace a running process, -a to trace every process, or -- COMMAND to launch one");
+        if (all && backend == "ptrace")
+            throw CliException.Usage("-a needs the perf backend: ptrace traces one process");
         if (pid is { } id && !Directory.Exists($"/proc/{id}"))
             throw CliException.Usage($"no such process: {id}");
 
@@ -77,9 +80,11 @@ internal static class UprobeCommand
                 try
                 {
                     // A launched program's output goes to our stderr: stdout carries the hits.
-                    perf = pid is null ? PerfUprobeSession.Launch(specs, launch, Enqueue, standardOutput: 2) : PerfUprobeSession.Start(specs, pid, Enqueue);
+                    perf = all ? PerfUprobeSession.Start(specs, pid: null, Enqueue)
+                        : pid is null ? PerfUprobeSession.Launch(specs, launch, Enqueue, standardOutput: 2)
+                        : PerfUprobeSession.Start(specs, pid, Enqueue);
                 }
-                catch (UprobeException ex) when (ex.IsEnvironment && backend == "auto")
+                catch (UprobeException ex) when (ex.IsEnvironment && backend == "auto" && !all)
                 {
                     // No uprobe PMU, or no permission for it: the fallback needs only ptrace.
                     Console.Error.WriteLine($"probegen: the perf backend is unavailable ({ex.Message}); using ptrace");
@@ -88,9 +93,9 @@ internal static class UprobeCommand
             if (perf is not null)
             {
                 session = perf;
-                if (pid is null)
+                if (launch.Length > 0)
                     WhenDone(() => perf.WaitForEnd(Timeout.InfiniteTimeSpan), stop);
-                else
+                else if (pid is not null)
                     WhenDone(() => { while (Directory.Exists($"/proc/{pid}")) Thread.Sleep(100); }, stop);
             }
             else

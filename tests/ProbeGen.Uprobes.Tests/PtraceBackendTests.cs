@@ -15,6 +15,8 @@ namespace ProbeGen.Uprobes.Tests;
 /// </summary>
 public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), IClassFixture<NativeTargets>
 {
+    private sealed class Neighbour(UprobeKey key) : UprobeEntry(key, UprobeSpec.Parse("/neighbour:0x1"));
+
     protected override (Collector Hits, long Dropped, string Output) Launch(string[] specs, string file, params string[] arguments)
     {
         var hits = new Collector();
@@ -139,6 +141,44 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
         Assert.True(target.WaitForExit(60_000));
         Assert.Equal(0, target.ExitCode);
         Assert.Equal(expected, output.Trim());
+    }
+
+    [Fact]
+    public void TrapsFindTheirProbesWhileOtherSessionsAttachAndDetachInTheSharedRegistry()
+    {
+        // The engine's access pattern for real: every trap of this session looks up (inode,
+        // offset) in the registry both backends share, while entries with the same inode and the
+        // neighbouring offsets are inserted and removed as fast as one thread can (the open
+        // addressing table's deletions shift the session's own entries around).
+        string t = Targets["targets"];
+        ulong inode = Native.Inode(t), offset = ElfSymbols.ResolveOffset(t, "add6");
+        var hits = new Collector();
+        long churns = 0;
+        using var done = new CancellationTokenSource();
+        var churn = new Thread(() =>
+        {
+            var random = new Random(11);
+            while (!done.IsCancellationRequested)
+            {
+                var neighbour = new Neighbour(new UprobeKey(inode, offset + 1 + (ulong)random.Next(64), random.Next(2) == 0));
+                if (UprobeRegistry.Probes.TryAdd(neighbour))
+                    UprobeRegistry.Probes.Remove(neighbour);
+                churns++;
+            }
+        });
+        string outputFile = Path.Combine(Targets.Directory, $"stdout-{Guid.NewGuid():N}");
+        using (SafeFileHandle stdout = File.OpenHandle(outputFile, FileMode.Create, FileAccess.Write))
+        using (var session = PtraceUprobeSession.Launch([UprobeSpec.Parse($"{t}:add6(i64)"), UprobeSpec.Parse($"{t}:add6%return(i64)")], [t, "3000", "4"], hits.Add, (int)stdout.DangerousGetHandle()))
+        {
+            churn.Start();
+            Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
+            done.Cancel();
+            churn.Join();
+            Assert.Equal(0, session.ExitCode);
+        }
+        Assert.True(churns > 10_000, $"only {churns} attach/detach cycles");
+        Assert.Equal(12000, hits.Of("add6").Count);
+        Assert.Equal(12000, hits.Of("add6", isReturn: true).Count);
     }
 
     [Fact]

@@ -30,7 +30,7 @@ internal static class UprobeCommand
         Option<bool> all = new("--all-processes", "-a") { Description = "Every process that runs the probed code, system-wide, until Ctrl-C or --duration (perf only)." };
         Option<bool> json = CommonOptions.Json();
         Option<string?> duration = CommonOptions.Duration();
-        var command = new Command("uprobe", "Trace functions of an unmanaged ELF binary with uprobes.") { specs, pid, all, backend, json, duration };
+        var command = new Command("uprobe", "Trace functions of an unmanaged ELF binary with uprobes: attach with -p PID, trace every process with -a, or launch with -- COMMAND [ARGS...].") { specs, pid, all, backend, json, duration };
         command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(
             result.GetValue(specs)!, result.GetValue(pid), result.GetValue(all), result.GetValue(backend)!, result.GetValue(json),
             CommonOptions.ParseDuration(result.GetValue(duration), "--duration"), launch, cancel)));

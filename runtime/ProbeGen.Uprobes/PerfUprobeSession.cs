@@ -64,7 +64,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         return mask != 0 ? mask : 1UL << RegAx;  // perf_event_open refuses REGS_USER with an empty mask
     }
 
-    private const ulong SampleTid = 1 << 1, SampleTime = 1 << 2, SampleRegsUser = 1 << 12, SampleStackUser = 1 << 13;
+    private const ulong SampleTid = 1 << 1, SampleTime = 1 << 2, SampleRegsUser = 1 << 12, SampleStackUser = 1 << 13, SampleRaw = 1 << 10;
     private const int RecordLost = 2, RecordSample = 9;
 
     /// <summary>
@@ -207,9 +207,11 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     {
         (string path, ulong offset) = ElfSymbols.Resolve(spec);
         (uint type, int retprobeBit) = Pmu();
-        var probe = new AttachedProbe(new UprobeKey(Native.Inode(path), offset, spec.Return), spec);
-        bool copiesStack = spec.Types.Contains(ArgType.Str);
-        int dataPages = DataPages(copiesStack);
+        // A str spec goes through tracefs where it can: the kernel then fetches the strings at the hit.
+        TracefsEvent? tracefs = spec.Types.Contains(ArgType.Str) ? TracefsEvent.TryDefine(spec, path, offset) : null;
+        var probe = new AttachedProbe(new UprobeKey(Native.Inode(path), offset, spec.Return), spec, tracefs);
+        bool copiesStack = tracefs is null && spec.Types.Contains(ArgType.Str);
+        int dataPages = DataPages(spec.Types.Contains(ArgType.Str));
         byte[] pathBytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
         fixed (byte* pathPointer = pathBytes)
         {
@@ -234,6 +236,14 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
                     SampleRegsUser = probe.RegisterMask,
                     SampleStackUser = copiesStack ? StackCopyBytes : 0u,
                 };
+                if (tracefs is not null)
+                {
+                    attr.Type = 2;  // PERF_TYPE_TRACEPOINT
+                    attr.Config = (ulong)tracefs.Id;
+                    attr.Config1 = attr.Config2 = 0;
+                    attr.SampleType = SampleTid | SampleTime | SampleRaw;
+                    attr.SampleRegsUser = 0;
+                }
                 attr.ReadFormat = FormatLost;
                 int fd = (int)Native.syscall(Native.SysPerfEventOpen, &attr, -1, cpu, -1, Native.PerfFlagFdCloexec);
                 if (fd < 0 && Marshal.GetLastPInvokeError() == 22 /* EINVAL: a kernel before 6.0 */)
@@ -414,6 +424,15 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         int only = Volatile.Read(ref _pid);
         if (only != 0 && pid != only)
             return;
+        if (probe.Tracefs is { } tracefs)
+        {
+            // RAW: its size, then the trace entry with the fetched values.
+            int size = BitConverter.ToInt32(record.Slice(24, 4));
+            object?[] fetched = tracefs.Decode(record.Slice(28, Math.Min(size, record.Length - 28)));
+            Interlocked.Increment(ref _hits);
+            _onHit(new UprobeHit(probe.Spec, pid, tid, time + _monotonicToUnix, fetched));
+            return;
+        }
         // REGS_USER: abi, then the registers of the probe's mask in index order.
         ulong abi = BitConverter.ToUInt64(record.Slice(24, 8));
         Span<ulong> regs = stackalloc ulong[18];
@@ -482,6 +501,9 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         if (exact)
             Interlocked.Exchange(ref _dropped, Math.Max(lost, Interlocked.Read(ref _dropped)));
         _probes.Clear();
+        // Wait out the grace period and run the reclamation now, so descriptors, rings and tracefs
+        // events are gone when Dispose returns, even if the process exits right after.
+        Probes.Domain.Barrier();
     }
 
     /// <summary>One mapped ring buffer and its perf event.</summary>
@@ -498,8 +520,11 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     }
 
     /// <summary>An attached probe in the registry; its rings are released a grace period after it dies.</summary>
-    internal sealed class AttachedProbe(UprobeKey key, UprobeSpec spec) : UprobeEntry(key, spec)
+    internal sealed class AttachedProbe(UprobeKey key, UprobeSpec spec, TracefsEvent? tracefs) : UprobeEntry(key, spec)
     {
+        /// <summary>The tracefs event behind the probe, when it has one (str specs).</summary>
+        public TracefsEvent? Tracefs { get; } = tracefs;
+
         /// <summary>The registers each hit samples.</summary>
         public ulong RegisterMask { get; } = PerfUprobeSession.RegisterMask(spec);
 
@@ -515,6 +540,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
                 Native.close(ring.Fd);
             }
             Rings.Clear();
+            Tracefs?.Remove();  // after its descriptors are closed: tracefs refuses to remove an event in use
         }
     }
 }

@@ -136,10 +136,14 @@ internal readonly ref struct StringSource
     private readonly int _tid;
     private readonly ulong _stackPointer;
     private readonly ReadOnlySpan<byte> _stack;
+    private readonly (ulong Address, string? Value)[]? _fetched;
 
     /// <summary>Reads from the live process only (a ptrace-stopped thread's memory cannot change under us).</summary>
     /// <param name="tid">A thread of the process (any thread reads the shared memory, even when the leader has exited).</param>
     public StringSource(int tid) => _tid = tid;
+
+    /// <summary>Only strings the kernel fetched at the hit, by the pointer they were fetched from.</summary>
+    public StringSource((ulong Address, string? Value)[] fetched) => _fetched = fetched;
 
     /// <summary>Reads from a copy of the stack from <paramref name="stackPointer"/> up, then the live process.</summary>
     public StringSource(int tid, ulong stackPointer, ReadOnlySpan<byte> stack)
@@ -154,6 +158,13 @@ internal readonly ref struct StringSource
     {
         if (address == 0)
             return null;
+        if (_fetched is not null)
+        {
+            foreach (var (at, value) in _fetched)
+                if (at == address)
+                    return value;
+            return null;
+        }
         if (address >= _stackPointer && address - _stackPointer < (ulong)_stack.Length)
         {
             ReadOnlySpan<byte> from = _stack[(int)(address - _stackPointer)..];

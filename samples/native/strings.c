@@ -1,5 +1,5 @@
-// Strings three ways, from 4 threads, in a program that exits as soon as they are done: a stack
-// buffer rewritten before every call, a literal in .rodata, and a heap string each thread keeps to the end.
+// Strings four ways, from 4 threads, in a program that exits as soon as they are done: a stack
+// buffer rewritten before every call, a literal in .rodata, a heap string each thread keeps to the end, and one freed right after the call.
 // Built by the tests: gcc -O2 -g -pthread -o strings strings.c
 // Usage: strings ITERATIONS   (prints "total N")
 #include <pthread.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 __attribute__((noipa)) long label(const char *text, int i) { return (long)strlen(text) + i; }
+__attribute__((noipa)) long transient(const char *text, int i) { return (long)strlen(text) + i; }
 
 static int iterations;
 
@@ -22,9 +23,14 @@ static void *work(void *arg)
         sum += label(buf, i);
         sum += label("constant", 1000000 + i);
         sum += label(mine, 2000000 + i);
+        // Freed right after the call, and the next malloc gets the same block back.
+        char *gone = malloc(32);
+        snprintf(gone, 32, "tmp%ld-%d", id, i);
+        sum += transient(gone, i);
+        free(gone);
     }
-    // Not freed: the perf backend reads a heap string when it drains the ring (at the latest when
-    // the thread exits), so a string freed and reused before that would read as its new contents.
+    // Kept to the end: the perf backend without tracefs reads a heap string when it drains the
+    // ring (at the latest when the thread exits).
     return (void *)sum;
 }
 

@@ -144,6 +144,17 @@ public abstract class BackendTests(NativeTargets targets)
     }
 
     [Fact]
+    public void AHeapStringFreedRightAfterTheCallReadsAsItWasAtTheHit()
+    {
+        string s = Targets["strings"];
+        var (hits, dropped, _) = Launch([$"{s}:transient(str,i32)"], s, "200");
+        Assert.Equal(0, dropped);
+        Assert.Equal(
+            Enumerable.Range(0, 4).SelectMany(id => Enumerable.Range(0, 200).Select(i => $"tmp{id}-{i}/{i}")).Order(),
+            hits.Of("transient").Select(h => $"{h.Values[0]}/{h.Values[1]}").Order());
+    }
+
+    [Fact]
     public void AttachToARunningProcessAndDetachCleanly()
     {
         string t = Targets["targets"];

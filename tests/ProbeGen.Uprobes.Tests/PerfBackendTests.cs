@@ -56,4 +56,20 @@ public class PerfBackendTests(NativeTargets targets) : BackendTests(targets), IC
         Assert.Contains(first.Id, pids);
         Assert.Contains(second.Id, pids);
     }
+
+    [Fact]
+    public void WithoutTracefsStringsComeFromAStackCopyAndTheLiveProcess()
+    {
+        // The fallback where tracefs is missing: the uprobe PMU, a stack copy per hit, and reads of
+        // the live process, held at its threads' exits. Exact for stack buffers, literals and live heap strings.
+        TracefsEvent.Disabled = true;
+        try
+        {
+            StringsAsTheyWereAtTheHitInAProgramThatExitsRightAway();
+        }
+        finally
+        {
+            TracefsEvent.Disabled = false;
+        }
+    }
 }

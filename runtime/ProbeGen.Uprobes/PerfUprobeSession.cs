@@ -74,9 +74,6 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     /// </summary>
     private const int StackCopyBytes = 1024;
 
-    /// <summary>Ring buffer pages per probe per CPU: more when every sample carries a stack copy.</summary>
-    private static int DataPages(bool copiesStack) => copiesStack ? 1024 : 64;
-
     /// <summary>PERF_FORMAT_LOST (Linux 6.0): read() on the event also returns the samples it lost.</summary>
     private const ulong FormatLost = 1 << 4;
 
@@ -89,6 +86,9 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     private readonly List<AttachedProbe> _probes = [];
     private readonly Action<UprobeHit> _onHit;
     private PtraceUprobeSession? _launched;
+
+    /// <summary>CLOCK_MONOTONIC nanoseconds before which hits are ignored (launch mode: before the exec).</summary>
+    private long _notBeforeNs;
     private int _pid;
     private readonly Thread _reader;
     private volatile bool _stopping;
@@ -162,8 +162,14 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         PerfUprobeSession session = Start(specs, -1, onHit);
         try
         {
+            // At the exec: hits of this pid stamped earlier were the launcher shell's.
             session._launched = PtraceUprobeSession.Launch([], command, _ => { }, standardOutput,
-                onStarted: pid => session.ProcessFilter = pid, onThreadExit: _ => session.Flush());
+                onStarted: pid =>
+                {
+                    Volatile.Write(ref session._notBeforeNs, MonotonicNow());
+                    session.ProcessFilter = pid;
+                },
+                onThreadExit: _ => session.Flush());
         }
         catch
         {
@@ -183,6 +189,9 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     /// <exception cref="InvalidOperationException">The session was not started with <see cref="Launch"/>.</exception>
     public bool WaitForEnd(TimeSpan timeout) =>
         (_launched ?? throw new InvalidOperationException("only a launched session ends by itself")).WaitForEnd(timeout);
+
+    /// <summary>CLOCK_MONOTONIC now, in nanoseconds: the clock the events stamp hits with (Stopwatch reads it on Linux).</summary>
+    private static long MonotonicNow() => (long)(System.Diagnostics.Stopwatch.GetTimestamp() * (1_000_000_000.0 / System.Diagnostics.Stopwatch.Frequency));
 
     /// <summary>The uprobe PMU's type and its retprobe bit, from sysfs.</summary>
     internal static (uint Type, int RetprobeBit) Pmu()
@@ -211,7 +220,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         TracefsEvent? tracefs = spec.Types.Contains(ArgType.Str) ? TracefsEvent.TryDefine(spec, path, offset) : null;
         var probe = new AttachedProbe(new UprobeKey(Native.Inode(path), offset, spec.Return), spec, tracefs);
         bool copiesStack = tracefs is null && spec.Types.Contains(ArgType.Str);
-        int dataPages = DataPages(spec.Types.Contains(ArgType.Str));
+        int dataPages = copiesStack ? 1024 : tracefs is not null ? 256 : 64;
         byte[] pathBytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
         fixed (byte* pathPointer = pathBytes)
         {
@@ -265,7 +274,10 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
                 {
                     Native.close(fd);
                     probe.Close();
-                    throw new UprobeException($"cannot map the perf ring buffer: {Marshal.GetLastPInvokeErrorMessage()}");
+                    int errno = Marshal.GetLastPInvokeError();
+                    throw new UprobeException(errno is 1 or 12
+                        ? $"cannot map a {length / 1024} KB perf ring buffer ({Marshal.GetPInvokeErrorMessage(errno)}): raise RLIMIT_MEMLOCK or /proc/sys/kernel/perf_event_mlock_kb, or run as root"
+                        : $"cannot map the perf ring buffer: {Marshal.GetPInvokeErrorMessage(errno)}", environment: errno is 1 or 12);
                 }
                 probe.Rings.Add(new Ring(fd, (byte*)ring, length, attr.ReadFormat == FormatLost));
             }
@@ -422,7 +434,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         int tid = BitConverter.ToInt32(record.Slice(12, 4));
         long time = BitConverter.ToInt64(record.Slice(16, 8));
         int only = Volatile.Read(ref _pid);
-        if (only != 0 && pid != only)
+        if ((only != 0 && pid != only) || time < Volatile.Read(ref _notBeforeNs))
             return;
         if (probe.Tracefs is { } tracefs)
         {

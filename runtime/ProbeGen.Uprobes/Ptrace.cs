@@ -160,9 +160,28 @@ internal static unsafe partial class Ptrace
     /// </summary>
     /// <param name="argv">The command and its arguments.</param>
     /// <param name="standardOutput">A descriptor of this process to become the child's standard output, or -1 to share ours.</param>
-    public static int SpawnStopped(IReadOnlyList<string> argv, int standardOutput)
+    public static int SpawnStopped(IReadOnlyList<string> argv, int standardOutput) =>
+        Spawn(["sh", "-c", "kill -STOP $$; exec \"$@\"", "probegen", .. argv], standardOutput);
+
+    /// <summary>
+    /// Starts a child that exits at once, which only the caller reaps: a state change that wakes a
+    /// thread blocked in waitid(P_ALL) without touching any other process.
+    /// </summary>
+    public static int SpawnWaker()
     {
-        string[] arguments = ["sh", "-c", "kill -STOP $$; exec \"$@\"", "probegen", .. argv];
+        try
+        {
+            return Spawn(["sh", "-c", "exit 0"], -1);
+        }
+        catch (UprobeException)
+        {
+            return -1;
+        }
+    }
+
+    /// <summary>posix_spawn of /bin/sh with <paramref name="arguments"/> (argv, sh first).</summary>
+    private static int Spawn(string[] arguments, int standardOutput)
+    {
         string[] environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
             .Select(e => $"{e.Key}={e.Value}").ToArray();
         var pinned = new List<GCHandle>();

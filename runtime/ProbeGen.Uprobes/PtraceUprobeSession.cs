@@ -40,7 +40,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     private const int MaxReturnDepth = 64;
 
     /// <summary>A planted breakpoint, shared by an entry and a return probe at the same place.</summary>
-    private sealed record Site(UprobeKey Key, ulong Address, ulong OriginalWord, ulong Slot, int RelocatedLength, ulong NextIp);
+    private sealed record Site(UprobeKey Key, ulong Address, byte OriginalByte, ulong Slot, int RelocatedLength, ulong NextIp);
 
     /// <summary>A probe of this session in <see cref="UprobeRegistry"/>.</summary>
     private sealed class Probe(UprobeKey key, UprobeSpec spec, PtraceUprobeSession owner, Site site) : UprobeEntry(key, spec)
@@ -68,6 +68,8 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     private readonly Dictionary<ulong, Site> _sites = [];
     private readonly List<Probe> _probes = [];
     private readonly Dictionary<int, List<PendingReturn>> _returns = [];
+    private readonly HashSet<int> _stopped = [];
+    private readonly Dictionary<int, int> _pendingSignals = [];
     private List<Mapping> _mappings = [];
     private ulong _trampoline;
     private bool _running;
@@ -75,7 +77,6 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     private int _pid;
     private Exception? _startError;
     private volatile bool _stopping;
-    private volatile bool _finishing;
     private int? _exitCode;
     private long _hits, _dropped;
 
@@ -119,7 +120,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     /// <param name="command">The program and its arguments, looked up on PATH like a shell does.</param>
     /// <param name="onHit">Called on the tracer thread for each hit, while the hitting thread waits.</param>
     /// <param name="standardOutput">A file descriptor of this process to become the program's standard output; -1 shares ours.</param>
-    /// <param name="onStarted">Called with the pid once the program is loaded, before any of its own code runs.</param>
+    /// <param name="onStarted">Called with the pid at the program's exec, before it (or its dynamic loader) runs anything.</param>
     /// <param name="onThreadExit">
     /// Called on the tracer thread as each thread of the program exits, while the thread and the
     /// process's memory still exist (PTRACE_EVENT_EXIT); the thread waits until it returns.
@@ -157,15 +158,18 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     public void Dispose()
     {
         _stopping = true;
-        // The tracer blocks in waitid: a signal to the tracee wakes it with a signal-delivery-stop.
-        // SIGCHLD is the one signal whose spurious delivery every program must already tolerate,
-        // and it is passed on to the tracee.
-        while (!_tracer.Join(20))
-        {
-            if (!_finishing && Pid > 0)
-                SendSignal(Pid, SigChld);
-        }
+        if (_tracer.Join(0))
+            return;
+        // The tracer blocks in waitid(P_ALL). Rather than signal the tracee (a program may block
+        // every signal but SIGKILL and SIGSTOP), wake it with a state change of its own: a child
+        // that exits at once. Reaped here, once the tracer has seen it.
+        int waker = SpawnWaker();
         _tracer.Join();
+        if (waker > 0)
+        {
+            int status;
+            WaitPid(waker, &status, 0);
+        }
     }
 
     private void Run()
@@ -173,18 +177,13 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         try
         {
             if (_command is not null)
-            {
                 SpawnAndStopAtEntry();
-                _onStarted?.Invoke(_pid);
-            }
             else
-            {
                 AttachRunning();
-            }
             if (_specs.Count > 0)
                 Plant();
-            foreach (int tid in _threads)
-                Call(Cont, tid, 0, 0);
+            foreach (int tid in _threads.ToArray())
+                Resume(tid);
             _running = true;
         }
         catch (Exception ex)
@@ -199,16 +198,38 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         {
             Loop();
         }
+        catch (Exception ex)
+        {
+            // Never let the tracer thread take the process down: detach and end the session.
+            LoopError = ex;
+        }
         finally
         {
             Finish();
         }
     }
 
+    /// <summary>What ended the trace loop early, if anything did (for diagnostics).</summary>
+    internal Exception? LoopError { get; private set; }
+
+    /// <summary>Continues a stopped thread, delivering a signal of the program's that arrived while the engine held it.</summary>
+    private void Resume(int tid)
+    {
+        _pendingSignals.Remove(tid, out int signal);
+        _stopped.Remove(tid);
+        Call(Cont, tid, 0, signal);
+    }
+
     private void Finish()
     {
-        _finishing = true;
-        DetachAll();
+        try
+        {
+            DetachAll();
+        }
+        catch (Exception ex)
+        {
+            LoopError ??= ex;
+        }
         if (_command is not null && _pid > 0 && _exitCode is null)
         {
             // Launched and still alive: it was started for the trace and ends with it. It is our
@@ -224,22 +245,128 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     {
         if (!Directory.Exists($"/proc/{_pid}"))
             throw new UprobeException($"no such process: {_pid}");
-        foreach (string task in Directory.GetDirectories($"/proc/{_pid}/task"))
+        // A thread not yet seized can start another meanwhile: list again until nothing is new.
+        // (Seized ones report their clones as events.)
+        bool found = true;
+        while (found)
         {
-            int tid = int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture);
-            if (Call(Seize, tid, 0, (nint)(OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec)) != 0)
+            found = false;
+            foreach (string task in Directory.GetDirectories($"/proc/{_pid}/task"))
             {
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == 3 /* ESRCH: the thread exited meanwhile */)
+                int tid = int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture);
+                if (_threads.Contains(tid) || IsZombie(tid))
                     continue;
-                throw new UprobeException($"cannot ptrace process {_pid} ({Marshal.GetPInvokeErrorMessage(errno)}): {PermissionHint()}", environment: true);
+                if (Call(Seize, tid, 0, (nint)(OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec)) != 0)
+                {
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (errno == 3 /* ESRCH: the thread exited meanwhile */)
+                        continue;
+                    throw new UprobeException($"cannot ptrace process {_pid} ({Marshal.GetPInvokeErrorMessage(errno)}): {PermissionHint()}", environment: true);
+                }
+                _threads.Add(tid);
+                found = true;
             }
-            _threads.Add(tid);
         }
-        foreach (int tid in _threads.ToArray())
-        {
+        StopAll();
+        if (_stopped.Count == 0)
+            throw new UprobeException($"process {_pid} has no thread that could be stopped");
+    }
+
+    /// <summary>
+    /// Interrupts every thread and collects a stop from each, handling what is reported instead
+    /// of the interrupt on the way: new threads and children, exits, and signals of the program's
+    /// own (kept, to be delivered when the thread resumes). A thread that does not stop within two
+    /// seconds (a vfork parent waiting for its child, a zombie) is left out.
+    /// </summary>
+    private void StopAll()
+    {
+        var waiting = new HashSet<int>(_threads.Where(t => !_stopped.Contains(t)));
+        foreach (int tid in waiting)
             Call(Interrupt, tid, 0, 0);
-            AwaitStop(tid);
+        long deadline = Environment.TickCount64 + 2000;
+        while (waiting.Count > 0 && Environment.TickCount64 < deadline)
+        {
+            bool progressed = false;
+            foreach (int tid in waiting.ToArray())
+            {
+                int status;
+                int got = WaitPid(tid, &status, Wall | WNoHang);
+                if (got == 0)
+                    continue;
+                progressed = true;
+                waiting.Remove(tid);
+                if (got < 0 || !Stopped(status))
+                {
+                    Gone(tid, got == tid ? status : (int?)null);
+                    continue;
+                }
+                _stopped.Add(tid);
+                int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
+                switch (ptraceEvent)
+                {
+                    case EventClone:
+                        int thread = (int)EventMessage(tid);
+                        if (_threads.Add(thread))
+                            waiting.Add(thread);  // its first stop comes by itself
+                        break;
+                    case EventFork:
+                        LetForkedChildGo(tid, (int)EventMessage(tid));
+                        break;
+                    case EventVfork:
+                        int child = (int)EventMessage(tid);
+                        _threads.Add(child);
+                        _vforkChildren.Add(child);
+                        waiting.Add(child);
+                        break;
+                    case EventExec:
+                        if (!_vforkChildren.Contains(tid))
+                            ForgetImage();
+                        break;
+                    case 0:
+                        _pendingSignals[tid] = signal;  // a signal-delivery-stop: the program's signal
+                        break;
+                }
+            }
+            if (!progressed)
+                Thread.Sleep(1);
+        }
+    }
+
+    /// <summary>A tracee that exited or was killed.</summary>
+    private void Gone(int tid, int? status)
+    {
+        _threads.Remove(tid);
+        _stopped.Remove(tid);
+        _vforkChildren.Remove(tid);
+        _returns.Remove(tid);
+        _pendingSignals.Remove(tid);
+        if (tid == _pid && status is { } s)
+            _exitCode = Ptrace.ExitCode(s);
+    }
+
+    /// <summary>The traced process replaced its image: its breakpoints and trampolines went with the old one.</summary>
+    private void ForgetImage()
+    {
+        foreach (Probe probe in _probes)
+            UprobeRegistry.Probes.Remove(probe);
+        _probes.Clear();
+        _sites.Clear();
+        _returns.Clear();
+        _trampoline = 0;
+    }
+
+    private static bool IsZombie(int tid)
+    {
+        try
+        {
+            // "pid (comm) S ...": the state follows the last ')'.
+            string stat = File.ReadAllText($"/proc/{tid}/stat");
+            char state = stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault();
+            return state is 'Z' or 'X';
+        }
+        catch (IOException)
+        {
+            return true;
         }
     }
 
@@ -257,45 +384,74 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         if (pid < 0)
             throw new UprobeException($"'{_command![0]}' exited with status {_exitCode} before it started");
         _threads.Add(pid);
-        ulong entry = EntryPoint(pid);
-        ulong entryWord = PeekWord(pid, entry);
-        PokeWord(pid, entry, (entryWord & ~0xFFUL) | 0xCC);
-        Call(Cont, pid, 0, 0);
+        _onStarted?.Invoke(pid);
+        ulong[] inodes = _specs.Select(spec => Native.Inode(ElfSymbols.Resolve(spec).Path)).Distinct().ToArray();
         while (true)
         {
-            int status;
-            if (WaitPid(pid, &status, Wall) != pid || !Stopped(status))
+            // At an exec: run to the entry point. A wrapper (env, a script that execs) may not map
+            // the probed binaries; then follow it to its next exec.
+            ulong entry = EntryPoint(pid);
+            byte entryByte = PlantByte(pid, entry);
+            Call(Cont, pid, 0, 0);
+            bool atExec = false;
+            while (!atExec)
             {
-                _threads.Clear();
-                _exitCode = Ptrace.ExitCode(status);
-                throw new UprobeException($"'{_command![0]}' exited with status {_exitCode} before it reached its entry point");
-            }
-            int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
-            if (signal == SigTrap && ptraceEvent == 0)
-            {
-                Regs regs;
-                Call(GetRegs, pid, 0, (nint)(&regs));
-                if (regs.Rip == entry + 1)
+                int status;
+                if (WaitPid(pid, &status, Wall) != pid || !Stopped(status))
                 {
-                    PokeWord(pid, entry, entryWord);
-                    regs.Rip = entry;
-                    Call(SetRegs, pid, 0, (nint)(&regs));
-                    return;  // stopped at the entry point, the only thread
+                    _threads.Clear();
+                    _exitCode = Ptrace.ExitCode(status);
+                    throw new UprobeException(inodes.Length > 0
+                        ? $"'{_command![0]}' exited with status {_exitCode} without running the probed binaries"
+                        : $"'{_command![0]}' exited with status {_exitCode} before it reached its entry point");
                 }
+                int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
+                if (signal == SigTrap && ptraceEvent == 0)
+                {
+                    Regs regs;
+                    Call(GetRegs, pid, 0, (nint)(&regs));
+                    if (regs.Rip == entry + 1)
+                    {
+                        RestoreByte(pid, entry, entryByte);
+                        regs.Rip = entry;
+                        Call(SetRegs, pid, 0, (nint)(&regs));
+                        var mapped = ReadMappings(pid).Select(m => m.Inode).ToHashSet();
+                        if (inodes.All(mapped.Contains))
+                        {
+                            _stopped.Add(pid);
+                            return;  // stopped at the entry point, the only thread
+                        }
+                        Call(Cont, pid, 0, 0);
+                        continue;
+                    }
+                }
+                if (ptraceEvent == EventExec)
+                {
+                    atExec = true;
+                    continue;
+                }
+                if (ptraceEvent is EventClone or EventFork or EventVfork)
+                {
+                    // A wrapper's own threads and children are not what we trace.
+                    int other = (int)EventMessage(pid);
+                    int otherStatus;
+                    WaitPid(other, &otherStatus, Wall);
+                    Call(Detach, other, 0, 0);
+                }
+                Call(Cont, pid, 0, ptraceEvent == 0 && signal != SigStop ? signal : 0);
             }
-            Call(Cont, pid, 0, ptraceEvent == 0 && signal != SigStop ? signal : 0);
         }
     }
 
-    /// <summary>With every thread stopped: maps the scratch page, and plants and registers each probe.</summary>
+    /// <summary>
+    /// With every thread stopped: maps scratch pages, relocates each displaced instruction into
+    /// one, registers each probe, then writes the int3s. A module's page is mapped within 2 GB of
+    /// it when it can be, so relocated branches and RIP-relative operands keep their 32-bit form.
+    /// </summary>
     private void Plant()
     {
         _mappings = ReadMappings(_pid);
-        ulong scratch = MapScratchPage();
-        // The return trampoline: an int3 that threads reach by returning from a probed function.
-        _trampoline = scratch;
-        WriteBytes(AnyStopped, _trampoline, [0xCC]);
-        ulong slot = scratch + 16;
+        var pages = new Dictionary<ulong, (ulong Page, ulong Next)>();
         foreach (UprobeSpec spec in _specs)
         {
             (string path, ulong offset) = ElfSymbols.Resolve(spec);
@@ -303,27 +459,42 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
             Mapping mapping = _mappings.First(m => address >= m.Start && address < m.End);
             if (!_sites.TryGetValue(address, out Site? site))
             {
+                if (!pages.TryGetValue(mapping.Inode, out var page))
+                {
+                    ulong low = _mappings.Where(m => m.Inode == mapping.Inode).Min(m => m.Start);
+                    ulong high = _mappings.Where(m => m.Inode == mapping.Inode).Max(m => m.End);
+                    ulong mapped = MapScratchPage(low, high);
+                    page = (mapped, mapped + 16);
+                    if (_trampoline == 0)
+                    {
+                        // The return trampoline: an int3 that threads reach by returning from a probed function.
+                        _trampoline = mapped;
+                        WriteBytes(AnyStopped, _trampoline, [0xCC]);
+                    }
+                }
                 byte[] original = ReadBytes(AnyStopped, address, 16);
                 var decoder = Decoder.Create(64, new ByteArrayCodeReader(original));
                 decoder.IP = address;
                 decoder.Decode(out Instruction instruction);
                 if (instruction.IsInvalid)
                     throw new UprobeException($"{spec.Text}: no valid instruction at file offset 0x{offset:x}");
+                bool near = (long)(page.Next - address) is > -0x7000_0000 and < 0x7000_0000;
+                if (!near && (instruction.FlowControl != FlowControl.Next || instruction.IsIPRelativeMemoryOperand))
+                    throw new UprobeException($"{spec.Text}: '{instruction}' cannot run out of line: no scratch page could be mapped within 2 GB of {path}");
                 var relocated = new List<byte>();
-                if (!BlockEncoder.TryEncode(64, new InstructionBlock(new ListWriter(relocated), [instruction], slot), out string? error, out _))
+                if (!BlockEncoder.TryEncode(64, new InstructionBlock(new ListWriter(relocated), [instruction], page.Next), out string? error, out _))
                     throw new UprobeException($"{spec.Text}: cannot relocate '{instruction}' to the scratch page: {error}");
                 int relocatedLength = relocated.Count;
                 ulong next = address + (ulong)instruction.Length;
                 // jmp [rip+0]; dq next: back to the instruction after the displaced one.
                 relocated.AddRange([0xFF, 0x25, 0, 0, 0, 0]);
                 relocated.AddRange(BitConverter.GetBytes(next));
-                if (slot + (ulong)relocated.Count > scratch + 4096)
-                    throw new UprobeException($"too many probes for one scratch page ({_sites.Count} fit)");
-                WriteBytes(AnyStopped, slot, relocated.ToArray());
-                ulong word = BitConverter.ToUInt64(original, 0);
-                site = new Site(new UprobeKey(mapping.Inode, offset, false), address, word, slot, relocatedLength, next);
+                if (page.Next + (ulong)relocated.Count > page.Page + 4096)
+                    throw new UprobeException($"too many probes in {path} for one scratch page");
+                WriteBytes(AnyStopped, page.Next, relocated.ToArray());
+                site = new Site(new UprobeKey(mapping.Inode, offset, false), address, original[0], page.Next, relocatedLength, next);
                 _sites[address] = site;
-                slot += (ulong)((relocated.Count + 15) & ~15);
+                pages[mapping.Inode] = (page.Page, page.Next + (ulong)((relocated.Count + 15) & ~15));
             }
             var probe = new Probe(site.Key with { Return = spec.Return }, spec, this, site);
             if (!UprobeRegistry.Probes.TryAdd(probe))
@@ -332,7 +503,21 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         }
         // Registered first, then planted: a trap can only come from a probe the registry knows.
         foreach (Site site in _sites.Values)
-            PokeWord(AnyStopped, site.Address, (site.OriginalWord & ~0xFFUL) | 0xCC);
+            PlantByte(AnyStopped, site.Address);
+    }
+
+    /// <summary>Writes an int3 over one byte (sites may lie closer together than a word) and returns the byte it replaced.</summary>
+    private static byte PlantByte(int tid, ulong address)
+    {
+        ulong word = PeekWord(tid, address);
+        PokeWord(tid, address, (word & ~0xFFUL) | 0xCC);
+        return (byte)word;
+    }
+
+    private static void RestoreByte(int tid, ulong address, byte original)
+    {
+        ulong word = PeekWord(tid, address);
+        PokeWord(tid, address, (word & ~0xFFUL) | original);
     }
 
     private void Loop()
@@ -375,12 +560,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     {
         if (!Stopped(status))
         {
-            // Exited or killed.
-            _threads.Remove(tid);
-            _vforkChildren.Remove(tid);
-            _returns.Remove(tid);
-            if (tid == _pid)
-                _exitCode = Ptrace.ExitCode(status);
+            Gone(tid, status);  // exited or killed
             return;
         }
         int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
@@ -409,11 +589,10 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                     Call(Detach, tid, 0, 0);
                     return;
                 }
-                // The traced process replaced its image: the breakpoints went with the old one.
-                _sites.Clear();
-                _returns.Clear();
+                // The traced process replaced its image: the breakpoints went with the old one. Keep
+                // following it (a launched program is held at its exits until it is done).
+                ForgetImage();
                 Call(Cont, tid, 0, 0);
-                _stopping = true;
                 return;
             case EventExit:
                 _onThreadExit?.Invoke(tid);
@@ -459,6 +638,8 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         if (exit?.Owner != this)
             exit = null;
         Site? site = entry?.Site ?? exit?.Site;
+        if (site is not null && site.Address != at)
+            site = null;  // the same inode and offset, but another file system's file
         if (site is null)
         {
             // Not registered (any more). If the int3 is gone too, a detach raced with this trap:
@@ -547,10 +728,17 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         int status;
         WaitPid(child, &status, Wall);  // its first stop under SEIZE
         foreach (Site site in _sites.Values)
-            Call(PokeData, child, (nint)site.Address, (nint)site.OriginalWord);
-        if (_returns.TryGetValue(parentTid, out List<PendingReturn>? pending))
-            foreach (PendingReturn p in pending.Where(p => p.ReturnAddress != _trampoline))
-                Call(PokeData, child, (nint)p.StackSlot, (nint)p.ReturnAddress);
+            RestoreByte(child, site.Address, site.OriginalByte);
+        Regs regs;
+        if (_returns.TryGetValue(parentTid, out List<PendingReturn>? pending) && Call(GetRegs, child, 0, (nint)(&regs)) == 0)
+        {
+            ulong rsp = regs.Rsp;
+            // Only slots of frames still live on its stack, still holding the trampoline: after a
+            // longjmp a stale slot may hold a local variable by now.
+            foreach (PendingReturn p in pending.Where(p => p.ReturnAddress != _trampoline && p.StackSlot >= rsp))
+                if (PeekWord(child, p.StackSlot) == _trampoline)
+                    PokeWord(child, p.StackSlot, p.ReturnAddress);
+        }
         Call(Detach, child, 0, 0);
     }
 
@@ -560,57 +748,57 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     /// </summary>
     private void DetachAll()
     {
-        var pendingSignal = new Dictionary<int, int>();
         var trapped = new HashSet<int>();
         if (_running)
         {
-            var queue = new Queue<int>(_threads);
-            while (queue.TryDequeue(out int tid))
+            StopAll();
+            foreach (int tid in _stopped.ToArray())
             {
-                Call(Interrupt, tid, 0, 0);
-                int status;
-                if (WaitPid(tid, &status, Wall) != tid || !Stopped(status))
-                {
-                    _threads.Remove(tid);
-                    continue;
-                }
-                int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
-                if (ptraceEvent == EventClone && _threads.Add((int)EventMessage(tid)))
-                    queue.Enqueue((int)EventMessage(tid));
-                else if (ptraceEvent == EventFork)
-                    LetForkedChildGo(tid, (int)EventMessage(tid));
-                else if (ptraceEvent == 0 && signal != SigTrap)
-                    pendingSignal[tid] = signal;  // a signal of the program's: deliver it on detach
-                if (!(ptraceEvent == 0 && signal == SigTrap) && SigTrapPending(tid))
+                if (_pendingSignals.GetValueOrDefault(tid) != SigTrap && SigTrapPending(tid))
                 {
                     // It executed an int3, but the interrupt was reported first and the SIGTRAP is
-                    // still queued: detached, it would kill the thread. Let the thread take it now.
+                    // still queued: detached, it would kill the thread. Let the thread take it now
+                    // (synchronous signals are dequeued first, so this stop is the SIGTRAP).
+                    _pendingSignals.Remove(tid, out int held);
                     Call(Cont, tid, 0, 0);
-                    WaitPid(tid, &status, Wall);
-                    signal = (status >> 8) & 0xff;
-                    ptraceEvent = status >> 16;
-                }
-                if (ptraceEvent == 0 && signal == SigTrap)
-                {
-                    if (OwnsTrap(tid))
+                    int status;
+                    if (WaitPid(tid, &status, Wall) != tid || !Stopped(status))
+                    {
+                        Gone(tid, status);
+                        continue;
+                    }
+                    bool trap = (status >> 16) == 0 && ((status >> 8) & 0xff) == SigTrap;
+                    if (trap && OwnsTrap(tid))
+                    {
                         trapped.Add(tid);
-                    else
-                        pendingSignal[tid] = SigTrap;
+                        if (held != 0)
+                            _pendingSignals[tid] = held;  // the program's signal, still delivered on detach
+                        continue;
+                    }
+                    if ((status >> 16) == 0)
+                        _pendingSignals[tid] = (status >> 8) & 0xff;
+                }
+                if (_pendingSignals.GetValueOrDefault(tid) == SigTrap && OwnsTrap(tid))
+                {
+                    trapped.Add(tid);
+                    _pendingSignals.Remove(tid);
                 }
             }
         }
         foreach (Probe probe in _probes)
             UprobeRegistry.Probes.Remove(probe);
         _probes.Clear();
-        foreach (Site site in _sites.Values)
-            if (_threads.Count > 0)
-                PokeWord(AnyStopped, site.Address, site.OriginalWord);
-        foreach (int tid in _threads)
+        if (_stopped.Count > 0)
+        {
+            foreach (Site site in _sites.Values)
+                RestoreByte(AnyStopped, site.Address, site.OriginalByte);
+        }
+        foreach (int tid in _stopped)
         {
             Regs regs;
             if (Call(GetRegs, tid, 0, (nint)(&regs)) == 0)
             {
-                if (regs.Rip == _trampoline || (trapped.Contains(tid) && regs.Rip == _trampoline + 1))
+                if (_trampoline != 0 && (regs.Rip == _trampoline || (trapped.Contains(tid) && regs.Rip == _trampoline + 1)))
                 {
                     // Returned from a probed function and not resumed yet: resume at the real return address.
                     if (TakeReturn(tid, regs.Rsp, report: regs.Rip == _trampoline + 1, regs, out ulong returnAddress))
@@ -624,8 +812,11 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                         regs.Rip = site.NextIp;   // it has: skip the jump back
                     else if (trapped.Contains(tid) && regs.Rip == site.Address + 1)
                         regs.Rip = site.Address;  // trapped, not handled: run the restored instruction
+                    else
+                        continue;
                     // (Without a trap, address + 1 is where a one-byte instruction such as push rbp
                     // continues after running out of line: nothing to do.)
+                    break;
                 }
                 Call(SetRegs, tid, 0, (nint)(&regs));
             }
@@ -634,10 +825,12 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                 foreach (PendingReturn p in pending.Where(p => p.ReturnAddress != _trampoline))
                     if (PeekWord(tid, p.StackSlot) == _trampoline)
                         PokeWord(tid, p.StackSlot, p.ReturnAddress);
-            Call(Detach, tid, 0, pendingSignal.GetValueOrDefault(tid));
+            Call(Detach, tid, 0, _pendingSignals.GetValueOrDefault(tid));
         }
         _threads.Clear();
+        _stopped.Clear();
         _returns.Clear();
+        _pendingSignals.Clear();
     }
 
     /// <summary>Whether a SIGTRAP is queued for the thread (SigPnd in /proc/PID/task/TID/status).</summary>
@@ -645,7 +838,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     {
         try
         {
-            foreach (string line in File.ReadLines($"/proc/{_pid}/task/{tid}/status"))
+            foreach (string line in File.ReadLines($"/proc/{tid}/status"))
             {
                 if (line.StartsWith("SigPnd:", StringComparison.Ordinal))
                     return (ulong.Parse(line.AsSpan(7).Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture) & (1UL << (SigTrap - 1))) != 0;
@@ -679,12 +872,6 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         return $"run as root or with CAP_SYS_PTRACE, or trace a process of your own user with /proc/sys/kernel/yama/ptrace_scope at 0 or 1 (now {scope})";
     }
 
-    private void AwaitStop(int tid)
-    {
-        int status;
-        WaitPid(tid, &status, Wall);
-    }
-
     private static ulong EventMessage(int tid)
     {
         ulong message;
@@ -692,8 +879,39 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         return message;
     }
 
-    /// <summary>Maps a read + execute scratch page in the tracee by running an mmap syscall in its main thread.</summary>
-    private ulong MapScratchPage()
+    /// <summary>
+    /// Maps a read + execute scratch page in the tracee, within 2 GB of the module at
+    /// [<paramref name="low"/>, <paramref name="high"/>) when it can (MAP_FIXED_NOREPLACE, trying
+    /// pages just below it, then above it), anywhere otherwise.
+    /// </summary>
+    private ulong MapScratchPage(ulong low, ulong high)
+    {
+        const ulong page = 4096;
+        foreach (ulong distance in new ulong[] { 1, 16, 256, 4096, 65536 })
+        {
+            foreach (ulong hint in new[] { low - distance * page, (high + page - 1) / page * page + (distance - 1) * page })
+            {
+                if (hint < 0x10000 || hint >= 0x7fff_ffff_0000)
+                    continue;
+                long got = InjectMmap(hint, 0x100000 /* MAP_FIXED_NOREPLACE */);
+                if (got == (long)hint)
+                    return hint;
+                if (got > 0)
+                    return (ulong)got;  // a kernel before 4.17 takes the hint as a hint; near or not, it is mapped
+            }
+        }
+        long anywhere = InjectMmap(0, 0);
+        if (anywhere < 0)
+            throw new UprobeException($"cannot map a scratch page in process {_pid} (errno {-anywhere})");
+        return (ulong)anywhere;
+    }
+
+    /// <summary>
+    /// Runs mmap(hint, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | flags) in a
+    /// stopped thread by placing a syscall instruction at its rip and single-stepping it. Returns
+    /// the address, or -errno.
+    /// </summary>
+    private long InjectMmap(ulong hint, ulong flags)
     {
         int tid = AnyStopped;
         Regs saved;
@@ -702,23 +920,35 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         PokeWord(tid, saved.Rip, (originalWord & ~0xFFFFUL) | 0x050F);  // syscall
         Regs call = saved;
         call.Rax = 9;           // mmap
-        call.Rdi = 0;
+        call.Rdi = hint;
         call.Rsi = 4096;
         call.Rdx = 5;           // PROT_READ | PROT_EXEC: the tracer writes it through ptrace
-        call.R10 = 0x22;        // MAP_PRIVATE | MAP_ANONYMOUS
+        call.R10 = 0x22 | flags; // MAP_PRIVATE | MAP_ANONYMOUS
         call.R8 = ulong.MaxValue;
         call.R9 = 0;
         call.OrigRax = ulong.MaxValue;  // no syscall restart: the thread may have stopped inside one
         Call(SetRegs, tid, 0, (nint)(&call));
-        Call(SingleStep, tid, 0, 0);
-        AwaitStop(tid);
-        Regs after;
-        Call(GetRegs, tid, 0, (nint)(&after));
+        Regs after = default;
+        for (int attempt = 0; attempt < 100; attempt++)
+        {
+            Call(SingleStep, tid, 0, 0);
+            int status;
+            if (WaitPid(tid, &status, Wall) != tid || !Stopped(status))
+                throw new UprobeException($"process {_pid} exited while a scratch page was being mapped");
+            int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
+            Call(GetRegs, tid, 0, (nint)(&after));
+            if (signal == SigTrap && ptraceEvent == 0 && after.Rip == saved.Rip + 2)
+                break;
+            // A signal of the program's was due first: hold it for later, and step again.
+            if (ptraceEvent == 0 && signal != SigTrap)
+                _pendingSignals[tid] = signal;
+        }
         PokeWord(tid, saved.Rip, originalWord);
         Call(SetRegs, tid, 0, (nint)(&saved));
-        if ((long)after.Rax < 0 && (long)after.Rax > -4096)
-            throw new UprobeException($"cannot map a scratch page in process {_pid} (errno {-(long)after.Rax})");
-        return after.Rax;
+        if (after.Rip != saved.Rip + 2)
+            throw new UprobeException($"cannot map a scratch page in process {_pid}: the injected syscall did not run");
+        long result = (long)after.Rax;
+        return result < 0 || (result & 0xFFF) != 0 ? (result < 0 ? result : -22) : result;
     }
 
     /// <summary>The registry key of a trap address: the inode and file offset it maps, as the kernel's find_active_uprobe computes it.</summary>
@@ -741,7 +971,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     }
 
     /// <summary>A stopped thread to read and write memory through: ptrace reaches memory only through a tracee in a ptrace-stop.</summary>
-    private int AnyStopped => _threads.Contains(_pid) ? _pid : _threads.First();
+    private int AnyStopped => _stopped.Contains(_pid) ? _pid : _stopped.First();
 
     // Memory is read and written through a thread that is in a ptrace-stop; all threads share it.
     private static ulong PeekWord(int tid, ulong address) => (ulong)Call(PeekData, tid, (nint)address, 0);

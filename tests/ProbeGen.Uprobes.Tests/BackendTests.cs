@@ -155,6 +155,57 @@ public abstract class BackendTests(NativeTargets targets)
     }
 
     [Fact]
+    public void AWrapperThatExecsTheProgram()
+    {
+        // env execs the program: the probes are in the program, not in env.
+        string t = Targets["targets"];
+        var (hits, _, output) = Launch([$"{t}:add6%return(i64)", $"{t}:greet(str,i32)"], "env", "PROBEGEN_TEST=1", t, "20", "2");
+        Assert.Equal(NativeTargets.RunToEnd(t, "20", "2"), output);
+        Assert.Equal(40, hits.Of("add6", isReturn: true).Count);
+        Assert.Equal(40, hits.Of("greet").Count);
+    }
+
+    [Fact]
+    public void ProbesOnAdjacentInstructionsBothFire()
+    {
+        // Two sites less than a word apart: planting or restoring one must not undo the other.
+        string t = Targets["targets"];
+        ulong offset = ElfSymbols.ResolveOffset(t, "widths");
+        byte[] code = new byte[16];
+        using (var file = System.IO.File.OpenRead(t))
+        {
+            file.Position = (long)offset;
+            file.ReadExactly(code);
+        }
+        var decoder = Iced.Intel.Decoder.Create(64, new Iced.Intel.ByteArrayCodeReader(code));
+        decoder.Decode(out Iced.Intel.Instruction first);
+        Assert.True(first.Length < 8);
+        var (hits, _, output) = Launch([$"{t}:0x{offset + (ulong)first.Length:x}(i16)", $"{t}:0x{offset:x}(i8)"], t, "10", "2");  // the later one first
+        Assert.Equal(NativeTargets.RunToEnd(t, "10", "2"), output);
+        Assert.Equal(20, hits.Hits.Count(h => h.Spec.Offset == offset));
+        Assert.Equal(20, hits.Hits.Count(h => h.Spec.Offset == offset + (ulong)first.Length));
+    }
+
+    [Fact]
+    public void DetachingFromAProgramThatBlocksEverySignalIsPrompt()
+    {
+        string b = Targets["blocked"];
+        var (shell, pid) = StartUnowned(b, "30", "50");
+        using Process target = shell;
+        Thread.Sleep(200);
+        var hits = new Collector();
+        IUprobeSession session = Attach([$"{b}:never_called(i32)", $"{b}:tick(i32)"], pid, hits);
+        Thread.Sleep(300);
+        var detach = System.Threading.Tasks.Task.Run(session.Dispose);
+        Assert.True(detach.Wait(TimeSpan.FromSeconds(10)), "Dispose hung");
+        Assert.NotEmpty(hits.Of("tick"));
+        string output = target.StandardOutput.ReadToEnd();
+        Assert.True(target.WaitForExit(60_000));
+        Assert.Equal(0, target.ExitCode);
+        Assert.Equal(NativeTargets.RunToEnd(b, "30", "0"), output.Trim());
+    }
+
+    [Fact]
     public void AttachToARunningProcessAndDetachCleanly()
     {
         string t = Targets["targets"];

@@ -35,6 +35,9 @@ internal static unsafe partial class Ptrace
     [LibraryImport("libc", EntryPoint = "waitid", SetLastError = true)]
     private static partial int WaitId(int idType, int id, byte* info, int options);
 
+    [LibraryImport("libc", EntryPoint = "tgkill", SetLastError = true)]
+    public static partial int ThreadKill(int tgid, int tid, int signal);
+
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     public static partial int SendSignal(int pid, int signal);
 

@@ -74,6 +74,16 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     private ulong _trampoline;
     private bool _running;
 
+    /// <summary>Launch mode: the temporary int3 at the current image's entry point, and the byte under it (0: none armed).</summary>
+    private ulong _entry;
+    private byte _entryByte;
+
+    /// <summary>The inodes of the probed binaries: an image is probed once all are mapped.</summary>
+    private ulong[] _inodes = [];
+
+    /// <summary>Whether the probes were ever planted (launch mode may end without the probed binaries ever running).</summary>
+    public bool Planted { get; private set; }
+
     private int _pid;
     private Exception? _startError;
     private volatile bool _stopping;
@@ -163,9 +173,15 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         // The tracer blocks in waitid(P_ALL). Rather than signal the tracee (a program may block
         // every signal but SIGKILL and SIGSTOP), wake it with a state change of its own: a child
         // that exits at once. Reaped here, once the tracer has seen it.
-        int waker = SpawnWaker();
-        _tracer.Join();
-        if (waker > 0)
+        var wakers = new List<int>();
+        do
+        {
+            int waker = SpawnWaker();
+            if (waker > 0)
+                wakers.Add(waker);
+        }
+        while (!_tracer.Join(wakers.Count > 0 ? 1000 : 100));
+        foreach (int waker in wakers)
         {
             int status;
             WaitPid(waker, &status, 0);
@@ -177,11 +193,15 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         try
         {
             if (_command is not null)
-                SpawnAndStopAtEntry();
+            {
+                SpawnToExec();
+            }
             else
+            {
                 AttachRunning();
-            if (_specs.Count > 0)
-                Plant();
+                if (_specs.Count > 0)
+                    Plant();
+            }
             foreach (int tid in _threads.ToArray())
                 Resume(tid);
             _running = true;
@@ -209,15 +229,37 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         }
     }
 
-    /// <summary>What ended the trace loop early, if anything did (for diagnostics).</summary>
-    internal Exception? LoopError { get; private set; }
+    /// <summary>What ended the trace early, if anything did: in launch mode, for example, a probe that could not be planted at the entry point.</summary>
+    public Exception? Failure => LoopError;
+
+    private Exception? LoopError { get; set; }
 
     /// <summary>Continues a stopped thread, delivering a signal of the program's that arrived while the engine held it.</summary>
     private void Resume(int tid)
     {
         _pendingSignals.Remove(tid, out int signal);
+        Continue(tid, signal);
+    }
+
+    /// <summary>Continues a stopped thread with <paramref name="signal"/> (0: none).</summary>
+    private void Continue(int tid, int signal)
+    {
         _stopped.Remove(tid);
+        if (_pendingSignals.GetValueOrDefault(tid) == SigTrap && signal == 0)
+            _pendingSignals.Remove(tid);  // the mark of a trap being handled: handled now
         Call(Cont, tid, 0, signal);
+    }
+
+    /// <summary>
+    /// Keeps a signal of the program's that arrived while the engine held the thread, to deliver
+    /// when it resumes. One is kept per thread; another is queued to the thread again, and reported again later.
+    /// </summary>
+    private void Hold(int tid, int signal)
+    {
+        if (_pendingSignals.TryAdd(tid, signal))
+            return;
+        if (_pendingSignals[tid] != signal)
+            ThreadKill(tid, signal);
     }
 
     private void Finish()
@@ -261,6 +303,13 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                     int errno = Marshal.GetLastPInvokeError();
                     if (errno == 3 /* ESRCH: the thread exited meanwhile */)
                         continue;
+                    if (errno == 1 && TracerOf(tid) == Environment.ProcessId)
+                    {
+                        // Started by a thread seized a moment ago: already ours, its first stop is on the way.
+                        _threads.Add(tid);
+                        found = true;
+                        continue;
+                    }
                     throw new UprobeException($"cannot ptrace process {_pid} ({Marshal.GetPInvokeErrorMessage(errno)}): {PermissionHint()}", environment: true);
                 }
                 _threads.Add(tid);
@@ -283,6 +332,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         var waiting = new HashSet<int>(_threads.Where(t => !_stopped.Contains(t)));
         foreach (int tid in waiting)
             Call(Interrupt, tid, 0, 0);
+        // Continued event stops report the interrupt next; bounded, for a vfork parent that waits on.
         long deadline = Environment.TickCount64 + 2000;
         while (waiting.Count > 0 && Environment.TickCount64 < deadline)
         {
@@ -300,10 +350,23 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                     Gone(tid, got == tid ? status : (int?)null);
                     continue;
                 }
-                _stopped.Add(tid);
                 int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
                 switch (ptraceEvent)
                 {
+                    case EventStop:
+                        if (_vforkChildren.Contains(tid) && !_stopped.Contains(tid))
+                        {
+                            // A vfork child: its parent cannot stop until it execs or exits. Let it go on.
+                            Call(Cont, tid, 0, 0);
+                            waiting.Add(tid);
+                            continue;
+                        }
+                        _stopped.Add(tid);  // the interrupt, a group-stop, or a new thread's first stop
+                        continue;
+                    case 0:
+                        _stopped.Add(tid);
+                        Hold(tid, signal);  // a signal-delivery-stop: the program's signal
+                        continue;
                     case EventClone:
                         int thread = (int)EventMessage(tid);
                         if (_threads.Add(thread))
@@ -319,13 +382,19 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                         waiting.Add(child);
                         break;
                     case EventExec:
-                        if (!_vforkChildren.Contains(tid))
-                            ForgetImage();
-                        break;
-                    case 0:
-                        _pendingSignals[tid] = signal;  // a signal-delivery-stop: the program's signal
+                        if (_vforkChildren.Remove(tid))
+                        {
+                            _threads.Remove(tid);
+                            Call(Detach, tid, 0, 0);
+                            continue;
+                        }
+                        OnExec(tid);
                         break;
                 }
+                // An event stop is inside a system call, no place to run code in: continue it to
+                // the interrupt, which stops it on its way back to user space.
+                Call(Cont, tid, 0, 0);
+                waiting.Add(tid);
             }
             if (!progressed)
                 Thread.Sleep(1);
@@ -344,9 +413,30 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
             _exitCode = Ptrace.ExitCode(s);
     }
 
+    /// <summary>
+    /// The traced process ran execve (from any thread: the kernel gives the leader's id to the
+    /// thread that ran it, and every other thread is gone). Launch mode arms the new image's entry point.
+    /// </summary>
+    private void OnExec(int tid)
+    {
+        ForgetImage();
+        int former = (int)EventMessage(tid);
+        foreach (int gone in _threads.Where(t => t != tid && !_vforkChildren.Contains(t)).ToArray())
+            Gone(gone, null);
+        if (former != tid)
+            Gone(former, null);
+        _threads.Add(tid);
+        if (_command is not null && _inodes.Length > 0)
+        {
+            _entry = EntryPoint(tid);
+            _entryByte = PlantByte(tid, _entry);
+        }
+    }
+
     /// <summary>The traced process replaced its image: its breakpoints and trampolines went with the old one.</summary>
     private void ForgetImage()
     {
+        _entry = 0;
         foreach (Probe probe in _probes)
             UprobeRegistry.Probes.Remove(probe);
         _probes.Clear();
@@ -371,75 +461,42 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     }
 
     /// <summary>
-    /// Spawns the command seized and stopped at its exec, then runs it to its entry point with a
-    /// temporary breakpoint: there the dynamic loader has mapped every needed library and none of
-    /// the program's own code has run.
+    /// Spawns the command, seized, to its exec, and arms its entry point with a temporary int3.
+    /// The probes go in when a thread reaches it: the dynamic loader has then mapped every needed
+    /// library and none of the program's own code has run. An image that does not map the probed
+    /// binaries (a wrapper such as env) is left to run, and the next one's entry is armed.
     /// </summary>
-    private void SpawnAndStopAtEntry()
+    private void SpawnToExec()
     {
         long options = OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec | OptionExitKill | (_onThreadExit is null ? 0 : OptionTraceExit);
+        _inodes = _specs.Select(spec => Native.Inode(ElfSymbols.Resolve(spec).Path)).Distinct().ToArray();
         int pid = LaunchToExec(_command!, _standardOutput, options,
             started => Volatile.Write(ref _pid, started), out int? exitCode);
         _exitCode = exitCode;
         if (pid < 0)
             throw new UprobeException($"'{_command![0]}' exited with status {_exitCode} before it started");
         _threads.Add(pid);
+        _stopped.Add(pid);
         _onStarted?.Invoke(pid);
-        ulong[] inodes = _specs.Select(spec => Native.Inode(ElfSymbols.Resolve(spec).Path)).Distinct().ToArray();
-        while (true)
+        if (_inodes.Length > 0)
         {
-            // At an exec: run to the entry point. A wrapper (env, a script that execs) may not map
-            // the probed binaries; then follow it to its next exec.
-            ulong entry = EntryPoint(pid);
-            byte entryByte = PlantByte(pid, entry);
-            Call(Cont, pid, 0, 0);
-            bool atExec = false;
-            while (!atExec)
-            {
-                int status;
-                if (WaitPid(pid, &status, Wall) != pid || !Stopped(status))
-                {
-                    _threads.Clear();
-                    _exitCode = Ptrace.ExitCode(status);
-                    throw new UprobeException(inodes.Length > 0
-                        ? $"'{_command![0]}' exited with status {_exitCode} without running the probed binaries"
-                        : $"'{_command![0]}' exited with status {_exitCode} before it reached its entry point");
-                }
-                int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
-                if (signal == SigTrap && ptraceEvent == 0)
-                {
-                    Regs regs;
-                    Call(GetRegs, pid, 0, (nint)(&regs));
-                    if (regs.Rip == entry + 1)
-                    {
-                        RestoreByte(pid, entry, entryByte);
-                        regs.Rip = entry;
-                        Call(SetRegs, pid, 0, (nint)(&regs));
-                        var mapped = ReadMappings(pid).Select(m => m.Inode).ToHashSet();
-                        if (inodes.All(mapped.Contains))
-                        {
-                            _stopped.Add(pid);
-                            return;  // stopped at the entry point, the only thread
-                        }
-                        Call(Cont, pid, 0, 0);
-                        continue;
-                    }
-                }
-                if (ptraceEvent == EventExec)
-                {
-                    atExec = true;
-                    continue;
-                }
-                if (ptraceEvent is EventClone or EventFork or EventVfork)
-                {
-                    // A wrapper's own threads and children are not what we trace.
-                    int other = (int)EventMessage(pid);
-                    int otherStatus;
-                    WaitPid(other, &otherStatus, Wall);
-                    Call(Detach, other, 0, 0);
-                }
-                Call(Cont, pid, 0, ptraceEvent == 0 && signal != SigStop ? signal : 0);
-            }
+            _entry = EntryPoint(pid);
+            _entryByte = PlantByte(pid, _entry);
+        }
+    }
+
+    /// <summary>A thread reached the armed entry point: plant the probes if this image maps the probed binaries.</summary>
+    private void OnEntry(int tid, Regs regs)
+    {
+        RestoreByte(tid, _entry, _entryByte);
+        regs.Rip = _entry;
+        Call(SetRegs, tid, 0, (nint)(&regs));
+        _entry = 0;
+        var mapped = ReadMappings(tid).Select(m => m.Inode).ToHashSet();
+        if (_inodes.All(mapped.Contains))
+        {
+            Plant();  // at an entry point the process has this one thread, stopped here
+            Planted = true;
         }
     }
 
@@ -504,6 +561,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         // Registered first, then planted: a trap can only come from a probe the registry knows.
         foreach (Site site in _sites.Values)
             PlantByte(AnyStopped, site.Address);
+        Planted = true;
     }
 
     /// <summary>Writes an int3 over one byte (sites may lie closer together than a word) and returns the byte it replaced.</summary>
@@ -537,8 +595,20 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
             }
             int status;
             if (WaitPid(tid, &status, Wall | WNoHang) == tid)
-                Handle(tid, status);
+                Consume(tid, status);
         }
+    }
+
+    /// <summary>Handles one reported state change. Until the thread is continued it counts as stopped, so a detach after an error still finds it.</summary>
+    private void Consume(int tid, int status)
+    {
+        if (Stopped(status))
+        {
+            _stopped.Add(tid);
+            if ((status >> 16) == 0 && ((status >> 8) & 0xff) == SigTrap)
+                _pendingSignals[tid] = SigTrap;  // until handled: a trap DetachAll must look at
+        }
+        Handle(tid, status);
     }
 
     /// <summary>Consumes one pending state change of one of our tracees, if there is one.</summary>
@@ -549,7 +619,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
             int status;
             if (WaitPid(tid, &status, Wall | WNoHang) == tid)
             {
-                Handle(tid, status);
+                Consume(tid, status);
                 return true;
             }
         }
@@ -568,46 +638,47 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         {
             case EventClone:
                 _threads.Add((int)EventMessage(tid));
-                Call(Cont, tid, 0, 0);
+                Continue(tid, 0);
                 return;
             case EventFork:
                 LetForkedChildGo(tid, (int)EventMessage(tid));
-                Call(Cont, tid, 0, 0);
+                Continue(tid, 0);
                 return;
             case EventVfork:
                 // Shares our tracee's memory, breakpoints and all, until it execs: trace it like a thread.
                 int child = (int)EventMessage(tid);
                 _threads.Add(child);
                 _vforkChildren.Add(child);
-                Call(Cont, tid, 0, 0);
+                Continue(tid, 0);
                 return;
             case EventExec:
                 if (_vforkChildren.Remove(tid))
                 {
                     // A fresh image with no breakpoints of ours.
                     _threads.Remove(tid);
+                    _stopped.Remove(tid);
                     Call(Detach, tid, 0, 0);
                     return;
                 }
-                // The traced process replaced its image: the breakpoints went with the old one. Keep
-                // following it (a launched program is held at its exits until it is done).
-                ForgetImage();
-                Call(Cont, tid, 0, 0);
+                // The traced process replaced its image: the breakpoints went with the old one.
+                // Keep following it; in launch mode the new image's entry is armed.
+                OnExec(tid);
+                Continue(tid, 0);
                 return;
             case EventExit:
                 _onThreadExit?.Invoke(tid);
-                Call(Cont, tid, 0, 0);
+                Continue(tid, 0);
                 return;
             case EventStop:
                 // A group-stop, or a new thread's first stop under SEIZE.
                 _threads.Add(tid);
-                Call(Cont, tid, 0, 0);
+                Continue(tid, 0);
                 return;
         }
         if (signal == SigTrap && OnTrap(tid))
             return;
         // Any other signal belongs to the tracee: deliver it.
-        Call(Cont, tid, 0, signal == SigStop ? 0 : signal);
+        Continue(tid, signal == SigStop ? 0 : signal);
     }
 
     /// <summary>Handles a SIGTRAP; false when it was not one of ours.</summary>
@@ -616,13 +687,19 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         Regs regs;
         Call(GetRegs, tid, 0, (nint)(&regs));
         ulong at = regs.Rip - 1;
-        if (at == _trampoline)
+        if (_entry != 0 && at == _entry)
+        {
+            OnEntry(tid, regs);
+            Continue(tid, 0);
+            return true;
+        }
+        if (_trampoline != 0 && at == _trampoline)
         {
             if (!TakeReturn(tid, regs.Rsp, report: true, regs, out ulong returnAddress))
                 return false;
             regs.Rip = returnAddress;
             Call(SetRegs, tid, 0, (nint)(&regs));
-            Call(Cont, tid, 0, 0);
+            Continue(tid, 0);
             return true;
         }
         if (!TryKey(at, out UprobeKey key))
@@ -648,7 +725,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                 return false;
             regs.Rip = at;
             Call(SetRegs, tid, 0, (nint)(&regs));
-            Call(Cont, tid, 0, 0);
+            Continue(tid, 0);
             return true;
         }
         if (entry is not null)
@@ -657,7 +734,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
             HijackReturn(tid, regs.Rsp, exit);
         regs.Rip = site.Slot;  // run the displaced instruction out of line
         Call(SetRegs, tid, 0, (nint)(&regs));
-        Call(Cont, tid, 0, 0);
+        Continue(tid, 0);
         return true;
     }
 
@@ -760,23 +837,37 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                     // still queued: detached, it would kill the thread. Let the thread take it now
                     // (synchronous signals are dequeued first, so this stop is the SIGTRAP).
                     _pendingSignals.Remove(tid, out int held);
-                    Call(Cont, tid, 0, 0);
-                    int status;
-                    if (WaitPid(tid, &status, Wall) != tid || !Stopped(status))
+                    bool alive = true, trap = false;
+                    for (int step = 0; step < 8 && alive && !trap; step++)
                     {
-                        Gone(tid, status);
-                        continue;
+                        Call(Cont, tid, 0, 0);
+                        int status;
+                        if (WaitPid(tid, &status, Wall) != tid || !Stopped(status))
+                        {
+                            Gone(tid, status);
+                            alive = false;
+                            break;
+                        }
+                        int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
+                        trap = ptraceEvent == 0 && signal == SigTrap;
+                        if (ptraceEvent == 0 && !trap)
+                        {
+                            // Another of the program's signals came first: keep it, and go on to the trap.
+                            if (held == 0)
+                                held = signal;
+                            else
+                                ThreadKill(tid, signal);
+                        }
                     }
-                    bool trap = (status >> 16) == 0 && ((status >> 8) & 0xff) == SigTrap;
+                    if (!alive)
+                        continue;
+                    if (held != 0)
+                        _pendingSignals[tid] = held;  // the program's signal, still delivered on detach
                     if (trap && OwnsTrap(tid))
-                    {
                         trapped.Add(tid);
-                        if (held != 0)
-                            _pendingSignals[tid] = held;  // the program's signal, still delivered on detach
-                        continue;
-                    }
-                    if ((status >> 16) == 0)
-                        _pendingSignals[tid] = (status >> 8) & 0xff;
+                    else if (trap)
+                        _pendingSignals[tid] = SigTrap;
+                    continue;
                 }
                 if (_pendingSignals.GetValueOrDefault(tid) == SigTrap && OwnsTrap(tid))
                 {
@@ -827,11 +918,40 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                         PokeWord(tid, p.StackSlot, p.ReturnAddress);
             Call(Detach, tid, 0, _pendingSignals.GetValueOrDefault(tid));
         }
+        if (_stopped.Count > 0)
+        {
+            // Threads that never stopped (a vfork parent waiting for its child) share the memory:
+            // their swapped return addresses go back through a thread that did.
+            foreach (var (tid, pending) in _returns.Where(r => !_stopped.Contains(r.Key)))
+                foreach (PendingReturn p in pending.Where(p => p.ReturnAddress != _trampoline))
+                    if (PeekWord(AnyStopped, p.StackSlot) == _trampoline)
+                        PokeWord(AnyStopped, p.StackSlot, p.ReturnAddress);
+        }
         _threads.Clear();
         _stopped.Clear();
         _returns.Clear();
         _pendingSignals.Clear();
     }
+
+    /// <summary>A number from /proc/TID/status ("TracerPid:", "Tgid:"); -1 if it cannot be read.</summary>
+    private static int StatusField(int tid, string field)
+    {
+        try
+        {
+            foreach (string line in File.ReadLines($"/proc/{tid}/status"))
+                if (line.StartsWith(field, StringComparison.Ordinal))
+                    return int.Parse(line.AsSpan(field.Length).Trim(), CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+        }
+        return -1;
+    }
+
+    private static int TracerOf(int tid) => StatusField(tid, "TracerPid:");
+
+    /// <summary>Queues a signal to one thread again (tgkill).</summary>
+    private static void ThreadKill(int tid, int signal) => Ptrace.ThreadKill(StatusField(tid, "Tgid:"), tid, signal);
 
     /// <summary>Whether a SIGTRAP is queued for the thread (SigPnd in /proc/PID/task/TID/status).</summary>
     private bool SigTrapPending(int tid)
@@ -941,7 +1061,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                 break;
             // A signal of the program's was due first: hold it for later, and step again.
             if (ptraceEvent == 0 && signal != SigTrap)
-                _pendingSignals[tid] = signal;
+                Hold(tid, signal);
         }
         PokeWord(tid, saved.Rip, originalWord);
         Call(SetRegs, tid, 0, (nint)(&saved));

@@ -219,4 +219,15 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
         Assert.Contains("using ptrace", stderr);
         Assert.Equal("{\"summary\":{\"events\":40,\"dropped\":0}}", lines[^1]);
     }
+
+    [Fact]
+    public void ALaunchedProgramThatNeverMapsTheProbedBinaryIsReportedNotHung()
+    {
+        // The probes wait for an image that maps the binary (a wrapper may exec it later); if the
+        // program ends without one, the CLI says so.
+        var (exitCode, _, errors) = NativeTargets.RunToEnd(["dotnet", Targets.Cli, "uprobe", "--backend", "ptrace",
+            $"{Targets["libcalc.so"]}:calc_mul(i32,i32)", "--", Targets["targets"], "3", "1"]);
+        Assert.Equal(2, exitCode);
+        Assert.Contains("never mapped", errors);
+    }
 }

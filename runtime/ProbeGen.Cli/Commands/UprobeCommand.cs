@@ -72,6 +72,7 @@ internal static class UprobeCommand
         if (duration is { } d)
             stop.CancelAfter(d);
         IUprobeSession session;
+        bool endedByItself = false;
         try
         {
             PerfUprobeSession? perf = null;
@@ -104,7 +105,11 @@ internal static class UprobeCommand
                     ? PtraceUprobeSession.Start(specs, traced, Enqueue)
                     : PtraceUprobeSession.Launch(specs, launch, Enqueue, standardOutput: 2);
                 session = ptrace;
-                WhenDone(() => ptrace.WaitForEnd(Timeout.InfiniteTimeSpan), stop);
+                WhenDone(() =>
+                {
+                    ptrace.WaitForEnd(Timeout.InfiniteTimeSpan);
+                    endedByItself = !stop.IsCancellationRequested;
+                }, stop);
             }
         }
         catch (UprobeException ex)
@@ -138,6 +143,10 @@ internal static class UprobeCommand
             output.WriteLine(json ? $"{{\"summary\":{{\"events\":{events},\"dropped\":{dropped}}}}}" : $"{events} events, {dropped} dropped");
             output.Flush();
         }
+        if (session is PtraceUprobeSession { Failure: UprobeException failure })
+            throw CliException.Usage(failure.Message);
+        if (session is PtraceUprobeSession { Planted: false } && launch.Length > 0 && endedByItself)
+            throw CliException.Usage($"the launched program never mapped {string.Join(", ", specs.Select(s => s.Binary).Distinct())}: nothing was probed");
         return ExitCode.Ok;
     }
 

@@ -16,8 +16,22 @@ public abstract class BackendTests(NativeTargets targets)
 
     protected NativeTargets Targets { get; } = targets;
 
+    /// <summary>Launches the target with the specs attached, its stdout to <paramref name="standardOutput"/>.</summary>
+    protected abstract IUprobeSession LaunchSession(UprobeSpec[] specs, string[] command, Collector hits, int standardOutput);
+
     /// <summary>Attaches, launches the target as launch mode does, and collects until it exits.</summary>
-    protected abstract (Collector Hits, long Dropped, string Output) Launch(string[] specs, string file, params string[] arguments);
+    protected (Collector Hits, long Dropped, string Output) Launch(string[] specs, string file, params string[] arguments)
+    {
+        var hits = new Collector();
+        string outputFile = System.IO.Path.Combine(Targets.Directory, $"stdout-{Guid.NewGuid():N}");
+        IUprobeSession session;
+        using (var stdout = System.IO.File.OpenHandle(outputFile, System.IO.FileMode.Create, System.IO.FileAccess.Write))
+            session = LaunchSession(specs.Select(UprobeSpec.Parse).ToArray(), [file, .. arguments], hits, (int)stdout.DangerousGetHandle());
+        using (session)
+            Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, session.ExitCode);
+        return (hits, session.Dropped, System.IO.File.ReadAllText(outputFile).Trim());
+    }
 
     /// <summary>Attaches to a running process.</summary>
     protected abstract IUprobeSession Attach(string[] specs, int pid, Collector hits);

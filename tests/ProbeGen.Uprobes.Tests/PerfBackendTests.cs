@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.IO;
 using System.Linq;
 using System.Threading;
-using Microsoft.Win32.SafeHandles;
 using Xunit;
 
 namespace ProbeGen.Uprobes.Tests;
@@ -11,18 +10,8 @@ namespace ProbeGen.Uprobes.Tests;
 /// <summary>The perf backend: the shared contract, and a tracer killed mid-run.</summary>
 public class PerfBackendTests(NativeTargets targets) : BackendTests(targets), IClassFixture<NativeTargets>
 {
-    protected override (Collector Hits, long Dropped, string Output) Launch(string[] specs, string file, params string[] arguments)
-    {
-        var hits = new Collector();
-        string outputFile = Path.Combine(Targets.Directory, $"stdout-{Guid.NewGuid():N}");
-        PerfUprobeSession session;
-        using (SafeFileHandle stdout = File.OpenHandle(outputFile, FileMode.Create, FileAccess.Write))
-            session = PerfUprobeSession.Launch(specs.Select(UprobeSpec.Parse), [file, .. arguments], hits.Add, (int)stdout.DangerousGetHandle());
-        using (session)
-            Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
-        Assert.Equal(0, session.ExitCode);
-        return (hits, session.Dropped, File.ReadAllText(outputFile).Trim());
-    }
+    protected override IUprobeSession LaunchSession(UprobeSpec[] specs, string[] command, Collector hits, int standardOutput) =>
+        PerfUprobeSession.Launch(specs, command, hits.Add, standardOutput);
 
     protected override IUprobeSession Attach(string[] specs, int pid, Collector hits) =>
         PerfUprobeSession.Start(specs.Select(UprobeSpec.Parse), pid, hits.Add);

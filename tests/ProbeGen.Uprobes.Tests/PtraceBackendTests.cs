@@ -17,18 +17,8 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
 {
     private sealed class Neighbour(UprobeKey key) : UprobeEntry(key, UprobeSpec.Parse("/neighbour:0x1"));
 
-    protected override (Collector Hits, long Dropped, string Output) Launch(string[] specs, string file, params string[] arguments)
-    {
-        var hits = new Collector();
-        string outputFile = Path.Combine(Targets.Directory, $"stdout-{Guid.NewGuid():N}");
-        PtraceUprobeSession session;
-        using (SafeFileHandle stdout = File.OpenHandle(outputFile, FileMode.Create, FileAccess.Write))
-            session = PtraceUprobeSession.Launch(specs.Select(UprobeSpec.Parse), [file, .. arguments], hits.Add, (int)stdout.DangerousGetHandle());
-        using (session)
-            Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
-        Assert.Equal(0, session.ExitCode);
-        return (hits, session.Dropped, File.ReadAllText(outputFile).Trim());
-    }
+    protected override IUprobeSession LaunchSession(UprobeSpec[] specs, string[] command, Collector hits, int standardOutput) =>
+        PtraceUprobeSession.Launch(specs, command, hits.Add, standardOutput);
 
     protected override IUprobeSession Attach(string[] specs, int pid, Collector hits) =>
         PtraceUprobeSession.Start(specs.Select(UprobeSpec.Parse), pid, hits.Add);

@@ -220,7 +220,8 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         TracefsEvent? tracefs = spec.Types.Contains(ArgType.Str) ? TracefsEvent.TryDefine(spec, path, offset) : null;
         var probe = new AttachedProbe(new UprobeKey(Native.Inode(path), offset, spec.Return), spec, tracefs);
         bool copiesStack = tracefs is null && spec.Types.Contains(ArgType.Str);
-        int dataPages = copiesStack ? 1024 : tracefs is not null ? 256 : 64;
+        // Bursts from several threads must fit while the reader is not scheduled: 1 MB per CPU, 4 MB with stack copies.
+        int dataPages = copiesStack ? 1024 : 256;
         byte[] pathBytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
         fixed (byte* pathPointer = pathBytes)
         {

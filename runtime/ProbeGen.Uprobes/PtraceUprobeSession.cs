@@ -54,6 +54,9 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     private readonly record struct PendingReturn(ulong ReturnAddress, ulong StackSlot, Probe Probe);
 
     private readonly List<UprobeSpec> _specs;
+
+    /// <summary>Each spec's binary and file offset, resolved once before any process is touched.</summary>
+    private (string Path, ulong Offset)[] _resolved = [];
     private readonly Action<UprobeHit> _onHit;
     private readonly string[]? _command;
     private readonly int _standardOutput;
@@ -69,7 +72,11 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     private readonly List<Probe> _probes = [];
     private readonly Dictionary<int, List<PendingReturn>> _returns = [];
     private readonly HashSet<int> _stopped = [];
-    private readonly Dictionary<int, int> _pendingSignals = [];
+    /// <summary>Signals of the program's that arrived while the engine held a thread: delivered when it resumes.</summary>
+    private readonly Dictionary<int, int> _heldSignals = [];
+
+    /// <summary>Threads stopped by a SIGTRAP that has not been handled yet (so a detach after an error can still fix them up).</summary>
+    private readonly HashSet<int> _trapStops = [];
     private List<Mapping> _mappings = [];
     private ulong _trampoline;
     private bool _running;
@@ -148,8 +155,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     private static PtraceUprobeSession Begin(PtraceUprobeSession session)
     {
         // Bad specs fail here, before any process is touched or started.
-        foreach (UprobeSpec spec in session._specs)
-            ElfSymbols.Resolve(spec);
+        session._resolved = [.. session._specs.Select(ElfSymbols.Resolve)];
         QuietChildStops();
         session._tracer.Start();
         session._ready.Wait();
@@ -203,7 +209,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                     Plant();
             }
             foreach (int tid in _threads.ToArray())
-                Resume(tid);
+                Continue(tid, 0);
             _running = true;
         }
         catch (Exception ex)
@@ -234,19 +240,21 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
 
     private Exception? LoopError { get; set; }
 
-    /// <summary>Continues a stopped thread, delivering a signal of the program's that arrived while the engine held it.</summary>
-    private void Resume(int tid)
-    {
-        _pendingSignals.Remove(tid, out int signal);
-        Continue(tid, signal);
-    }
-
-    /// <summary>Continues a stopped thread with <paramref name="signal"/> (0: none).</summary>
+    /// <summary>
+    /// Continues a stopped thread with <paramref name="signal"/>, or, when that is 0, with a signal
+    /// of the program's the engine held for it (another held one is queued to it again).
+    /// </summary>
     private void Continue(int tid, int signal)
     {
         _stopped.Remove(tid);
-        if (_pendingSignals.GetValueOrDefault(tid) == SigTrap && signal == 0)
-            _pendingSignals.Remove(tid);  // the mark of a trap being handled: handled now
+        _trapStops.Remove(tid);
+        if (_heldSignals.Remove(tid, out int held))
+        {
+            if (signal == 0)
+                signal = held;
+            else if (held != signal)
+                ThreadKill(tid, held);
+        }
         Call(Cont, tid, 0, signal);
     }
 
@@ -256,9 +264,9 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     /// </summary>
     private void Hold(int tid, int signal)
     {
-        if (_pendingSignals.TryAdd(tid, signal))
+        if (_heldSignals.TryAdd(tid, signal))
             return;
-        if (_pendingSignals[tid] != signal)
+        if (_heldSignals[tid] != signal)
             ThreadKill(tid, signal);
     }
 
@@ -365,7 +373,10 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                         continue;
                     case 0:
                         _stopped.Add(tid);
-                        Hold(tid, signal);  // a signal-delivery-stop: the program's signal
+                        if (signal == SigTrap && OwnsTrap(tid))
+                            _trapStops.Add(tid);
+                        else
+                            Hold(tid, signal);  // a signal-delivery-stop: the program's signal
                         continue;
                     case EventClone:
                         int thread = (int)EventMessage(tid);
@@ -406,9 +417,10 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     {
         _threads.Remove(tid);
         _stopped.Remove(tid);
+        _trapStops.Remove(tid);
         _vforkChildren.Remove(tid);
         _returns.Remove(tid);
-        _pendingSignals.Remove(tid);
+        _heldSignals.Remove(tid);
         if (tid == _pid && status is { } s)
             _exitCode = Ptrace.ExitCode(s);
     }
@@ -469,7 +481,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     private void SpawnToExec()
     {
         long options = OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec | OptionExitKill | (_onThreadExit is null ? 0 : OptionTraceExit);
-        _inodes = _specs.Select(spec => Native.Inode(ElfSymbols.Resolve(spec).Path)).Distinct().ToArray();
+        _inodes = _resolved.Select(r => Native.Inode(r.Path)).Distinct().ToArray();
         int pid = LaunchToExec(_command!, _standardOutput, options,
             started => Volatile.Write(ref _pid, started), out int? exitCode);
         _exitCode = exitCode;
@@ -509,9 +521,8 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     {
         _mappings = ReadMappings(_pid);
         var pages = new Dictionary<ulong, (ulong Page, ulong Next)>();
-        foreach (UprobeSpec spec in _specs)
+        foreach (var (spec, (path, offset)) in _specs.Zip(_resolved))
         {
-            (string path, ulong offset) = ElfSymbols.Resolve(spec);
             ulong address = RuntimeAddress(_mappings, _pid, path, offset);
             Mapping mapping = _mappings.First(m => address >= m.Start && address < m.End);
             if (!_sites.TryGetValue(address, out Site? site))
@@ -606,7 +617,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         {
             _stopped.Add(tid);
             if ((status >> 16) == 0 && ((status >> 8) & 0xff) == SigTrap)
-                _pendingSignals[tid] = SigTrap;  // until handled: a trap DetachAll must look at
+                _trapStops.Add(tid);
         }
         Handle(tid, status);
     }
@@ -831,12 +842,12 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
             StopAll();
             foreach (int tid in _stopped.ToArray())
             {
-                if (_pendingSignals.GetValueOrDefault(tid) != SigTrap && SigTrapPending(tid))
+                if (!_trapStops.Contains(tid) && _heldSignals.GetValueOrDefault(tid) != SigTrap && SigTrapPending(tid))
                 {
                     // It executed an int3, but the interrupt was reported first and the SIGTRAP is
                     // still queued: detached, it would kill the thread. Let the thread take it now
                     // (synchronous signals are dequeued first, so this stop is the SIGTRAP).
-                    _pendingSignals.Remove(tid, out int held);
+                    _heldSignals.Remove(tid, out int held);
                     bool alive = true, trap = false;
                     for (int step = 0; step < 8 && alive && !trap; step++)
                     {
@@ -862,17 +873,16 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                     if (!alive)
                         continue;
                     if (held != 0)
-                        _pendingSignals[tid] = held;  // the program's signal, still delivered on detach
-                    if (trap && OwnsTrap(tid))
-                        trapped.Add(tid);
-                    else if (trap)
-                        _pendingSignals[tid] = SigTrap;
-                    continue;
+                        _heldSignals[tid] = held;  // the program's signal, still delivered on detach
+                    if (trap)
+                        _trapStops.Add(tid);
                 }
-                if (_pendingSignals.GetValueOrDefault(tid) == SigTrap && OwnsTrap(tid))
+                if (_trapStops.Contains(tid))
                 {
-                    trapped.Add(tid);
-                    _pendingSignals.Remove(tid);
+                    if (OwnsTrap(tid))
+                        trapped.Add(tid);
+                    else
+                        Hold(tid, SigTrap);  // the program's own int3: it gets its SIGTRAP
                 }
             }
         }
@@ -916,7 +926,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                 foreach (PendingReturn p in pending.Where(p => p.ReturnAddress != _trampoline))
                     if (PeekWord(tid, p.StackSlot) == _trampoline)
                         PokeWord(tid, p.StackSlot, p.ReturnAddress);
-            Call(Detach, tid, 0, _pendingSignals.GetValueOrDefault(tid));
+            Call(Detach, tid, 0, _heldSignals.GetValueOrDefault(tid));
         }
         if (_stopped.Count > 0)
         {
@@ -929,46 +939,38 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         }
         _threads.Clear();
         _stopped.Clear();
+        _trapStops.Clear();
         _returns.Clear();
-        _pendingSignals.Clear();
+        _heldSignals.Clear();
     }
 
-    /// <summary>A number from /proc/TID/status ("TracerPid:", "Tgid:"); -1 if it cannot be read.</summary>
-    private static int StatusField(int tid, string field)
+    /// <summary>A field of /proc/TID/status ("TracerPid:", "Tgid:", "SigPnd:"), or null if it cannot be read.</summary>
+    private static string? StatusField(int tid, string field)
     {
         try
         {
             foreach (string line in File.ReadLines($"/proc/{tid}/status"))
                 if (line.StartsWith(field, StringComparison.Ordinal))
-                    return int.Parse(line.AsSpan(field.Length).Trim(), CultureInfo.InvariantCulture);
+                    return line[field.Length..].Trim();
         }
         catch (IOException)
         {
         }
-        return -1;
+        return null;
     }
 
-    private static int TracerOf(int tid) => StatusField(tid, "TracerPid:");
+    private static int StatusNumber(int tid, string field) =>
+        int.TryParse(StatusField(tid, field), NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) ? value : -1;
+
+    private static int TracerOf(int tid) => StatusNumber(tid, "TracerPid:");
 
     /// <summary>Queues a signal to one thread again (tgkill).</summary>
-    private static void ThreadKill(int tid, int signal) => Ptrace.ThreadKill(StatusField(tid, "Tgid:"), tid, signal);
+    private static void ThreadKill(int tid, int signal) => Ptrace.ThreadKill(StatusNumber(tid, "Tgid:"), tid, signal);
 
-    /// <summary>Whether a SIGTRAP is queued for the thread (SigPnd in /proc/PID/task/TID/status).</summary>
-    private bool SigTrapPending(int tid)
-    {
-        try
-        {
-            foreach (string line in File.ReadLines($"/proc/{tid}/status"))
-            {
-                if (line.StartsWith("SigPnd:", StringComparison.Ordinal))
-                    return (ulong.Parse(line.AsSpan(7).Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture) & (1UL << (SigTrap - 1))) != 0;
-            }
-        }
-        catch (IOException)
-        {
-        }
-        return false;
-    }
+    /// <summary>Whether a SIGTRAP is queued for the thread (its SigPnd mask).</summary>
+    private static bool SigTrapPending(int tid) =>
+        ulong.TryParse(StatusField(tid, "SigPnd:"), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong pending)
+        && (pending & (1UL << (SigTrap - 1))) != 0;
 
     /// <summary>Whether a thread stopped by SIGTRAP stopped at one of our breakpoints or the trampoline.</summary>
     private bool OwnsTrap(int tid)

@@ -22,22 +22,27 @@ namespace ProbeGen.Uprobes;
 internal sealed partial class TracefsEvent
 {
     private static readonly string[] Registers = ["%di", "%si", "%dx", "%cx", "%r8", "%r9"];
+    private static readonly Lock s_cleanup = new();
     private static int s_next;
     private static bool s_cleaned;
 
     private readonly string _root;
     private readonly UprobeSpec _spec;
-    private readonly List<(string Name, int Offset, int Size)> _fields;
+
+    /// <summary>Where each value's raw register (<c>vN</c>) and fetched string (<c>sN</c>) lie in an entry; -1 for none. Looked up once, not per hit.</summary>
+    private readonly int[] _valueOffsets, _stringOffsets;
     private int _removed;
 
-    private TracefsEvent(string root, string group, string name, int id, UprobeSpec spec, List<(string, int, int)> fields)
+    private TracefsEvent(string root, string group, string name, int id, UprobeSpec spec, List<(string Name, int Offset, int Size)> fields)
     {
         _root = root;
         Group = group;
         Name = name;
         Id = id;
         _spec = spec;
-        _fields = fields;
+        int Offset(string field, int size) => fields.FirstOrDefault(f => f.Name == field && f.Size == size) is { Name: not null } f ? f.Offset : -1;
+        _valueOffsets = [.. Enumerable.Range(0, spec.Types.Count).Select(i => Offset($"v{i}", 8))];
+        _stringOffsets = [.. Enumerable.Range(0, spec.Types.Count).Select(i => Offset($"s{i}", 4))];
     }
 
     /// <summary>The tracepoint id to open with PERF_TYPE_TRACEPOINT.</summary>
@@ -56,7 +61,7 @@ internal sealed partial class TracefsEvent
         string? root = Disabled ? null : Root();
         if (root is null || path.Any(char.IsWhiteSpace))
             return null;
-        lock (Registers)
+        lock (s_cleanup)
         {
             if (!s_cleaned)
             {
@@ -110,11 +115,12 @@ internal sealed partial class TracefsEvent
         var fetched = new (ulong Address, string? Value)[_spec.Types.Count];
         for (int i = 0; i < _spec.Types.Count; i++)
         {
-            raw[i] = Field(entry, $"v{i}") is { } v ? BitConverter.ToUInt64(entry.Slice(v.Offset, 8)) : 0;
-            if (_spec.Types[i] == ArgType.Str && Field(entry, $"s{i}") is { } s)
+            int v = _valueOffsets[i], s = _stringOffsets[i];
+            raw[i] = v >= 0 && v + 8 <= entry.Length ? BitConverter.ToUInt64(entry.Slice(v, 8)) : 0;
+            if (_spec.Types[i] == ArgType.Str && s >= 0 && s + 4 <= entry.Length)
             {
                 // __data_loc: the string's offset in the entry (low 16 bits) and its length with the NUL (high 16).
-                uint location = BitConverter.ToUInt32(entry.Slice(s.Offset, 4));
+                uint location = BitConverter.ToUInt32(entry.Slice(s, 4));
                 int at = (int)(location & 0xffff), length = (int)(location >> 16);
                 string? value = null;
                 if (raw[i] != 0 && length > 0 && at + length <= entry.Length)
@@ -128,14 +134,6 @@ internal sealed partial class TracefsEvent
             }
         }
         return _spec.Decode(raw, new StringSource(fetched));
-    }
-
-    private (int Offset, int Size)? Field(ReadOnlySpan<byte> entry, string name)
-    {
-        foreach (var field in _fields)
-            if (field.Name == name && field.Offset + field.Size <= entry.Length)
-                return (field.Offset, field.Size);
-        return null;
     }
 
     /// <summary>The fields of an event's <c>format</c> file: "field:TYPE NAME;	offset:N;	size:N;	signed:N;".</summary>

@@ -1,7 +1,6 @@
 using System;
 using System.Collections.Concurrent;
 using System.CommandLine;
-using System.Diagnostics;
 using System.IO;
 using System.Linq;
 using System.Text;

@@ -45,7 +45,7 @@ internal static class DiagnosticDescriptors
 
     public static readonly DiagnosticDescriptor InaccessibleToGeneratedCode = Error("PG0009",
         "Probe not accessible to generated code",
-        "The probe '{0}' uses '{1}', which is private or protected; generated code lives elsewhere in the assembly, so make it internal or public");
+        "The probe '{0}' uses '{1}', which {2}; generated code lives elsewhere in the assembly, so make it internal or public");
 
     public static readonly DiagnosticDescriptor UnsupportedMethodProbe = Error("PG0010",
         "Unsupported method probe",

@@ -5,6 +5,7 @@ using System.Threading;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Operations;
 
 namespace ProbeGen.Generator;
 
@@ -13,6 +14,8 @@ internal static class Parser
 {
     public const string ProbeAttributeName = "ProbeGen.ProbeAttribute";
     public const string ProviderAttributeName = "ProbeGen.ProbeProviderAttribute";
+    public const string GeneratedStaticProbeAttributeName = "ProbeGen.GeneratedStaticProbeAttribute";
+    private const string RuntimeAssemblyName = "ProbeGen.Runtime";
     private const int MaxParameters = 8;
 
     private static readonly SymbolDisplayFormat FullyQualified = SymbolDisplayFormat.FullyQualifiedFormat
@@ -21,21 +24,233 @@ internal static class Parser
     private static readonly SymbolDisplayFormat Display = SymbolDisplayFormat.CSharpErrorMessageFormat
         .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
 
-    /// <summary>Parses one method that carries [Probe].</summary>
+    /// <summary>Attributes that change what the compiler checks at a call site; an interceptor must restate them.</summary>
+    private static readonly HashSet<string> CopiedParameterAttributes =
+    [
+        "System.Diagnostics.CodeAnalysis.AllowNullAttribute", "System.Diagnostics.CodeAnalysis.DisallowNullAttribute",
+        "System.Diagnostics.CodeAnalysis.MaybeNullAttribute", "System.Diagnostics.CodeAnalysis.NotNullAttribute",
+        "System.Diagnostics.CodeAnalysis.MaybeNullWhenAttribute", "System.Diagnostics.CodeAnalysis.NotNullWhenAttribute",
+        "System.Diagnostics.CodeAnalysis.NotNullIfNotNullAttribute", "System.Diagnostics.CodeAnalysis.DoesNotReturnIfAttribute",
+        "System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembersAttribute",
+    ];
+
+    private static readonly HashSet<string> CopiedMethodAttributes =
+    [
+        "System.Diagnostics.CodeAnalysis.RequiresUnreferencedCodeAttribute", "System.Diagnostics.CodeAnalysis.RequiresDynamicCodeAttribute",
+        "System.Diagnostics.CodeAnalysis.RequiresAssemblyFilesAttribute", "System.Diagnostics.CodeAnalysis.ExperimentalAttribute",
+    ];
+
+    private static readonly HashSet<string> CopiedReturnAttributes =
+    [
+        "System.Diagnostics.CodeAnalysis.MaybeNullAttribute", "System.Diagnostics.CodeAnalysis.NotNullAttribute",
+        "System.Diagnostics.CodeAnalysis.NotNullIfNotNullAttribute", "System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembersAttribute",
+    ];
+
+    /// <summary>The syntax [Probe] may sit on: methods, and the members it cannot probe, so those are reported rather than ignored.</summary>
+    public static bool IsProbeTarget(SyntaxNode node, CancellationToken _) =>
+        node is MethodDeclarationSyntax or AccessorDeclarationSyntax or OperatorDeclarationSyntax
+            or ConversionOperatorDeclarationSyntax or LocalFunctionStatementSyntax;
+
+    /// <summary>Parses one member that carries [Probe].</summary>
     public static ParseResult ParseProbe(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
     {
         var method = (IMethodSymbol)context.TargetSymbol;
+        string display = method.ToDisplayString(SymbolDisplayFormat.CSharpShortErrorMessageFormat);
+        if (context.TargetNode is not MethodDeclarationSyntax syntax)
+        {
+            Location at = context.TargetNode switch
+            {
+                AccessorDeclarationSyntax a => a.Keyword.GetLocation(),
+                OperatorDeclarationSyntax o => o.OperatorToken.GetLocation(),
+                ConversionOperatorDeclarationSyntax c => c.Type.GetLocation(),
+                LocalFunctionStatementSyntax l => l.Identifier.GetLocation(),
+                _ => context.TargetNode.GetLocation(),
+            };
+            (string what, string fix) = context.TargetNode switch
+            {
+                AccessorDeclarationSyntax => ("a property or indexer accessor", "no call site invokes an accessor by name; probe a method the accessor calls"),
+                LocalFunctionStatementSyntax => ("a local function", "its calls cannot be intercepted from outside the method; make it a private method of the type"),
+                _ => ("an operator", "operators are not invocations an interceptor can replace; probe a method the operator calls"),
+            };
+            return Failed(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedMethodProbe, at, display, what, fix));
+        }
+
         // [Probe] on a partial implementation: judge the declaration, as callers bind to it.
         method = method.PartialDefinitionPart ?? method;
-        var syntax = (MethodDeclarationSyntax)context.TargetNode;
+        KnownSymbols known = KnownSymbols.For(context.SemanticModel.Compilation);
         var diagnostics = new List<DiagnosticInfo>();
         Location location = syntax.Identifier.GetLocation();
-        string display = method.ToDisplayString(SymbolDisplayFormat.CSharpShortErrorMessageFormat);
-        Compilation compilation = context.SemanticModel.Compilation;
 
-        AttributeData attribute = context.Attributes[0];
-        string name = method.Name;
-        string? provider = null;
+        if (syntax.Parent is TypeDeclarationSyntax { Keyword.Text: "extension" })
+            return Failed(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedMethodProbe, location, display,
+                "a member of an extension block", "declare it as a classic extension method, 'static R M(this T x)', which can be probed"));
+
+        // A partial definition without an implementation is a static probe; anything with a body a method probe.
+        bool isPartialDefinition = method.IsPartialDefinition;
+        if (isPartialDefinition && method.PartialImplementationPart is not null && !IsGeneratedByUs(method.PartialImplementationPart))
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.StaticProbeHasBody, location, display));
+        if (!isPartialDefinition && syntax.Body is null && syntax.ExpressionBody is null)
+        {
+            if (method.IsAbstract || method.IsExtern || method.ContainingType.TypeKind == TypeKind.Interface)
+                return Failed(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedMethodProbe, location, display,
+                    method.IsExtern ? "extern" : "abstract", "only a method with a body can be a method probe; probe its implementations instead"));
+            return Failed(DiagnosticInfo.Create(DiagnosticDescriptors.StaticProbeNotPartial, location, display));
+        }
+
+        ProbeSpec? spec = Describe(method, context.Attributes[0], known, location, diagnostics, cancellationToken);
+        return new ParseResult(diagnostics.Count == 0 ? spec : null, diagnostics.ToEquatableArray());
+    }
+
+    private static ParseResult Failed(DiagnosticInfo diagnostic) => new(null, new[] { diagnostic }.ToEquatableArray());
+
+    /// <summary>
+    /// The spec of a probed method, from its symbol alone: for this compilation's probes (with
+    /// <paramref name="diagnostics"/>), and for probes of referenced assemblies, which interceptors
+    /// here fire (without: their own build reported them).
+    /// </summary>
+    public static ProbeSpec? Describe(IMethodSymbol method, AttributeData attribute, KnownSymbols known, Location? location,
+        List<DiagnosticInfo>? diagnostics, CancellationToken cancellationToken)
+    {
+        Compilation compilation = known.Compilation;
+        bool own = SymbolEqualityComparer.Default.Equals(method.ContainingAssembly, compilation.Assembly);
+        string display = method.ToDisplayString(SymbolDisplayFormat.CSharpShortErrorMessageFormat);
+        int errors = 0;
+        void Report(DiagnosticDescriptor descriptor, Location? at, params string[] args)
+        {
+            errors++;
+            diagnostics?.Add(DiagnosticInfo.Create(descriptor, at, args));
+        }
+
+        (string name, string provider, bool explicitName) = IdOf(method, attribute, known);
+        if (!IsValidIdPart(provider))
+            Report(DiagnosticDescriptors.InvalidProbeId, location, "provider", provider);
+        if (!IsValidIdPart(name))
+            Report(DiagnosticDescriptors.InvalidProbeId, location, "name", name);
+        _ = explicitName;
+
+        bool isStatic = own ? method.IsPartialDefinition : false;
+        ProbeShape shape = isStatic ? ProbeShape.Static : ProbeShape.Method;
+        bool isExplicit = method.ExplicitInterfaceImplementations.Length > 0;
+
+        if (shape == ProbeShape.Static)
+        {
+            if (!method.ReturnsVoid)
+                Report(DiagnosticDescriptors.StaticProbeReturnsValue, location, display, method.ReturnType.ToDisplayString(Display));
+            if (method.IsGenericMethod || IsInGenericType(method.ContainingType))
+                Report(DiagnosticDescriptors.GenericStaticProbe, location, display);
+        }
+        else
+        {
+            if (method.MethodKind is not (MethodKind.Ordinary or MethodKind.ExplicitInterfaceImplementation))
+                Report(DiagnosticDescriptors.UnsupportedMethodProbe, location, display,
+                    "not an ordinary method", "only ordinary methods can be intercepted; move the work into a method");
+            if (method.ReturnsByRef || method.ReturnsByRefReadonly)
+                Report(DiagnosticDescriptors.UnsupportedMethodProbe, location, display,
+                    "a ref-returning method", "return by value, or probe a method that does");
+            else if (method.ReturnType.IsRefLikeType)
+                Report(DiagnosticDescriptors.UnsupportedMethodProbe, location, display,
+                    $"returning the ref struct '{method.ReturnType.ToDisplayString(Display)}'", "a probe cannot keep a ref struct; return a regular type");
+            // An explicit implementation is only ever called through its interface: the interceptor names the type, not the method.
+            ISymbol mustReach = isExplicit ? method.ContainingType : method;
+            if (own && Inaccessible(compilation, mustReach) is { } why)
+                Report(DiagnosticDescriptors.InaccessibleToGeneratedCode, location, display, mustReach.Name, why);
+        }
+
+        if (method.Parameters.Length > MaxParameters)
+            Report(DiagnosticDescriptors.TooManyParameters, location, display, method.Parameters.Length.ToString());
+
+        foreach (IParameterSymbol parameter in method.Parameters)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            Location? at = parameter.Locations.FirstOrDefault() ?? location;
+            string? problem = null, fix = null;
+            if (parameter.Type.IsRefLikeType)
+                (problem, fix) = ($"the ref struct '{parameter.Type.ToDisplayString(Display)}'", "a probe cannot keep a ref struct; pass an array, a string or a copy");
+            else if (parameter.Type.TypeKind is TypeKind.Pointer or TypeKind.FunctionPointer)
+                (problem, fix) = ("a pointer", "pass an nint or a managed type");
+            else if (shape == ProbeShape.Static && parameter.RefKind is RefKind.Ref or RefKind.Out)
+                (problem, fix) = ($"a '{(parameter.RefKind == RefKind.Out ? "out" : "ref")}' parameter", "a static probe only reports values; pass it by value or with 'in'");
+            if (problem is not null)
+                Report(DiagnosticDescriptors.UnsupportedParameter, at, parameter.Name, display, problem, fix!);
+            else if (Inaccessible(compilation, parameter.Type) is { } why)
+                Report(DiagnosticDescriptors.InaccessibleToGeneratedCode, at, display, parameter.Type.ToDisplayString(Display), why);
+        }
+
+        if (!method.ReturnsVoid && Inaccessible(compilation, method.ReturnType) is { } returnWhy)
+            Report(DiagnosticDescriptors.InaccessibleToGeneratedCode, location, display, method.ReturnType.ToDisplayString(Display), returnWhy);
+
+        if (errors > 0)
+            return null;
+
+        (AsyncKind async, ITypeSymbol? result) = Awaited(method.ReturnType, known);
+        string resultSiteType = result is null ? "global::ProbeGen.NoResult"
+            : ContainsTypeParameter(result) ? "object?"
+            : result.ToDisplayString(FullyQualified);
+
+        INamedTypeSymbol containing = method.ContainingType;
+        FileLinePositionSpan lineSpan = method.DeclaringSyntaxReferences.FirstOrDefault() is { } reference
+            ? reference.GetSyntax(cancellationToken).GetLocation().GetLineSpan() : default;
+        return new ProbeSpec
+        {
+            Id = provider + ":" + name,
+            Provider = provider,
+            Name = name,
+            Shape = shape,
+            MethodKey = Key(method),
+            AssemblyName = method.ContainingAssembly.Name,
+            Namespace = containing.ContainingNamespace.IsGlobalNamespace ? "" : containing.ContainingNamespace.ToDisplayString(),
+            ContainingTypes = ContainingChain(containing).Select(t => new ContainingTypeSpec(Keyword(t), t.Name)).ToEquatableArray(),
+            ContainingTypeKey = ProbeSpec.Sanitize(containing.ToDisplayString()),
+            Modifiers = own && method.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is MethodDeclarationSyntax declaration
+                ? string.Join(" ", declaration.Modifiers.Select(m => m.Text)) : "",
+            Method = Shape(method),
+            ReturnDisplay = result is null ? (method.ReturnsVoid ? null : method.ReturnType.ToDisplayString(Display)) : result.ToDisplayString(Display),
+            ResultSiteType = resultSiteType,
+            Async = async,
+            File = lineSpan.Path ?? "",
+            Line = lineSpan.Path is null ? 0 : lineSpan.StartLinePosition.Line + 1,
+            Location = location is null ? null : LocationInfo.From(location),
+            MetadataName = method.MetadataName,
+            DispatchKeys = DispatchKeys(method).ToEquatableArray(),
+            AncestorKeys = AncestorKeys(containing).ToEquatableArray(),
+            Overridable = (method.IsVirtual || method.IsOverride || method.IsAbstract || containing.TypeKind == TypeKind.Interface)
+                && !method.IsSealed && !containing.IsSealed && !containing.IsValueType,
+            ContainingSealed = containing.IsSealed || containing.IsValueType,
+            ContainingTypeOf = UnboundTypeOf(containing),
+            ContainingExactType = !IsInGenericType(containing) && Inaccessible(compilation, containing) is null ? containing.ToDisplayString(FullyQualified) : null,
+            ContainingIsInterface = containing.TypeKind == TypeKind.Interface,
+        };
+    }
+
+    /// <summary>The probe's provider and name; overloads that share a default name each get their parameter list, so none needs a hand-written name.</summary>
+    private static (string Name, string Provider, bool Explicit) IdOf(IMethodSymbol method, AttributeData attribute, KnownSymbols known)
+    {
+        (string? name, string? provider) = AttributeNames(attribute);
+        provider ??= ProviderOf(method.ContainingType, known);
+        if (name is not null)
+            return (name, provider, true);
+        name = DefaultName(method);
+        int sharing = 0;
+        foreach (ISymbol member in method.ContainingType.GetMembers())
+        {
+            // A partial method's implementation part is the same method as its definition: count it once.
+            if (member is not IMethodSymbol other || other.PartialDefinitionPart is not null)
+                continue;
+            if (DefaultName(other) != name || known.ProbeAttributeOf(other) is not { } otherAttribute)
+                continue;
+            (string? otherName, string? otherProvider) = AttributeNames(otherAttribute);
+            if (otherName is null && (otherProvider ?? ProviderOf(other.ContainingType, known)) == provider)
+                sharing++;
+        }
+        if (sharing > 1)
+            name += "(" + string.Join(",", method.Parameters.Select(p =>
+                p.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat).Replace(" ", "") + (p.RefKind is RefKind.None ? "" : "&"))) + ")";
+        return (name, provider, false);
+    }
+
+    private static (string? Name, string? Provider) AttributeNames(AttributeData attribute)
+    {
+        string? name = null, provider = null;
         if (attribute.ConstructorArguments.Length == 1 && attribute.ConstructorArguments[0].Value is string ctorName)
             name = ctorName;
         foreach (KeyValuePair<string, TypedConstant> named in attribute.NamedArguments)
@@ -45,142 +260,106 @@ internal static class Parser
             else if (named.Key == "Provider" && named.Value.Value is string p)
                 provider = p;
         }
-        provider ??= ProviderOf(method.ContainingType);
-        if (!IsValidIdPart(provider))
-            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidProbeId, location, "provider", provider));
-        if (!IsValidIdPart(name))
-            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidProbeId, location, "name", name));
+        return (name, provider);
+    }
 
-        // A partial definition without an implementation is a static probe; anything with a body a method probe.
-        bool isPartialDefinition = method.IsPartialDefinition;
-        ProbeShape shape = isPartialDefinition ? ProbeShape.Static : ProbeShape.Method;
-        if (isPartialDefinition && method.PartialImplementationPart is not null && !IsGeneratedByUs(method.PartialImplementationPart))
-            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.StaticProbeHasBody, location, display));
-        if (!isPartialDefinition && syntax.Body is null && syntax.ExpressionBody is null)
-        {
-            if (method.IsAbstract || method.IsExtern || method.ContainingType.TypeKind == TypeKind.Interface)
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedMethodProbe, location, display,
-                    method.IsExtern ? "extern" : "abstract", "only a method with a body can be a method probe; probe its implementations instead"));
-            else
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.StaticProbeNotPartial, location, display));
-            return new ParseResult(null, diagnostics.ToEquatableArray());
-        }
+    private static string DefaultName(IMethodSymbol method) =>
+        method.ExplicitInterfaceImplementations.FirstOrDefault() is { } implemented
+            ? implemented.ContainingType.Name + "." + implemented.Name
+            : method.Name;
 
-        if (shape == ProbeShape.Static)
-        {
-            if (!method.ReturnsVoid)
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.StaticProbeReturnsValue, location, display, method.ReturnType.ToDisplayString(Display)));
-            if (method.IsGenericMethod || IsInGenericType(method.ContainingType))
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericStaticProbe, location, display));
-        }
-        else
-        {
-            if (method.MethodKind != MethodKind.Ordinary)
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedMethodProbe, location, display,
-                    "not an ordinary method", "only ordinary methods can be intercepted; move the work into a method"));
-            if (method.ReturnsByRef || method.ReturnsByRefReadonly)
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedMethodProbe, location, display,
-                    "a ref-returning method", "return by value, or probe a method that does"));
-            else if (method.ReturnType.IsRefLikeType)
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedMethodProbe, location, display,
-                    $"returning the ref struct '{method.ReturnType.ToDisplayString(Display)}'", "a probe cannot keep a ref struct; return a regular type"));
-            if (!compilation.IsSymbolAccessibleWithin(method, compilation.Assembly))
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InaccessibleToGeneratedCode, location, display, method.Name));
-        }
-
-        if (method.Parameters.Length > MaxParameters)
-            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TooManyParameters, location, display, method.Parameters.Length.ToString()));
-
-        var parameters = new List<ParameterSpec>();
-        foreach (IParameterSymbol parameter in method.Parameters)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            Location at = parameter.Locations.FirstOrDefault() ?? location;
-            string? problem = null, fix = null;
-            if (parameter.Type.IsRefLikeType)
-                (problem, fix) = ($"the ref struct '{parameter.Type.ToDisplayString(Display)}'", "a probe cannot keep a ref struct; pass an array, a string or a copy");
-            else if (parameter.Type.TypeKind is TypeKind.Pointer or TypeKind.FunctionPointer)
-                (problem, fix) = ("a pointer", "pass an nint or a managed type");
-            else if (shape == ProbeShape.Static && parameter.RefKind is RefKind.Ref or RefKind.Out)
-                (problem, fix) = ($"a '{(parameter.RefKind == RefKind.Out ? "out" : "ref")}' parameter", "a static probe only reports values; pass it by value or with 'in'");
-            if (problem is not null)
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedParameter, at, parameter.Name, display, problem, fix!));
-            else if (!IsAccessible(compilation, parameter.Type))
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InaccessibleToGeneratedCode, at, display, parameter.Type.ToDisplayString(Display)));
-            bool dependsOnTypeParameter = ContainsTypeParameter(parameter.Type);
-            string type = parameter.Type.ToDisplayString(FullyQualified);
-            parameters.Add(new ParameterSpec(
-                Name: EscapeIdentifier(parameter.Name),
-                DeclaredName: parameter.Name,
-                Type: type,
-                DisplayType: parameter.Type.ToDisplayString(Display),
-                SiteType: dependsOnTypeParameter ? "object?" : type,
-                RefKind: parameter.RefKind switch
-                {
-                    RefKind.Ref => "ref ",
-                    RefKind.Out => "out ",
-                    RefKind.In => "in ",
-                    RefKind.RefReadOnlyParameter => "ref readonly ",
-                    _ => "",
-                },
-                IsParams: parameter.IsParams));
-        }
-
-        if (!method.ReturnsVoid && !IsAccessible(compilation, method.ReturnType))
-            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InaccessibleToGeneratedCode, location, display, method.ReturnType.ToDisplayString(Display)));
-
-        if (diagnostics.Count > 0)
-            return new ParseResult(null, diagnostics.ToEquatableArray());
-
-        (AsyncKind async, ITypeSymbol? result) = Awaited(method.ReturnType, compilation);
-        string resultSiteType = result is null ? "global::ProbeGen.NoResult"
-            : ContainsTypeParameter(result) ? "object?"
-            : result.ToDisplayString(FullyQualified);
-
+    /// <summary>The method as an interceptor restates it.</summary>
+    public static MethodShape Shape(IMethodSymbol method)
+    {
         INamedTypeSymbol containing = method.ContainingType;
         var typeParameters = new List<TypeParameterSpec>();
         foreach (INamedTypeSymbol type in ContainingChain(containing))
             foreach (ITypeParameterSymbol tp in type.TypeParameters)
-                typeParameters.Add(new TypeParameterSpec(tp.Name, Constraints(tp)));
+                typeParameters.Add(new TypeParameterSpec(tp.Name, Constraints(tp), Attributes(tp.GetAttributes(), CopiedParameterAttributes)));
         foreach (ITypeParameterSymbol tp in method.TypeParameters)
-            typeParameters.Add(new TypeParameterSpec(tp.Name, Constraints(tp)));
+            typeParameters.Add(new TypeParameterSpec(tp.Name, Constraints(tp), Attributes(tp.GetAttributes(), CopiedParameterAttributes)));
 
-        FileLinePositionSpan lineSpan = syntax.GetLocation().GetLineSpan();
-        var spec = new ProbeSpec
+        var attributes = new List<string>();
+        foreach (AttributeData a in method.GetAttributes())
+            if (a.AttributeClass is { } c && CopiedMethodAttributes.Contains(c.ToDisplayString()))
+                attributes.Add("[" + Render(a) + "]");
+        foreach (AttributeData a in method.GetReturnTypeAttributes())
+            if (a.AttributeClass is { } c && CopiedReturnAttributes.Contains(c.ToDisplayString()))
+                attributes.Add("[return: " + Render(a) + "]");
+
+        return new MethodShape
         {
-            Id = provider + ":" + name,
-            Provider = provider,
-            Name = name,
-            Shape = shape,
             MethodName = EscapeIdentifier(method.Name),
-            MethodKey = MethodKey(method),
-            Namespace = method.ContainingNamespace.IsGlobalNamespace ? "" : method.ContainingNamespace.ToDisplayString(),
-            ContainingTypes = ContainingChain(containing).Select(t => new ContainingTypeSpec(Keyword(t), t.Name)).ToEquatableArray(),
-            ContainingTypeKey = ProbeSpec.Sanitize(containing.ToDisplayString()),
             ReceiverType = containing.ToDisplayString(FullyQualified),
             ReceiverRefKind = containing.IsValueType ? (method.IsReadOnly || containing.IsReadOnly ? "in " : "ref ") : "",
-            Modifiers = string.Join(" ", syntax.Modifiers.Select(m => m.Text)),
-            Parameters = parameters.ToEquatableArray(),
-            ReturnType = method.ReturnsVoid ? "void" : method.ReturnType.ToDisplayString(FullyQualified),
-            ReturnDisplay = result is null ? (method.ReturnsVoid ? null : method.ReturnType.ToDisplayString(Display)) : result.ToDisplayString(Display),
-            ResultSiteType = resultSiteType,
-            Async = async,
             IsStatic = method.IsStatic,
             IsExtension = method.IsExtensionMethod,
+            Parameters = method.Parameters.Select(Parameter).ToEquatableArray(),
+            ReturnType = method.ReturnsVoid ? "void" : method.ReturnType.ToDisplayString(FullyQualified),
             TypeParameters = typeParameters.ToEquatableArray(),
             MethodTypeArguments = method.TypeParameters.Select(t => t.Name).ToEquatableArray(),
-            File = lineSpan.Path,
-            Line = lineSpan.StartLinePosition.Line + 1,
-            Location = LocationInfo.From(location),
+            Attributes = attributes.ToEquatableArray(),
         };
-        return new ParseResult(spec, EquatableArray<DiagnosticInfo>.Empty);
+    }
+
+    private static ParameterSpec Parameter(IParameterSymbol parameter)
+    {
+        bool recordable = !(parameter.Type is ITypeParameterSymbol tp && AllowsRefLike(tp));
+        string type = parameter.Type.ToDisplayString(FullyQualified);
+        string refKind = parameter.RefKind switch
+        {
+            RefKind.Ref => "ref ",
+            RefKind.Out => "out ",
+            RefKind.In => "in ",
+            RefKind.RefReadOnlyParameter => "ref readonly ",
+            _ => "",
+        };
+        if (parameter.ScopedKind == ScopedKind.ScopedRef && parameter.RefKind != RefKind.Out)
+            refKind = "scoped " + refKind;
+        return new ParameterSpec(
+            Name: EscapeIdentifier(parameter.Name),
+            DeclaredName: parameter.Name,
+            Type: type,
+            DisplayType: parameter.Type.ToDisplayString(Display),
+            SiteType: !recordable || ContainsTypeParameter(parameter.Type) ? "object?" : type,
+            RefKind: refKind,
+            IsParams: parameter.IsParams,
+            Attributes: Attributes(parameter.GetAttributes(), CopiedParameterAttributes),
+            MetadataType: MetadataTypeName(parameter.Type) + (parameter.RefKind == RefKind.None ? "" : "&"),
+            Recordable: recordable);
+    }
+
+    private static string MetadataTypeName(ITypeSymbol type) => type switch
+    {
+        IArrayTypeSymbol array => MetadataTypeName(array.ElementType) + (array.Rank == 1 ? "[]" : "[" + new string(',', array.Rank - 1) + "]"),
+        IPointerTypeSymbol pointer => MetadataTypeName(pointer.PointedAtType) + "*",
+        _ => type.MetadataName,
+    };
+
+    private static string Attributes(ImmutableArray<AttributeData> attributes, HashSet<string> copied)
+    {
+        string result = "";
+        foreach (AttributeData a in attributes)
+            if (a.AttributeClass is { } c && copied.Contains(c.ToDisplayString()))
+                result += "[" + Render(a) + "] ";
+        return result;
+    }
+
+    private static string Render(AttributeData attribute)
+    {
+        var arguments = attribute.ConstructorArguments.Select(a => a.ToCSharpString())
+            .Concat(attribute.NamedArguments.Select(n => n.Key + " = " + n.Value.ToCSharpString()));
+        return attribute.AttributeClass!.ToDisplayString(FullyQualified) + "(" + string.Join(", ", arguments) + ")";
     }
 
     /// <summary>Cheap syntax filter for call sites: any invocation of a named method.</summary>
     public static bool IsCandidateCall(SyntaxNode node, CancellationToken _) =>
         node is InvocationExpressionSyntax { Expression: IdentifierNameSyntax or GenericNameSyntax or MemberAccessExpressionSyntax or MemberBindingExpressionSyntax };
 
-    /// <summary>A call of a method probe that can be intercepted, or null.</summary>
+    /// <summary>
+    /// A call that an interceptor may replace, or null: a call of a method probe, or of an
+    /// interface or virtual member (matched against the probes later, once they are all known).
+    /// </summary>
     public static CallSiteSpec? ParseCallSite(GeneratorSyntaxContext context, CancellationToken cancellationToken)
     {
         var invocation = (InvocationExpressionSyntax)context.Node;
@@ -190,39 +369,113 @@ internal static class Parser
         // Static probes are partial methods; their calls need no interceptor.
         if (method.IsPartialDefinition || method.PartialDefinitionPart is not null)
             return null;
-        if (!HasProbeAttribute(method) || method.IsAbstract || method.IsExtern)
+        KnownSymbols known = KnownSymbols.For(context.SemanticModel.Compilation);
+        bool isVirtual = !method.IsStatic && (method.IsVirtual || method.IsAbstract || method.IsOverride || method.ContainingType.TypeKind == TypeKind.Interface);
+        if (!isVirtual && !(known.HasProbeAttribute(method) && !method.IsExtern && KnownSymbols.Find(method, known.GeneratedStaticProbeAttribute) is null))
             return null;
         // base.M() is a non-virtual call; an interceptor would turn it into a virtual one.
         if (invocation.Expression is MemberAccessExpressionSyntax { Expression: BaseExpressionSyntax })
             return null;
-        if (IsInExpressionTree(invocation, context.SemanticModel, cancellationToken))
+        if (IsInExpressionTree(invocation, context.SemanticModel, known, cancellationToken))
             return null;
+
+        var receiverKeys = new List<string>();
+        if (!method.IsStatic && !method.IsExtensionMethod)
+        {
+            if (context.SemanticModel.GetOperation(invocation, cancellationToken) is not IInvocationOperation { Instance: { Type: { } receiver } })
+                return null;
+            if (receiver is ITypeParameterSymbol typeParameter)
+            {
+                // A constrained call on a T that may be a struct would be boxed by a static interceptor: left alone (PG1008 says so).
+                if (!typeParameter.HasReferenceTypeConstraint && !typeParameter.ConstraintTypes.Any(t => t.TypeKind == TypeKind.Class))
+                    return null;
+                receiver = typeParameter.ConstraintTypes.FirstOrDefault(t => t.TypeKind == TypeKind.Class) ?? method.ContainingType;
+            }
+            for (ITypeSymbol? t = receiver; t is not null; t = t.BaseType)
+                receiverKeys.Add(Key(t));
+        }
+
 #pragma warning disable RSEXPERIMENTAL002 // GetInterceptableLocation is the supported way to address a call
         var location = context.SemanticModel.GetInterceptableLocation(invocation, cancellationToken);
 #pragma warning restore RSEXPERIMENTAL002
         if (location is null)
             return null;
-        return new CallSiteSpec(MethodKey(method), location.Version, location.Data, location.GetDisplayLocation());
+        return new CallSiteSpec(Shape(method), Key(method), receiverKeys.ToEquatableArray(), isVirtual,
+            location.Version, location.Data, location.GetDisplayLocation());
     }
 
-    internal static string MethodKey(IMethodSymbol method) =>
-        method.OriginalDefinition.GetDocumentationCommentId() ?? method.OriginalDefinition.ToDisplayString();
-
-    private static bool HasProbeAttribute(IMethodSymbol method)
+    /// <summary>
+    /// The method probes of referenced assemblies built with ProbeGen, so that calls here can fire
+    /// them: directly, or through the interfaces and base members they implement.
+    /// </summary>
+    public static EquatableArray<ProbeSpec> ReferencedProbes(Compilation compilation, CancellationToken cancellationToken)
     {
-        foreach (AttributeData a in method.GetAttributes())
-            if (a.AttributeClass?.ToDisplayString() == ProbeAttributeName)
-                return true;
-        return false;
+        KnownSymbols known = KnownSymbols.For(compilation);
+        if (known.ProbeAttribute is null)
+            return EquatableArray<ProbeSpec>.Empty;
+        var result = new List<ProbeSpec>();
+        foreach (IAssemblySymbol assembly in compilation.SourceModule.ReferencedAssemblySymbols)
+        {
+            if (assembly.Name == RuntimeAssemblyName || !assembly.Modules.Any(m => m.ReferencedAssemblies.Any(r => r.Name == RuntimeAssemblyName)))
+                continue;
+            var types = new Stack<INamespaceOrTypeSymbol>();
+            types.Push(assembly.GlobalNamespace);
+            while (types.Count > 0)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                foreach (ISymbol member in types.Pop().GetMembers())
+                {
+                    if (member is INamespaceOrTypeSymbol nested)
+                        types.Push(nested);
+                    if (member is not IMethodSymbol method || method.IsAbstract || known.ProbeAttributeOf(method) is not { } attribute
+                        || KnownSymbols.Find(method, known.GeneratedStaticProbeAttribute) is not null)
+                        continue;
+                    if (Describe(method, attribute, known, null, null, cancellationToken) is { } spec)
+                        result.Add(spec);
+                }
+            }
+        }
+        return result.OrderBy(p => p.MethodKey, System.StringComparer.Ordinal).ToEquatableArray();
     }
 
-    private static bool IsInExpressionTree(SyntaxNode node, SemanticModel model, CancellationToken cancellationToken)
+    /// <summary>A symbol's stable key: its documentation-comment id.</summary>
+    internal static string Key(ISymbol symbol) =>
+        symbol.OriginalDefinition.GetDocumentationCommentId() ?? symbol.OriginalDefinition.ToDisplayString();
+
+    /// <summary>Every member a call may name and still reach <paramref name="method"/>.</summary>
+    private static IEnumerable<string> DispatchKeys(IMethodSymbol method)
+    {
+        var keys = new List<string> { Key(method) };
+        for (IMethodSymbol? overridden = method.OverriddenMethod; overridden is not null; overridden = overridden.OverriddenMethod)
+            keys.Add(Key(overridden));
+        foreach (IMethodSymbol implemented in method.ExplicitInterfaceImplementations)
+            keys.Add(Key(implemented));
+        INamedTypeSymbol containing = method.ContainingType;
+        if (!method.IsStatic && containing.TypeKind != TypeKind.Interface)
+            foreach (INamedTypeSymbol @interface in containing.AllInterfaces)
+                foreach (IMethodSymbol member in @interface.GetMembers().OfType<IMethodSymbol>())
+                    if (!member.IsStatic && SymbolEqualityComparer.Default.Equals(containing.FindImplementationForInterfaceMember(member), method))
+                        keys.Add(Key(member));
+        return keys.Distinct();
+    }
+
+    private static IEnumerable<string> AncestorKeys(INamedTypeSymbol type)
+    {
+        var keys = new List<string>();
+        for (INamedTypeSymbol? t = type; t is not null; t = t.BaseType)
+            keys.Add(Key(t));
+        foreach (INamedTypeSymbol @interface in type.AllInterfaces)
+            keys.Add(Key(@interface));
+        return keys.Distinct();
+    }
+
+    private static bool IsInExpressionTree(SyntaxNode node, SemanticModel model, KnownSymbols known, CancellationToken cancellationToken)
     {
         foreach (SyntaxNode ancestor in node.Ancestors())
         {
             if (ancestor is LambdaExpressionSyntax lambda &&
-                model.GetTypeInfo(lambda, cancellationToken).ConvertedType is INamedTypeSymbol { Name: "Expression" or "Expression`1" } t &&
-                t.ContainingNamespace.ToDisplayString() == "System.Linq.Expressions")
+                model.GetTypeInfo(lambda, cancellationToken).ConvertedType is INamedTypeSymbol t &&
+                (KnownSymbols.Is(t, known.ExpressionOfT) || KnownSymbols.Is(t, known.Expression)))
                 return true;
             if (ancestor is MemberDeclarationSyntax)
                 return false;
@@ -233,12 +486,12 @@ internal static class Parser
     private static bool IsGeneratedByUs(IMethodSymbol implementation) =>
         implementation.DeclaringSyntaxReferences.Any(r => r.SyntaxTree.FilePath.EndsWith(".Probes.g.cs", System.StringComparison.Ordinal));
 
-    private static string ProviderOf(INamedTypeSymbol type)
+    private static string ProviderOf(INamedTypeSymbol type, KnownSymbols known)
     {
-        foreach (AttributeData a in type.GetAttributes())
-            if (a.AttributeClass?.ToDisplayString() == ProviderAttributeName && a.ConstructorArguments.Length == 1 && a.ConstructorArguments[0].Value is string p)
-                return p;
-        return type.ToDisplayString();
+        if (KnownSymbols.Find(type, known.ProbeProviderAttribute) is { ConstructorArguments.Length: 1 } provider && provider.ConstructorArguments[0].Value is string p)
+            return p;
+        // A generic type's display name has ", " between its type parameters; ids have no whitespace.
+        return type.ToDisplayString().Replace(" ", "");
     }
 
     internal static bool IsValidIdPart(string part) =>
@@ -260,6 +513,12 @@ internal static class Parser
         return chain;
     }
 
+    private static string UnboundTypeOf(INamedTypeSymbol type)
+    {
+        string ns = type.ContainingNamespace.IsGlobalNamespace ? "global::" : "global::" + type.ContainingNamespace.ToDisplayString() + ".";
+        return ns + string.Join(".", ContainingChain(type).Select(t => t.Name + (t.Arity == 0 ? "" : "<" + new string(',', t.Arity - 1) + ">")));
+    }
+
     private static string Keyword(INamedTypeSymbol type) => type switch
     {
         { IsRecord: true, IsValueType: true } => "record struct",
@@ -269,8 +528,26 @@ internal static class Parser
         _ => "class",
     };
 
-    private static bool IsAccessible(Compilation compilation, ITypeSymbol type) =>
-        type is ITypeParameterSymbol || compilation.IsSymbolAccessibleWithin(type, compilation.Assembly);
+    /// <summary>Why generated code elsewhere in the assembly cannot name <paramref name="symbol"/>, or null when it can.</summary>
+    private static string? Inaccessible(Compilation compilation, ISymbol symbol)
+    {
+        if (symbol is ITypeParameterSymbol || compilation.IsSymbolAccessibleWithin(symbol, compilation.Assembly))
+            return null;
+        for (ISymbol? s = symbol; s is not null && s is not INamespaceSymbol; s = s.ContainingSymbol)
+        {
+            if (s.DeclaredAccessibility is Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal or Accessibility.ProtectedOrInternal
+                && !compilation.IsSymbolAccessibleWithin(s, compilation.Assembly))
+            {
+                string access = s.DeclaredAccessibility == Accessibility.Private ? "private" : "protected";
+                return SymbolEqualityComparer.Default.Equals(s, symbol) ? $"is {access}" : $"is declared in the {access} type '{s.Name}'";
+            }
+        }
+        if (symbol is INamedTypeSymbol { TypeArguments.Length: > 0 } generic)
+            foreach (ITypeSymbol argument in generic.TypeArguments)
+                if (Inaccessible(compilation, argument) is { } why)
+                    return why;
+        return "is not accessible";
+    }
 
     internal static bool ContainsTypeParameter(ITypeSymbol type) => type switch
     {
@@ -280,20 +557,23 @@ internal static class Parser
         _ => false,
     };
 
-    private static (AsyncKind, ITypeSymbol?) Awaited(ITypeSymbol returnType, Compilation compilation)
+    private static (AsyncKind, ITypeSymbol?) Awaited(ITypeSymbol returnType, KnownSymbols known)
     {
-        if (returnType is not INamedTypeSymbol named)
-            return (AsyncKind.None, returnType.SpecialType == SpecialType.System_Void ? null : returnType);
-        string original = named.OriginalDefinition.ToDisplayString();
-        return original switch
+        if (returnType is INamedTypeSymbol named)
         {
-            "System.Threading.Tasks.Task" => (AsyncKind.Task, null),
-            "System.Threading.Tasks.Task<TResult>" => (AsyncKind.TaskOfT, named.TypeArguments[0]),
-            "System.Threading.Tasks.ValueTask" => (AsyncKind.ValueTask, null),
-            "System.Threading.Tasks.ValueTask<TResult>" => (AsyncKind.ValueTaskOfT, named.TypeArguments[0]),
-            _ => (AsyncKind.None, returnType.SpecialType == SpecialType.System_Void ? null : returnType),
-        };
+            if (KnownSymbols.Is(named, known.Task))
+                return (AsyncKind.Task, null);
+            if (KnownSymbols.Is(named, known.TaskOfT))
+                return (AsyncKind.TaskOfT, named.TypeArguments[0]);
+            if (KnownSymbols.Is(named, known.ValueTask))
+                return (AsyncKind.ValueTask, null);
+            if (KnownSymbols.Is(named, known.ValueTaskOfT))
+                return (AsyncKind.ValueTaskOfT, named.TypeArguments[0]);
+        }
+        return (AsyncKind.None, returnType.SpecialType == SpecialType.System_Void ? null : returnType);
     }
+
+    private static bool AllowsRefLike(ITypeParameterSymbol tp) => tp.AllowsRefLikeType;
 
     private static string Constraints(ITypeParameterSymbol tp)
     {
@@ -310,6 +590,8 @@ internal static class Parser
             parts.Add(t.ToDisplayString(FullyQualified));
         if (tp.HasConstructorConstraint && !tp.HasValueTypeConstraint)
             parts.Add("new()");
+        if (AllowsRefLike(tp))
+            parts.Add("allows ref struct");
         return parts.Count == 0 ? "" : $"where {tp.Name} : {string.Join(", ", parts)}";
     }
 
@@ -326,8 +608,8 @@ internal static class Parser
         {
             if (firstById.TryGetValue(probe.Id, out ProbeSpec? first))
             {
-                diagnostics.Add(new DiagnosticInfo("PG0006", probe.Location,
-                    new[] { new StringValue(probe.Id), new StringValue($"{first.ReceiverType.Replace("global::", "")}.{first.MethodName}") }.ToEquatableArray()));
+                diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.DuplicateProbeId, probe.Location,
+                    new[] { new StringValue(probe.Id), new StringValue($"{first.Method.ReceiverType.Replace("global::", "")}.{first.Method.MethodName}") }.ToEquatableArray()));
                 continue;
             }
             firstById[probe.Id] = probe;

@@ -6,7 +6,8 @@ namespace ProbeGen.Generator;
 
 /// <summary>
 /// Generates probe sites for [Probe] methods: bodies for static (bodiless partial) probes,
-/// interceptors for every call of a method probe, and the catalog registration.
+/// interceptors for every call that can reach a method probe (of this assembly or of a referenced
+/// one, directly or through an interface or virtual member), and the catalog registration.
 /// </summary>
 [Generator(LanguageNames.CSharp)]
 public sealed class ProbeGenerator : IIncrementalGenerator
@@ -16,18 +17,19 @@ public sealed class ProbeGenerator : IIncrementalGenerator
     {
         public const string Probes = nameof(Probes);
         public const string ProbeSpecs = nameof(ProbeSpecs);
+        public const string ProbedTypes = nameof(ProbedTypes);
         public const string CallSites = nameof(CallSites);
+        public const string ReferencedProbes = nameof(ReferencedProbes);
+        public const string Interception = nameof(Interception);
         public const string AssemblyName = nameof(AssemblyName);
     }
 
     /// <inheritdoc />
     public void Initialize(IncrementalGeneratorInitializationContext context)
     {
-        // Every method with [Probe], parsed into an equatable spec and its diagnostics.
+        // Every member with [Probe], parsed into an equatable spec and its diagnostics.
         IncrementalValuesProvider<ParseResult> parsed = context.SyntaxProvider
-            .ForAttributeWithMetadataName(Parser.ProbeAttributeName,
-                static (node, _) => node is Microsoft.CodeAnalysis.CSharp.Syntax.MethodDeclarationSyntax,
-                Parser.ParseProbe)
+            .ForAttributeWithMetadataName(Parser.ProbeAttributeName, Parser.IsProbeTarget, Parser.ParseProbe)
             .WithTrackingName(Steps.Probes);
 
         // Diagnostics have their own output, so the source outputs key only on the specs.
@@ -44,7 +46,19 @@ public sealed class ProbeGenerator : IIncrementalGenerator
         context.RegisterSourceOutput(probes.SelectMany(static (p, _) => p.Diagnostics),
             static (spc, diagnostic) => spc.ReportDiagnostic(diagnostic.ToDiagnostic()));
 
-        // Every call of a method probe, as an interceptable location.
+        IncrementalValueProvider<string> assemblyName = context.CompilationProvider
+            .Select(static (c, _) => c.AssemblyName ?? "Assembly")
+            .WithTrackingName(Steps.AssemblyName);
+
+        // One source output per probed type: its sites and static probe bodies.
+        IncrementalValuesProvider<ProbedType> probedTypes = probes
+            .SelectMany(static (p, _) => p.Unique.GroupBy(s => s.ContainingTypeKey)
+                .Select(g => new ProbedType(g.Key, g.ToEquatableArray())))
+            .WithTrackingName(Steps.ProbedTypes);
+        context.RegisterSourceOutput(probedTypes.Combine(assemblyName), static (spc, input) =>
+            spc.AddSource($"{input.Left.Key}.Probes.g.cs", Emitter.EmitType(Emitter.SitesClass(input.Right), input.Left)));
+
+        // Every call that may reach a method probe: of one, or of an interface or virtual member.
         IncrementalValueProvider<ImmutableArray<CallSiteSpec>> calls = context.SyntaxProvider
             .CreateSyntaxProvider(Parser.IsCandidateCall, Parser.ParseCallSite)
             .Where(static c => c is not null)
@@ -52,25 +66,27 @@ public sealed class ProbeGenerator : IIncrementalGenerator
             .Collect()
             .WithTrackingName(Steps.CallSites);
 
-        IncrementalValueProvider<string> sitesClass = context.CompilationProvider
-            .Select(static (c, _) => Emitter.SitesClass(c.AssemblyName ?? "Assembly"))
-            .WithTrackingName(Steps.AssemblyName);
+        // The method probes of referenced assemblies, which calls here may reach too.
+        IncrementalValueProvider<EquatableArray<ProbeSpec>> referenced = context.CompilationProvider
+            .Select(static (c, ct) => Parser.ReferencedProbes(c, ct))
+            .WithTrackingName(Steps.ReferencedProbes);
 
-        // One file per probed type, and one registration file.
-        context.RegisterSourceOutput(probes.Combine(calls).Combine(sitesClass), static (spc, input) =>
+        // Which calls reach which probes: the interceptors and the per-probe call-site counts.
+        IncrementalValueProvider<InterceptionPlan> plan = calls.Combine(probes).Combine(referenced).Combine(assemblyName)
+            .Select(static (input, _) => CallSiteMatcher.Plan(input.Left.Left.Left, input.Left.Left.Right.Unique, input.Left.Right, input.Right))
+            .WithTrackingName(Steps.Interception);
+
+        IncrementalValuesProvider<InterceptorFile> interceptorFiles = plan.SelectMany(static (p, _) => p.Files);
+        context.RegisterSourceOutput(interceptorFiles.Combine(assemblyName), static (spc, input) =>
+            spc.AddSource(input.Left.HintName, Emitter.EmitInterceptors(Emitter.SitesClass(input.Right), input.Left)));
+
+        // One registration: the assembly's sites, and the call sites its interceptors reach.
+        context.RegisterSourceOutput(probes.Combine(plan).Combine(assemblyName), static (spc, input) =>
         {
-            var ((probeSet, callSites), sites) = input;
-            ImmutableArray<ProbeSpec> unique = probeSet.Unique;
-            if (unique.IsEmpty)
+            var ((probeSet, interception), name) = input;
+            if (probeSet.Unique.IsEmpty && interception.Counts.Count == 0)
                 return;
-            foreach (var byType in unique.GroupBy(p => p.ContainingTypeKey))
-            {
-                ImmutableArray<ProbeSpec> typeProbes = byType.ToImmutableArray();
-                var keys = typeProbes.Select(p => p.MethodKey).ToImmutableHashSet();
-                ImmutableArray<CallSiteSpec> typeCalls = callSites.Where(c => keys.Contains(c.MethodKey)).ToImmutableArray();
-                spc.AddSource($"{byType.Key}.Probes.g.cs", Emitter.EmitType(sites, typeProbes, typeCalls));
-            }
-            spc.AddSource("ProbeGen.Registration.g.cs", Emitter.EmitRegistration(sites, unique));
+            spc.AddSource("ProbeGen.Registration.g.cs", Emitter.EmitRegistration(Emitter.SitesClass(name), probeSet.Unique, interception.Counts.ToList()));
         });
     }
 }

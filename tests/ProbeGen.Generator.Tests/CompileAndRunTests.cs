@@ -145,20 +145,20 @@ public class CompileAndRunTests(ShapesFixture shapes) : IClassFixture<ShapesFixt
         using var m = new Recorder("m:Virt");
         var results = (object[])shapes.Call("Receivers")!;
         // The interceptor takes the struct by reference: the caller's copy is the one mutated.
-        Assert.Equal([5, 5, 5, 8, 10, "derived"], results);
+        Assert.Equal([5, 5, 5, 8, 10, "derived", "base"], results);
         Assert.Equal([2, 5], s.Of("s:Increment").Where(h => h.Point == ProbePoint.Return).Select(h => h.Return));
         Assert.Equal(5, s.Of("s:Peek")[1].Return);
         Assert.Equal(4, ext.Of("ext:Twice").Count);
-        Assert.Equal("derived", m.Of("m:Virt")[1].Return);
+        // The call on a Derived reaches its unprobed override: only the call that runs Calc.Virt fires.
+        Assert.Equal(["base"], m.Of("m:Virt").Where(h => h.Point == ProbePoint.Return).Select(h => h.Return));
     }
 
     [Fact]
-    public void CallsThroughAnInterfaceOrADelegateAreNotProbed()
+    public void CallsThroughAnInterfaceFireButADelegateDoesNot()
     {
         using var recorder = new Recorder("i:*");
         Assert.Equal("hi x|hi y|hi z", shapes.Call("ThroughInterface"));
-        Hit entry = Assert.Single(recorder.Of("i:Greet"), h => h.Point == ProbePoint.Entry);
-        Assert.Equal("z", entry.Args[0]);
+        Assert.Equal(["x", "z"], recorder.Of("i:Greet").Where(h => h.Point == ProbePoint.Entry).Select(h => h.Args[0]));
     }
 
     [Fact]

@@ -131,16 +131,40 @@ public class DiagnosticTests
     }
 
     [Fact]
-    public void PG0006_OverloadsNeedTheirOwnNames()
+    public void PG0006_AnExplicitDuplicateName()
     {
         var d = Single("""
             class C
             {
-                [Probe] public int Add(int a, int b) => a + b;
-                [Probe] public double Add(double a, double b) => a + b;
+                [Probe("add")] public int Add(int a, int b) => a + b;
+                [Probe("add")] public double Add(double a, double b) => a + b;
             }
             """, "PG0006");
         Assert.Contains("[Probe(\"name\")]", d.GetMessage());
+    }
+
+    [Fact]
+    public void OverloadsGetDistinctDefaultNamesAndGenericProvidersAreValid()
+    {
+        var (output, diagnostics, _) = Harness.Run("Diag", """
+            using ProbeGen;
+            namespace N;
+            public class C
+            {
+                [Probe] public int Add(int a, int b) => a + b;
+                [Probe] public double Add(double a, double b) => a + b;
+                [Probe] public bool Add(string s, out int v) { v = 0; return true; }
+                [Probe] public int Sub(int a) => a;
+            }
+            public class Pair<TKey, TValue>
+            {
+                [Probe] public TKey First(TKey k, TValue v) => k;
+            }
+            """);
+        Assert.Empty(diagnostics);
+        string all = string.Join("\n", output.SyntaxTrees.Select(t => t.ToString()));
+        foreach (string id in new[] { "\"Add(int,int)\"", "\"Add(double,double)\"", "\"Add(string,int&)\"", "\"Sub\"", "\"N.Pair<TKey,TValue>\"" })
+            Assert.Contains(id, all);
     }
 
     [Theory]

@@ -168,7 +168,8 @@ internal static class ShapesSource
                 int after = counter.Increment(3);
                 int peek = counter.Peek();
                 Calc derived = new Derived();
-                return [after, counter.Value, peek, 4.Twice(), Ext.Twice(5), derived.Virt()];
+                Calc plain = new Calc();
+                return [after, counter.Value, peek, 4.Twice(), Ext.Twice(5), derived.Virt(), plain.Virt()];
             }
 
             public static string ThroughInterface()

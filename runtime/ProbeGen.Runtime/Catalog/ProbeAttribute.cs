@@ -39,3 +39,13 @@ public sealed class ProbeProviderAttribute : Attribute
     /// <summary>The provider name.</summary>
     public string Name { get; }
 }
+
+/// <summary>
+/// Marks the generated body of a static probe, so that other assemblies' generators see in
+/// metadata that its calls need no interceptor. Applied by generated code only.
+/// </summary>
+[System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+[AttributeUsage(AttributeTargets.Method, AllowMultiple = false, Inherited = false)]
+public sealed class GeneratedStaticProbeAttribute : Attribute
+{
+}

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Diagnostics.CodeAnalysis;
 
 namespace ProbeGen;
 
@@ -105,6 +106,30 @@ public sealed class ProbeDescriptor
     /// <summary>The assembly that registered the probe; set by <see cref="ProbeCatalog.Register"/>.</summary>
     public string? Assembly { get; internal set; }
 
+    /// <summary>
+    /// For a method probe, the probed method's documentation-comment id (<c>M:Ns.Type.Method(System.Int32)</c>).
+    /// Interceptors compiled into other assemblies find the one site of the probe by it, through
+    /// <see cref="MethodProbeSite{TArgs, TResult}.Resolve"/>.
+    /// </summary>
+    public string? MethodKey { get; init; }
+
+    /// <summary>
+    /// For a method probe, the type that declares the probed method (a generic type's definition).
+    /// Interface and virtual call sites use it to tell whether a receiver's call reaches the probed method.
+    /// </summary>
+    [DynamicallyAccessedMembers(ProbeDispatch.NeededMembers)]
+    public Type? DeclaringType { get; init; }
+
+    /// <summary>For a method probe, the metadata name of the probed method (an explicit implementation's includes its interface).</summary>
+    public string? MethodName { get; init; }
+
+    /// <summary>
+    /// For a method probe, the call sites that interceptors reach, per calling assembly, as loaded
+    /// so far: an assembly registers its call sites when its module initializer runs. Empty when no
+    /// loaded code can fire the probe.
+    /// </summary>
+    public IReadOnlyList<ProbeCallSites> CallSites => ProbeCatalog.CallSitesOf(this);
+
     /// <summary>The index of the parameter called <paramref name="name"/>, or -1.</summary>
     public int IndexOfParameter(string name)
     {
@@ -131,3 +156,8 @@ internal static class ProbeIds
         }
     }
 }
+
+/// <summary>How many call sites of a method probe one assembly's interceptors reach.</summary>
+/// <param name="Assembly">The calling assembly's simple name.</param>
+/// <param name="Count">Its intercepted call sites of the probe.</param>
+public sealed record ProbeCallSites(string Assembly, int Count);

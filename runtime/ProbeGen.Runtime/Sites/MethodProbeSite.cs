@@ -36,6 +36,20 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
             throw new ArgumentException($"The probe '{descriptor.Id}' is a {descriptor.Kind} probe; a MethodProbeSite needs a method one.", nameof(descriptor));
     }
 
+    /// <summary>
+    /// The one site of a method probe declared in another assembly, for interceptors compiled into
+    /// a calling assembly: hits from every assembly reach the same consumers. When the site cannot
+    /// be found (an assembly built by an older generator, or a different signature), returns a
+    /// site that nothing registers, so the program runs on and the call simply never fires.
+    /// </summary>
+    /// <param name="requestingAssembly">The calling assembly, which references the declaring one.</param>
+    /// <param name="assemblyName">The declaring assembly's simple name.</param>
+    /// <param name="methodKey">The probed method's documentation-comment id.</param>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public static MethodProbeSite<TArgs, TResult> Resolve(System.Reflection.Assembly requestingAssembly, string assemblyName, string methodKey) =>
+        ProbeCatalog.FindMethod(assemblyName, methodKey, requestingAssembly) as MethodProbeSite<TArgs, TResult>
+        ?? new MethodProbeSite<TArgs, TResult>(new ProbeDescriptor("unresolved", assemblyName, ProbeKind.Method, []) { MethodKey = methodKey });
+
     /// <summary>True while a consumer is attached: one load and one branch, inlined at the call site.</summary>
     public bool IsEnabled
     {

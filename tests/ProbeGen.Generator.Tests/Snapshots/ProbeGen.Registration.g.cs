@@ -9,6 +9,31 @@ namespace ProbeGen.Generated
         [global::System.Runtime.CompilerServices.ModuleInitializer]
         internal static void Register()
         {
+            global::ProbeGen.ProbeCatalog.RegisterCallSites(typeof(ProbeSites_Shapes).Assembly, new global::ProbeGen.InterceptedCalls[]
+            {
+                new("Shapes", "M:Shapes.Box`1.Get", 2),
+                new("Shapes", "M:Shapes.Box`1.Map``1(System.Func{`0,``0})", 1),
+                new("Shapes", "M:Shapes.Calc.Add(System.Double,System.Double)", 1),
+                new("Shapes", "M:Shapes.Calc.Add(System.Int32,System.Int32)", 1),
+                new("Shapes", "M:Shapes.Calc.Concat(System.String,System.String,System.String[])", 2),
+                new("Shapes", "M:Shapes.Calc.Echo``1(``0)", 2),
+                new("Shapes", "M:Shapes.Calc.Fail(System.Int32)", 1),
+                new("Shapes", "M:Shapes.Calc.FailLaterAsync", 1),
+                new("Shapes", "M:Shapes.Calc.FailNow(System.Int32)", 1),
+                new("Shapes", "M:Shapes.Calc.FastValue(System.Int32)", 1),
+                new("Shapes", "M:Shapes.Calc.Nothing(System.Int32)", 1),
+                new("Shapes", "M:Shapes.Calc.PlainTask", 1),
+                new("Shapes", "M:Shapes.Calc.PlainValueTask", 1),
+                new("Shapes", "M:Shapes.Calc.SlowAsync(System.Int32)", 1),
+                new("Shapes", "M:Shapes.Calc.SlowValue(System.Int32)", 1),
+                new("Shapes", "M:Shapes.Calc.TryParse(System.String,System.Int32@,System.Int32@,System.Int32@)", 1),
+                new("Shapes", "M:Shapes.Calc.Virt", 2),
+                new("Shapes", "M:Shapes.Counter.Increment(System.Int32)", 2),
+                new("Shapes", "M:Shapes.Counter.Peek", 1),
+                new("Shapes", "M:Shapes.Ext.Twice(System.Int32)", 2),
+                new("Shapes", "M:Shapes.Greeter.Greet(System.String)", 2),
+                new("Shapes", "M:Shapes.Outer.Inner.Twice(System.Int32)", 1),
+            });
             global::ProbeGen.ProbeCatalog.Register(typeof(ProbeSites_Shapes).Assembly, new global::ProbeGen.ProbeSite[]
             {
                 P_ext_Twice_342050357,

@@ -9,6 +9,9 @@ internal sealed class KnownSymbols
     {
         ProbeHandlerAttribute = c.GetTypeByMetadataName("ProbeGen.ProbeHandlerAttribute");
         ProbeAttribute = c.GetTypeByMetadataName("ProbeGen.ProbeAttribute");
+        GeneratedStaticProbeAttribute = c.GetTypeByMetadataName("ProbeGen.GeneratedStaticProbeAttribute");
+        IDisposable = c.GetSpecialType(SpecialType.System_IDisposable);
+        IAsyncDisposable = c.GetTypeByMetadataName("System.IAsyncDisposable");
         ProbeAttachment = c.GetTypeByMetadataName("ProbeGen.ProbeAttachment");
         ProbeCounter = c.GetTypeByMetadataName("ProbeGen.ProbeCounter");
         ProbeHistogram = c.GetTypeByMetadataName("ProbeGen.ProbeHistogram");
@@ -26,6 +29,9 @@ internal sealed class KnownSymbols
 
     public INamedTypeSymbol? ProbeHandlerAttribute { get; }
     public INamedTypeSymbol? ProbeAttribute { get; }
+    public INamedTypeSymbol? GeneratedStaticProbeAttribute { get; }
+    public INamedTypeSymbol? IDisposable { get; }
+    public INamedTypeSymbol? IAsyncDisposable { get; }
     public INamedTypeSymbol? ProbeAttachment { get; }
     public INamedTypeSymbol? ProbeCounter { get; }
     public INamedTypeSymbol? ProbeHistogram { get; }

@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Collections.Immutable;
+using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Diagnostics;
 using Microsoft.CodeAnalysis.Operations;
@@ -31,8 +32,11 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
             start.RegisterOperationAction(op => AnalyzeDiscard(op, known), OperationKind.ExpressionStatement, OperationKind.SimpleAssignment);
             start.RegisterOperationAction(op => AnalyzeUnusedLocal(op, known), OperationKind.VariableDeclarator);
             start.RegisterOperationAction(op => AnalyzeGuard(op, known), OperationKind.Invocation);
-            start.RegisterOperationAction(op => AnalyzeMethodReference(op, known), OperationKind.MethodReference);
-            start.RegisterOperationAction(op => AnalyzeProbeCall(op, known), OperationKind.Invocation);
+            // Built on first use, once per compilation: most compilations never ask.
+            var index = new System.Lazy<ProbeIndex>(() => new ProbeIndex(start.Compilation, known));
+            start.RegisterOperationAction(op => AnalyzeMethodReference(op, index), OperationKind.MethodReference);
+            start.RegisterOperationAction(op => AnalyzeProbeCall(op, known, index), OperationKind.Invocation);
+            start.RegisterOperationAction(op => AnalyzeUsing(op, known, index), OperationKind.Using, OperationKind.UsingDeclaration);
         });
     }
 
@@ -104,70 +108,82 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
         return false;
     }
 
-    private static void AnalyzeMethodReference(OperationAnalysisContext context, KnownSymbols known)
+    private static void AnalyzeMethodReference(OperationAnalysisContext context, System.Lazy<ProbeIndex> index)
     {
         var reference = (IMethodReferenceOperation)context.Operation;
-        IMethodSymbol method = reference.Method.OriginalDefinition;
-        if (IsMethodProbe(method, known))
-            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, reference.Syntax.GetLocation(), method.Name,
-                "a method group or delegate conversion calls the method directly", "call it in a lambda instead: x => obj.Method(x)"));
+        if (index.Value.Reachable(reference.Method, reference.Method.IsStatic ? null : reference.Instance?.Type) is not { } probe)
+            return;
+        context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, reference.Syntax.GetLocation(), probe.Name,
+            "a method group or delegate conversion calls the method with no call site to intercept",
+            "pass a lambda instead, '(x) => service.Method(x)': a framework that calls the delegate (MapGet, an event, a callback) then calls through it"));
     }
 
-    private static void AnalyzeProbeCall(OperationAnalysisContext context, KnownSymbols known)
+    private static void AnalyzeProbeCall(OperationAnalysisContext context, KnownSymbols known, System.Lazy<ProbeIndex> index)
     {
         var invocation = (IInvocationOperation)context.Operation;
-        IMethodSymbol target = invocation.TargetMethod.OriginalDefinition;
-
-        if (IsMethodProbe(target, known))
-        {
-            if (invocation.Instance is IInstanceReferenceOperation { ReferenceKind: InstanceReferenceKind.ContainingTypeInstance } && invocation.Syntax is Microsoft.CodeAnalysis.CSharp.Syntax.InvocationExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.MemberAccessExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.BaseExpressionSyntax } })
-                context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), target.Name,
-                    "a base call is not intercepted", "probe the override, or call the method through a regular reference"));
-            else if (InExpressionTree(invocation, known))
-                context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), target.Name,
-                    "a call inside an expression tree is data, not a call", "compile the expression, or call the method outside it"));
+        IMethodSymbol target = invocation.TargetMethod;
+        bool isProbe = ProbeIndex.IsMethodProbe(target.OriginalDefinition, known);
+        bool dispatches = !target.IsStatic && (target.IsVirtual || target.IsAbstract || target.IsOverride || target.ContainingType.TypeKind == TypeKind.Interface);
+        if (!isProbe && !dispatches)
             return;
-        }
+        ITypeSymbol? receiver = target.IsStatic ? null : invocation.Instance?.Type;
+        if (index.Value.Reachable(target, receiver) is not { } probe)
+            return;
 
-        // A call through an interface or an abstract or virtual base whose implementation here is a method probe.
-        if (target.IsAbstract || target.IsVirtual || target.ContainingType.TypeKind == TypeKind.Interface)
+        if (invocation.Syntax is Microsoft.CodeAnalysis.CSharp.Syntax.InvocationExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.MemberAccessExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.BaseExpressionSyntax } })
+            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), probe.Name,
+                "a base call is not intercepted", "probe the override, or move the shared work into a probed method that both call"));
+        else if (InExpressionTree(invocation, known))
+            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), probe.Name,
+                "a call inside an expression tree is data, not a call", "compile the expression, or call the method outside it"));
+        else if (dispatches && receiver is ITypeParameterSymbol typeParameter
+            && !typeParameter.HasReferenceTypeConstraint && !typeParameter.ConstraintTypes.Any(t => t.TypeKind == TypeKind.Class))
+            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), probe.Name,
+                $"the call is on the type parameter '{typeParameter.Name}', which may be a struct that an interceptor would copy",
+                $"constrain '{typeParameter.Name}' to 'class', or call through the interface"));
+    }
+
+    /// <summary>A using statement or declaration calls Dispose with no call site: a probed Dispose it reaches never fires.</summary>
+    private static void AnalyzeUsing(OperationAnalysisContext context, KnownSymbols known, System.Lazy<ProbeIndex> index)
+    {
+        IEnumerable<IOperation> resources = context.Operation switch
         {
-            foreach (IMethodSymbol implementation in ImplementationsInCompilation(target, context.Compilation))
+            IUsingOperation { Resources: var r } => new[] { r },
+            IUsingDeclarationOperation { DeclarationGroup: var g } => new[] { (IOperation)g },
+            _ => System.Array.Empty<IOperation>(),
+        };
+        bool isAsync = context.Operation is IUsingOperation { IsAsynchronous: true } or IUsingDeclarationOperation { IsAsynchronous: true };
+        INamedTypeSymbol? disposable = isAsync ? known.IAsyncDisposable : known.IDisposable;
+        if (disposable?.GetMembers(isAsync ? "DisposeAsync" : "Dispose").OfType<IMethodSymbol>().FirstOrDefault() is not { } dispose)
+            return;
+        foreach (IOperation resource in resources)
+            foreach ((ITypeSymbol type, SyntaxNode at) in ResourceTypes(resource))
             {
-                if (!IsMethodProbe(implementation, known))
+                IMethodSymbol? probe = type.FindImplementationForInterfaceMember(dispose) is IMethodSymbol implementation && ProbeIndex.IsMethodProbe(implementation.OriginalDefinition, known)
+                    ? implementation
+                    : index.Value.Reachable(dispose, type);
+                if (probe is null)
                     continue;
-                context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), implementation.Name,
-                    $"the call goes through '{target.ContainingType.Name}.{target.Name}', and only calls of the probed method itself are intercepted",
-                    $"call it on a {implementation.ContainingType.Name} reference, or put the probe on a method that the call reaches directly"));
+                context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, at.GetLocation(), probe.Name,
+                    $"a 'using' calls {dispose.Name} with no call site to intercept",
+                    $"call {dispose.Name}() yourself in a finally block to make it fire"));
                 return;
             }
-        }
     }
 
-    private static IEnumerable<IMethodSymbol> ImplementationsInCompilation(IMethodSymbol target, Compilation compilation)
+    private static IEnumerable<(ITypeSymbol Type, SyntaxNode At)> ResourceTypes(IOperation resource)
     {
-        if (target.ContainingType.TypeKind != TypeKind.Interface)
-            yield break;
-        // Only types of this compilation can hold a probe the generator intercepts.
-        var stack = new Stack<INamespaceOrTypeSymbol>();
-        stack.Push(compilation.Assembly.GlobalNamespace);
-        while (stack.Count > 0)
+        if (resource is IVariableDeclarationGroupOperation group)
         {
-            INamespaceOrTypeSymbol current = stack.Pop();
-            foreach (ISymbol member in current.GetMembers())
-            {
-                if (member is INamespaceOrTypeSymbol nested)
-                    stack.Push(nested);
-                if (member is INamedTypeSymbol type && type.AllInterfaces.Contains(target.ContainingType, SymbolEqualityComparer.Default)
-                    && type.FindImplementationForInterfaceMember(target) is IMethodSymbol implementation)
-                    yield return implementation;
-            }
+            foreach (IVariableDeclarationOperation declaration in group.Declarations)
+                foreach (IVariableDeclaratorOperation declarator in declaration.Declarators)
+                    yield return (declarator.Symbol.Type, declarator.Initializer?.Value.Syntax ?? declarator.Syntax);
+            yield break;
         }
+        IOperation value = resource is IConversionOperation { IsImplicit: true } conversion ? conversion.Operand : resource;
+        if (value.Type is { } type)
+            yield return (type, value.Syntax);
     }
-
-    private static bool IsMethodProbe(IMethodSymbol method, KnownSymbols known) =>
-        !method.IsPartialDefinition && method.PartialDefinitionPart is null && known.HasAttribute(method, known.ProbeAttribute)
-        && method.DeclaringSyntaxReferences.Length > 0;
 
     private static bool InExpressionTree(IOperation operation, KnownSymbols known)
     {

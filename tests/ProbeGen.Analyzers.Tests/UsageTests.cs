@@ -70,14 +70,39 @@ public class UsageTests
         {
             public override int Refund(int amount) => {|PG1008:base.Refund(amount)|};
         }
+        sealed class Handle : System.IDisposable { [Probe] public void Dispose() { } }
         class Caller
         {
             void M(IPayments viaInterface, Payments direct)
             {
-                {|PG1008:viaInterface.Charge(1)|};
+                viaInterface.Charge(1);
                 Func<int, int> f = {|PG1008:direct.Charge|};
+                Func<int, int> g = {|PG1008:viaInterface.Charge|};
                 System.Linq.Expressions.Expression<Func<int>> e = () => {|PG1008:direct.Charge(2)|};
                 direct.Charge(3);
+                using ({|PG1008:new Handle()|}) { }
+                using var h = {|PG1008:new Handle()|};
+                System.IDisposable d = new Handle();
+                d.Dispose();
+            }
+            int Generic<T>(T payments) where T : IPayments => {|PG1008:payments.Charge(4)|};
+            int GenericClass<T>(T payments) where T : class, IPayments => payments.Charge(5);
+        }
+        """);
+
+    [Fact]
+    public Task PG1008_PopularMembersOfUnrelatedTypesAreNotReported() => V.Analyze("""
+        using System.Collections.Generic;
+        sealed class Handle : System.IDisposable { [Probe] public void Dispose() { } }
+        class Caller
+        {
+            void M(List<int> list, System.IO.Stream stream)
+            {
+                using (IEnumerator<int> e = list.GetEnumerator()) { e.MoveNext(); }
+                using var s = stream;
+                foreach (int x in list) { }
+                Func<string> f = list.ToString;
+                stream.Dispose();
             }
         }
         """);

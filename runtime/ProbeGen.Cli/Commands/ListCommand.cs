@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.CommandLine;
 using System.IO;
+using System.Linq;
 using System.Text.Json;
 using System.Threading;
 using ProbeGen.Cli.Target;
@@ -53,18 +54,48 @@ internal static class ListCommand
                     ["assembly"] = p["Assembly"],
                     ["consumers"] = p["Consumers"],
                     ["state"] = (int)p.Number("Consumers") > 0 ? "enabled" : "disabled",
+                    ["call_sites"] = p["Kind"] is "method" ? CallSites(p) : null,
                 }));
             }
             return ExitCode.Ok;
         }
-        output.WriteLine($"{"PROBE",-32} {"KIND",-7} {"STATE",-9} SIGNATURE");
+        var coverage = new List<string>();
+        int unreachable = 0;
         foreach (TargetEvent p in probes)
         {
+            if (p["Kind"] is not "method")
+            {
+                coverage.Add("-");
+                continue;
+            }
+            Dictionary<string, int> sites = CallSites(p);
+            if (sites.Count == 0)
+                unreachable++;
+            coverage.Add(sites.Count == 0 ? "none yet" : string.Join(", ", sites.Select(s => $"{s.Key} {s.Value}")));
+        }
+        int idWidth = Math.Max(5, probes.Count == 0 ? 0 : probes.Max(p => p["Id"]?.ToString()?.Length ?? 0));
+        int sitesWidth = Math.Max(10, coverage.Count == 0 ? 0 : coverage.Max(c => c.Length));
+        output.WriteLine($"{"PROBE".PadRight(idWidth)} {"KIND",-7} {"STATE",-9} {"CALL SITES".PadRight(sitesWidth)} SIGNATURE");
+        for (int i = 0; i < probes.Count; i++)
+        {
+            TargetEvent p = probes[i];
             int consumers = (int)p.Number("Consumers");
             string returns = p["ReturnType"] is string { Length: > 0 } r ? " -> " + r : "";
-            output.WriteLine($"{p["Id"],-32} {p["Kind"],-7} {(consumers > 0 ? $"on ({consumers})" : "off"),-9} ({p["Parameters"]}){returns}");
+            output.WriteLine($"{(p["Id"]?.ToString() ?? "").PadRight(idWidth)} {p["Kind"],-7} {(consumers > 0 ? $"on ({consumers})" : "off"),-9} {coverage[i].PadRight(sitesWidth)} ({p["Parameters"]}){returns}");
         }
         output.WriteLine($"{probes.Count} probe(s) in process {target.Pid}");
+        if (unreachable > 0)
+            output.WriteLine($"{unreachable} method probe(s) have no intercepted call site in the code loaded so far: nothing can fire them yet " +
+                "(a framework may call them through reflection or a delegate; see the README's limits)");
         return ExitCode.Ok;
+    }
+
+    /// <summary>Intercepted call sites per calling assembly, from the list reply (none from a target that predates the field).</summary>
+    private static Dictionary<string, int> CallSites(TargetEvent probe)
+    {
+        var result = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (ProbeCallSites c in ControlProtocol.DecodeCallSites(probe["CallSites"] as string))
+            result[c.Assembly] = c.Count;
+        return result;
     }
 }

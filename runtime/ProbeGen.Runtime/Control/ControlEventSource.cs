@@ -56,8 +56,8 @@ internal sealed class SessionEventSource : EventSource
     public void Error(string Code, string Message) => WriteEvent(ControlProtocol.ErrorEvent, Code, Message);
 
     [Event(ControlProtocol.ProbeEvent, Level = EventLevel.Informational)]
-    public void Probe(string Id, string Kind, string Parameters, string ReturnType, string File, int Line, string Assembly, int Consumers) =>
-        WriteEvent(ControlProtocol.ProbeEvent, Id, Kind, Parameters, ReturnType, File, Line, Assembly, Consumers);
+    public void Probe(string Id, string Kind, string Parameters, string ReturnType, string File, int Line, string Assembly, int Consumers, string CallSites) =>
+        WriteEvent(ControlProtocol.ProbeEvent, Id, Kind, Parameters, ReturnType, File, Line, Assembly, Consumers, CallSites);
 
     [Event(ControlProtocol.ListEndEvent, Level = EventLevel.Informational)]
     public void ListEnd(int Count) => WriteEvent(ControlProtocol.ListEndEvent, Count);

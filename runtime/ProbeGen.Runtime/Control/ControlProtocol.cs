@@ -52,6 +52,31 @@ public static class ControlProtocol
         return true;
     }
 
+    /// <summary>
+    /// A method probe's intercepted call sites, as the list reply's <c>CallSites</c> field carries
+    /// them: <c>assembly count</c> pairs, one per line; empty when no loaded code can fire it.
+    /// </summary>
+    public static string EncodeCallSites(System.Collections.Generic.IReadOnlyList<ProbeCallSites> callSites)
+    {
+        var text = new StringBuilder();
+        foreach (ProbeCallSites c in callSites)
+            text.Append(text.Length == 0 ? "" : "\n").Append(c.Assembly).Append(' ').Append(c.Count);
+        return text.ToString();
+    }
+
+    /// <summary>Decodes <see cref="EncodeCallSites"/>; pairs that do not parse are skipped.</summary>
+    public static System.Collections.Generic.List<ProbeCallSites> DecodeCallSites(string? text)
+    {
+        var result = new System.Collections.Generic.List<ProbeCallSites>();
+        foreach (string line in (text ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int space = line.LastIndexOf(' ');
+            if (space > 0 && int.TryParse(line.AsSpan(space + 1), out int count) && count >= 0)
+                result.Add(new ProbeCallSites(line[..space], count));
+        }
+        return result;
+    }
+
     /// <summary>Encodes a value that may hold any text.</summary>
     public static string Encode(string text) =>
         Convert.ToBase64String(Encoding.UTF8.GetBytes(text)).TrimEnd('=').Replace('+', '-').Replace('/', '_');

@@ -116,7 +116,7 @@ internal sealed class ControlSession
             foreach (ProbeParameter p in d.Parameters)
                 parameters.Append(parameters.Length == 0 ? "" : ", ").Append(p.Type).Append(' ').Append(p.Name);
             source.Probe(d.Id, d.Kind == ProbeKind.Static ? "static" : "method", parameters.ToString(), d.ReturnType ?? "",
-                d.File ?? "", d.Line, d.Assembly ?? "", site.ConsumerCount);
+                d.File ?? "", d.Line, d.Assembly ?? "", site.ConsumerCount, d.Kind == ProbeKind.Static ? "" : ControlProtocol.EncodeCallSites(d.CallSites));
             count++;
         }
         source.ListEnd(count);

@@ -119,6 +119,27 @@ internal static class Emitter
             scopes.Pop().Dispose();
     }
 
+    /// <summary>A body for a rejected static probe: it throws, since the build already failed with the reason.</summary>
+    public static string EmitStub(StaticProbeStub stub)
+    {
+        var w = new SourceWriter();
+        w.Line(Header).Line("#nullable enable").Line(Pragmas).Line();
+        var scopes = new Stack<System.IDisposable>();
+        if (stub.Namespace.Length > 0)
+            scopes.Push(w.Block($"namespace {stub.Namespace}"));
+        foreach (ContainingTypeSpec type in stub.ContainingTypes)
+            scopes.Push(w.Block($"partial {type.Keyword} {type.Name}"));
+        MethodShape m = stub.Method;
+        string typeParameters = m.MethodTypeArguments.Count == 0 ? "" : "<" + string.Join(", ", m.MethodTypeArguments) + ">";
+        w.Line($"{stub.Modifiers} {m.ReturnType} {m.MethodName}{typeParameters}({string.Join(", ", m.Parameters.Select(p => p.Declaration))})");
+        foreach (TypeParameterSpec tp in m.TypeParameters.Where(t => t.Constraints.Length > 0 && m.MethodTypeArguments.Contains(t.Name)))
+            w.Line("    " + tp.Constraints);
+        w.Line("    => throw new global::System.NotSupportedException(\"this static probe was rejected by the ProbeGen generator\");");
+        while (scopes.Count > 0)
+            scopes.Pop().Dispose();
+        return w.ToString();
+    }
+
     /// <summary>One file of interceptors.</summary>
     public static string EmitInterceptors(string sitesClass, InterceptorFile file)
     {

@@ -55,7 +55,7 @@ internal sealed record ParameterSpec(string Name, string DeclaredName, string Ty
 
 /// <summary>A type that contains a probe, as its partial declaration must be written. Equatable.</summary>
 /// <param name="Keyword">"class", "struct", "record", "record struct" or "interface".</param>
-/// <param name="Name">The type's name.</param>
+/// <param name="Name">The type's name, with its type parameter list when it has one (<c>Box&lt;T&gt;</c>).</param>
 internal sealed record ContainingTypeSpec(string Keyword, string Name);
 
 /// <summary>A type parameter of an interceptor, with its constraints and attributes. Equatable.</summary>
@@ -204,8 +204,14 @@ internal sealed record DiagnosticInfo(DiagnosticDescriptor Descriptor, LocationI
 /// <summary>A string that <see cref="EquatableArray{T}"/> can hold.</summary>
 internal readonly record struct StringValue(string Value);
 
-/// <summary>What parsing one [Probe] method produced: a spec, diagnostics, or both.</summary>
-internal sealed record ParseResult(ProbeSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);
+/// <summary>What parsing one [Probe] method produced: a spec, or diagnostics and, for a static probe, a stub body.</summary>
+internal sealed record ParseResult(ProbeSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics, StaticProbeStub? Stub = null);
+
+/// <summary>
+/// A body for a static probe the generator rejected, so the compiler reports only the generator's
+/// error and not also its own for a partial method without an implementation. Equatable.
+/// </summary>
+internal sealed record StaticProbeStub(string HintName, string Namespace, EquatableArray<ContainingTypeSpec> ContainingTypes, string Modifiers, MethodShape Method);
 
 /// <summary>Where an interceptor applies: one call, as <c>InterceptsLocation</c> names it. Equatable.</summary>
 internal sealed record CallLocation(int Version, string Data, string Display);

@@ -98,7 +98,15 @@ internal static class Parser
         }
 
         ProbeSpec? spec = Describe(method, context.Attributes[0], known, location, diagnostics, cancellationToken);
-        return new ParseResult(diagnostics.Count == 0 ? spec : null, diagnostics.ToEquatableArray());
+        if (diagnostics.Count == 0)
+            return new ParseResult(spec, EquatableArray<DiagnosticInfo>.Empty);
+        StaticProbeStub? stub = isPartialDefinition && method.PartialImplementationPart is null
+            ? new StaticProbeStub(ProbeSpec.Sanitize(method.ContainingType.ToDisplayString()) + "." + ProbeSpec.Sanitize(method.Name) + "_" + (uint)ProbeSpec.StableHash(Key(method)) + ".Stub.g.cs",
+                method.ContainingNamespace.IsGlobalNamespace ? "" : method.ContainingNamespace.ToDisplayString(),
+                ContainingChain(method.ContainingType).Select(t => new ContainingTypeSpec(Keyword(t), TypeName(t))).ToEquatableArray(),
+                string.Join(" ", syntax.Modifiers.Select(m => m.Text)), Shape(method))
+            : null;
+        return new ParseResult(null, diagnostics.ToEquatableArray(), stub);
     }
 
     private static ParseResult Failed(DiagnosticInfo diagnostic) => new(null, new[] { diagnostic }.ToEquatableArray());
@@ -199,7 +207,7 @@ internal static class Parser
             MethodKey = Key(method),
             AssemblyName = method.ContainingAssembly.Name,
             Namespace = containing.ContainingNamespace.IsGlobalNamespace ? "" : containing.ContainingNamespace.ToDisplayString(),
-            ContainingTypes = ContainingChain(containing).Select(t => new ContainingTypeSpec(Keyword(t), t.Name)).ToEquatableArray(),
+            ContainingTypes = ContainingChain(containing).Select(t => new ContainingTypeSpec(Keyword(t), TypeName(t))).ToEquatableArray(),
             ContainingTypeKey = ProbeSpec.Sanitize(containing.ToDisplayString()),
             Modifiers = own && method.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is MethodDeclarationSyntax declaration
                 ? string.Join(" ", declaration.Modifiers.Select(m => m.Text)) : "",
@@ -518,6 +526,9 @@ internal static class Parser
         string ns = type.ContainingNamespace.IsGlobalNamespace ? "global::" : "global::" + type.ContainingNamespace.ToDisplayString() + ".";
         return ns + string.Join(".", ContainingChain(type).Select(t => t.Name + (t.Arity == 0 ? "" : "<" + new string(',', t.Arity - 1) + ">")));
     }
+
+    private static string TypeName(INamedTypeSymbol type) =>
+        type.TypeParameters.Length == 0 ? type.Name : type.Name + "<" + string.Join(", ", type.TypeParameters.Select(t => t.Name)) + ">";
 
     private static string Keyword(INamedTypeSymbol type) => type switch
     {

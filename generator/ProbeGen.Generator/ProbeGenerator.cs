@@ -36,6 +36,10 @@ public sealed class ProbeGenerator : IIncrementalGenerator
         context.RegisterSourceOutput(parsed.SelectMany(static (r, _) => r.Diagnostics),
             static (spc, diagnostic) => spc.ReportDiagnostic(diagnostic.ToDiagnostic()));
 
+        // A rejected static probe still gets a body, so its only error is the generator's.
+        context.RegisterSourceOutput(parsed.Where(static r => r.Stub is not null).Select(static (r, _) => r.Stub!),
+            static (spc, stub) => spc.AddSource(stub.HintName, Emitter.EmitStub(stub)));
+
         // All valid specs, with duplicate ids removed (and reported).
         IncrementalValueProvider<(ImmutableArray<ProbeSpec> Unique, ImmutableArray<DiagnosticInfo> Diagnostics)> probes = parsed
             .Where(static r => r.Spec is not null)

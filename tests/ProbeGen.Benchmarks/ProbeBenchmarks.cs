@@ -20,14 +20,49 @@ internal static partial class BenchProbes
         (StaticProbeSite<ProbeArgs<int, decimal, string>>)ProbeCatalog.Find("bench:placed_enabled")!;
 }
 
-/// <summary>A method probe and its unprobed twin.</summary>
+/// <summary>
+/// The pricing methods as an interface, so calls can reach them by interface dispatch. Calls of
+/// <see cref="Price"/> and <see cref="PriceEnabled"/> through it are intercepted (they reach the
+/// method probes of <see cref="Pricing"/>); calls of <see cref="PriceDirect"/> are not.
+/// </summary>
+public interface IPricing
+{
+    int Price(int units);
+
+    int PriceDirect(int units);
+
+    int PriceEnabled(int units);
+}
+
+/// <summary>A method probe and its unprobed twin, and a probe for the enabled benchmarks.</summary>
 [ProbeProvider("bench")]
-public class Pricing
+public class Pricing : IPricing
 {
     [Probe("price")]
     public int Price(int units) => units * 3 + 1;
 
     public int PriceDirect(int units) => units * 3 + 1;
+
+    /// <summary>The same body again, under a probe of its own: the enabled benchmarks attach to it, so "price" stays disabled.</summary>
+    [Probe("price_enabled")]
+    public int PriceEnabled(int units) => units * 3 + 1;
+
+    /// <summary>The generated site of <see cref="PriceEnabled"/>, for a typed attach.</summary>
+    public static MethodProbeSite<ProbeArgs<int>, int> PriceEnabledSite =>
+        (MethodProbeSite<ProbeArgs<int>, int>)ProbeCatalog.Find("bench:price_enabled")!;
+}
+
+/// <summary>
+/// A second implementation of <see cref="IPricing"/> with the same bodies and no probes. With it the
+/// interface call sites see two receiver types, so the JIT cannot turn them into a direct call.
+/// </summary>
+public sealed class FlatPricing : IPricing
+{
+    public int Price(int units) => units * 3 + 1;
+
+    public int PriceDirect(int units) => units * 3 + 1;
+
+    public int PriceEnabled(int units) => units * 3 + 1;
 }
 
 /// <summary>A disabled method probe (an intercepted call) against a direct call of the same method body.</summary>
@@ -53,6 +88,86 @@ public class MethodProbeBenchmarks
         Pricing pricing = _pricing;
         for (int i = 0; i < Calls; i++)
             sum += pricing.Price(i);
+        return sum;
+    }
+}
+
+/// <summary>
+/// A disabled method probe called through an interface (an intercepted interface call) against a
+/// plain interface call of the unprobed twin. Both loops take their receiver from the same array
+/// of two types, alternating, so both call sites are polymorphic: neither call can be devirtualized,
+/// and the only difference is the probe's disabled check in front of the same interface call.
+/// </summary>
+public class InterfaceProbeBenchmarks
+{
+    private const int Calls = 1024;
+    private readonly IPricing[] _receivers = [new Pricing(), new FlatPricing()];
+
+    [Benchmark(OperationsPerInvoke = Calls, Baseline = true)]
+    public long InterfaceCall()
+    {
+        long sum = 0;
+        IPricing[] receivers = _receivers;
+        for (int i = 0; i < Calls; i++)
+            sum += receivers[i & 1].PriceDirect(i);
+        return sum;
+    }
+
+    [Benchmark(OperationsPerInvoke = Calls)]
+    public long DisabledInterfaceProbe()
+    {
+        long sum = 0;
+        IPricing[] receivers = _receivers;
+        for (int i = 0; i < Calls; i++)
+            sum += receivers[i & 1].Price(i);
+        return sum;
+    }
+}
+
+/// <summary>
+/// An enabled method probe with one typed consumer (entry and return handlers), called through the
+/// interface against the same probe called on a class-typed receiver. The receiver is always exactly
+/// <see cref="Pricing"/>, so every call fires in both; the interface path adds its receiver type test
+/// (and the interface call, which the JIT may guard-devirtualize since the receiver never changes).
+/// </summary>
+[MemoryDiagnoser]
+public class EnabledMethodProbeBenchmarks
+{
+    private const int Calls = 1024;
+    private readonly Pricing _pricing = new();
+    private IPricing _viaInterface = null!;
+    private ProbeAttachment? _attachment;
+    private long _sum;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _viaInterface = _pricing;
+        _attachment = Probes.Attach(Pricing.PriceEnabledSite,
+            (in ProbeArgs<int> a) => _sum += a.Arg1,
+            (in ProbeArgs<int> a, in ProbeReturn<int> r) => _sum += r.Value);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _attachment?.Dispose();
+
+    [Benchmark(OperationsPerInvoke = Calls, Baseline = true)]
+    public long EnabledDirectMethodProbe()
+    {
+        long sum = 0;
+        Pricing pricing = _pricing;
+        for (int i = 0; i < Calls; i++)
+            sum += pricing.PriceEnabled(i);
+        return sum;
+    }
+
+    [Benchmark(OperationsPerInvoke = Calls)]
+    public long EnabledInterfaceMethodProbe()
+    {
+        long sum = 0;
+        IPricing pricing = _viaInterface;
+        for (int i = 0; i < Calls; i++)
+            sum += pricing.PriceEnabled(i);
         return sum;
     }
 }

@@ -28,7 +28,8 @@ public static class Program
 {
     private static readonly Type[] AllSuites =
     [
-        typeof(DisabledProbeBenchmarks), typeof(MethodProbeBenchmarks), typeof(EnabledProbeBenchmarks), typeof(SrcuBenchmarks),
+        typeof(DisabledProbeBenchmarks), typeof(MethodProbeBenchmarks), typeof(InterfaceProbeBenchmarks), typeof(EnabledProbeBenchmarks),
+        typeof(EnabledMethodProbeBenchmarks), typeof(SrcuBenchmarks),
         typeof(RegistryLookupBenchmarks), typeof(SynchronizeBenchmarks),
     ];
 
@@ -75,6 +76,8 @@ public static class Program
         {
             Row.Compare("disabled_static_probe", measured["DisabledStaticProbe"], "EventSource.IsEnabled() check", measured["DisabledEventSourceCheck"], "<= 1.1x peer", max: 1.1),
             Row.Absolute("disabled_method_probe_over_direct_call", Over(measured["DisabledMethodProbe"], measured["DirectCall"]), "direct call (same body)", measured["DirectCall"], "<= 1 ns over the direct call", maxNs: 1),
+            Row.Absolute("disabled_interface_probe_over_interface_call", Over(measured["DisabledInterfaceProbe"], measured["InterfaceCall"]), "interface call (unprobed twin, 2 types)", measured["InterfaceCall"], "<= 1 ns over a plain interface call", maxNs: 1),
+            Row.Compare("enabled_interface_probe_over_enabled_direct", measured["EnabledInterfaceMethodProbe"], "same probe enabled, class-typed call", measured["EnabledDirectMethodProbe"], "<= 1.3x peer (the receiver type test)", max: 1.3),
             Row.Absolute("enabled_typed_hit", measured["EnabledTypedProbe"], "plain delegate call", measured["PlainDelegate"], "<= 5 ns, 0 B", maxNs: 5, requireNoAllocation: true),
             Row.Absolute("enabled_typed_hit_vs_diagnosticsource", measured["EnabledTypedProbe"], "DiagnosticSource.Write", measured["DiagnosticSourceWrite"], "<= 5 ns, 0 B", maxNs: 5, requireNoAllocation: true),
             Row.Absolute("enabled_typed_hit_vs_eventlistener", measured["EnabledTypedProbe"], "EventSource->EventListener", measured["EventSourceToEventListener"], "<= 5 ns, 0 B", maxNs: 5, requireNoAllocation: true),
@@ -140,10 +143,11 @@ public static class Program
     private static void Print(List<Row> rows)
     {
         Console.WriteLine();
-        Console.WriteLine($"{"row",-40} {"ours",12} {"peer",-42} {"peer ns",10} {"ratio",8}  {"target",-36} meets");
+        int width = Math.Max(40, rows.Max(r => r.Name.Length));
+        Console.WriteLine($"{"row".PadRight(width)} {"ours",12} {"peer",-42} {"peer ns",10} {"ratio",8}  {"target",-36} meets");
         foreach (Row r in rows)
         {
-            Console.WriteLine($"{r.Name,-40} {Ns(r.Ns),12} {r.Peer ?? "-",-42} {(r.PeerNs is { } p ? Ns(p) : "-"),10} {(r.Ratio is { } q ? q.ToString("F2") + "x" : "-"),8}  {r.Target,-36} {(r.Meets ? "yes" : "NO")}");
+            Console.WriteLine($"{r.Name.PadRight(width)} {Ns(r.Ns),12} {r.Peer ?? "-",-42} {(r.PeerNs is { } p ? Ns(p) : "-"),10} {(r.Ratio is { } q ? q.ToString("F2") + "x" : "-"),8}  {r.Target,-36} {(r.Meets ? "yes" : "NO")}");
         }
         static string Ns(double ns) => ns >= 10_000 ? $"{ns / 1000:F1} us" : $"{ns:F2} ns";
     }

@@ -180,14 +180,8 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
         Complete(in args, in none, startTimestamp, task.IsCompletedSuccessfully ? null : ExceptionOf(task));
     }
 
-    /// <summary>The exception an <c>await</c> of the task throws: the single inner exception, or a cancellation.</summary>
-    private static Exception ExceptionOf(Task task)
-    {
-        if (task.IsCanceled)
-            return new TaskCanceledException(task);
-        AggregateException all = task.Exception!;
-        return all.InnerExceptions.Count == 1 ? all.InnerExceptions[0] : all;
-    }
+    /// <summary>The exception an <c>await</c> of the task throws (the single inner exception, or a cancellation), read without observing it.</summary>
+    private static Exception ExceptionOf(Task task) => TaskFaults.Read(task);
 
     /// <summary>What a continuation needs to fire the return hit of an awaitable.</summary>
     private sealed class AsyncReturn(MethodProbeSite<TArgs, TResult> site, TArgs args, long startTimestamp)

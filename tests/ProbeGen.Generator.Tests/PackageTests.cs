@@ -1,6 +1,7 @@
 using System;
 using System.Diagnostics;
 using System.IO;
+using System.Linq;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -10,7 +11,45 @@ namespace ProbeGen.Generator.Tests;
 /// Packs the repository into a local feed and builds a fresh project that references only the
 /// ProbeGen package, exactly as a user would, then runs it.
 /// </summary>
-public class PackageTests(ITestOutputHelper output)
+/// <summary>The repository packed once into a local feed, and the packed probegen tool installed from it.</summary>
+public sealed class PackedFeed : IDisposable
+{
+    public PackedFeed()
+    {
+        string root = Harness.RepositoryRoot();
+        Work = Directory.CreateTempSubdirectory("probegen-pack-").FullName;
+        Feed = Path.Combine(Work, "feed");
+        Packages = Path.Combine(Work, "packages");
+        Version = "0.1.0-test" + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff");
+        Shell.Run(null, root, "dotnet", $"pack \"{Path.Combine(root, "runtime/ProbeGen.Runtime/ProbeGen.Runtime.csproj")}\" -c Release -o \"{Feed}\" -p:Version={Version}");
+        Shell.Run(null, root, "dotnet", $"pack \"{Path.Combine(root, "runtime/ProbeGen.Cli/ProbeGen.Cli.csproj")}\" -c Release -o \"{Feed}\" -p:Version={Version}");
+        string tools = Path.Combine(Work, "tools");
+        Shell.Run(null, Work, "dotnet", $"tool install --tool-path \"{tools}\" --add-source \"{Feed}\" ProbeGen.Cli --version {Version}", ("NUGET_PACKAGES", Packages));
+        Probegen = Path.Combine(tools, "probegen");
+        // Only the local feed: the package must bring everything it needs. The repository's
+        // Directory.Build.props and central versions stay out of the fresh projects.
+        File.WriteAllText(Path.Combine(Work, "nuget.config"), $"""
+            <configuration>
+              <packageSources>
+                <clear />
+                <add key="local" value="{Feed}" />
+              </packageSources>
+            </configuration>
+            """);
+        File.WriteAllText(Path.Combine(Work, "Directory.Build.props"), "<Project />");
+        File.WriteAllText(Path.Combine(Work, "Directory.Packages.props"), "<Project />");
+    }
+
+    public string Work { get; }
+    public string Feed { get; }
+    public string Packages { get; }
+    public string Version { get; }
+    public string Probegen { get; }
+
+    public void Dispose() => Directory.Delete(Work, recursive: true);
+}
+
+public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassFixture<PackedFeed>
 {
     private const string App = """
         using System;
@@ -49,78 +88,170 @@ public class PackageTests(ITestOutputHelper output)
     [Fact]
     public void AFreshProjectWithOnlyThePackageReferenceGetsWorkingProbes()
     {
-        string root = Harness.RepositoryRoot();
-        string work = Directory.CreateTempSubdirectory("probegen-pack-").FullName;
-        try
-        {
-            string feed = Path.Combine(work, "feed");
-            string version = "0.1.0-test" + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff");
-            Run(root, "dotnet", $"pack \"{Path.Combine(root, "runtime/ProbeGen.Runtime/ProbeGen.Runtime.csproj")}\" -c Release -o \"{feed}\" -p:Version={version}");
-            Assert.True(File.Exists(Path.Combine(feed, $"ProbeGen.{version}.nupkg")));
-            Run(root, "dotnet", $"pack \"{Path.Combine(root, "runtime/ProbeGen.Cli/ProbeGen.Cli.csproj")}\" -c Release -o \"{feed}\" -p:Version={version}");
+        Assert.True(File.Exists(Path.Combine(packed.Feed, $"ProbeGen.{packed.Version}.nupkg")));
+        string app = Path.Combine(packed.Work, "app");
+        Directory.CreateDirectory(app);
+        File.WriteAllText(Path.Combine(app, "App.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="ProbeGen" Version="{packed.Version}" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Combine(app, "Program.cs"), App);
 
-            string app = Path.Combine(work, "app");
-            Directory.CreateDirectory(app);
-            File.WriteAllText(Path.Combine(app, "App.csproj"), $"""
-                <Project Sdk="Microsoft.NET.Sdk">
+        string stdout = Run(app, "dotnet", "run -c Release", ("NUGET_PACKAGES", packed.Packages));
+        Assert.Contains("sum=5 fired=1 entries=1 returns=1 last=5 probes=2", stdout);
+
+        // The same app under the packed probegen tool, in launch mode, as a user would run it.
+        string trace = Run(app, packed.Probegen, $"trace app:* --json -- dotnet \"{Path.Combine(app, "bin/Release/net10.0/App.dll")}\"");
+        string[] lines = trace.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(4, lines.Length);
+        Assert.Contains("\"probe\":\"app:Started\",\"point\":\"fire\",\"args\":{\"id\":42,\"name\":\"packaged\"}", lines[0]);
+        Assert.Contains("\"probe\":\"app:add\",\"point\":\"entry\",\"args\":{\"a\":2,\"b\":3}", lines[1]);
+        Assert.Contains("\"point\":\"return\",\"args\":{\"a\":2,\"b\":3},\"ret\":5,", lines[2]);
+        Assert.Equal("{\"summary\":{\"events\":3,\"dropped\":0}}", lines[3]);
+
+        // The analyzers come with the package: an unsafe handler is reported in the user's build.
+        File.WriteAllText(Path.Combine(app, "Unsafe.cs"), """
+            static class Unsafe
+            {
+                public static ProbeGen.ProbeAttachment Attach() =>
+                    ProbeGen.Probes.Attach("app:*", (in ProbeGen.ProbeHit hit) => System.Threading.Thread.Sleep(1));
+            }
+            """);
+        string build = Run(app, "dotnet", "build -c Release -p:TreatWarningsAsErrors=false", ("NUGET_PACKAGES", packed.Packages));
+        Assert.Contains("warning PG1001", build);
+    }
+
+    /// <summary>
+    /// The Shop sample as a user's solution: three projects, ProbeGen referenced by the two
+    /// libraries only (it reaches the web project transitively), probes on internal
+    /// implementations called through DI interfaces from other projects. Traced from startup
+    /// while real HTTP requests drive it, every probe yields exactly its hits.
+    /// </summary>
+    [Fact]
+    public void AMultiProjectServiceBuiltFromThePackageFiresEveryCallThroughItsInterfaces()
+    {
+        string root = Harness.RepositoryRoot();
+        string solution = Path.Combine(packed.Work, "shop");
+        var projects = new (string Name, string References)[]
+        {
+            ("Shop.Data", $"<PackageReference Include=\"ProbeGen\" Version=\"{packed.Version}\" />"),
+            ("Shop.Services", $"<PackageReference Include=\"ProbeGen\" Version=\"{packed.Version}\" /><ProjectReference Include=\"../Shop.Data/Shop.Data.csproj\" />"),
+            ("Shop.Web", "<ProjectReference Include=\"../Shop.Services/Shop.Services.csproj\" />"),
+        };
+        foreach (var (name, references) in projects)
+        {
+            string dir = Path.Combine(solution, name);
+            Directory.CreateDirectory(dir);
+            foreach (string source in Directory.GetFiles(Path.Combine(root, "samples/Shop", name), "*.cs"))
+                File.Copy(source, Path.Combine(dir, Path.GetFileName(source)));
+            bool web = name == "Shop.Web";
+            File.WriteAllText(Path.Combine(dir, name + ".csproj"), $"""
+                <Project Sdk="Microsoft.NET.Sdk{(web ? ".Web" : "")}">
                   <PropertyGroup>
-                    <OutputType>Exe</OutputType>
                     <TargetFramework>net10.0</TargetFramework>
                     <Nullable>enable</Nullable>
                     <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
                   </PropertyGroup>
                   <ItemGroup>
-                    <PackageReference Include="ProbeGen" Version="{version}" />
+                    {(web ? "" : "<FrameworkReference Include=\"Microsoft.AspNetCore.App\" />")}
+                    {references}
                   </ItemGroup>
                 </Project>
                 """);
-            File.WriteAllText(Path.Combine(app, "Program.cs"), App);
-            // Only the local feed: the package must bring everything it needs.
-            File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
-                <configuration>
-                  <packageSources>
-                    <clear />
-                    <add key="local" value="{feed}" />
-                  </packageSources>
-                </configuration>
-                """);
-            // Keep the repository's Directory.Build.props and central versions out of the fresh project.
-            File.WriteAllText(Path.Combine(work, "Directory.Build.props"), "<Project />");
-            File.WriteAllText(Path.Combine(work, "Directory.Packages.props"), "<Project />");
+        }
+        Run(Path.Combine(solution, "Shop.Web"), "dotnet", "build -c Release", ("NUGET_PACKAGES", packed.Packages));
+        string dll = Path.Combine(solution, "Shop.Web/bin/Release/net10.0/Shop.Web.dll");
 
-            string packages = Path.Combine(work, "packages");
-            string stdout = Run(app, "dotnet", "run -c Release", ("NUGET_PACKAGES", packages));
-            Assert.Contains("sum=5 fired=1 entries=1 returns=1 last=5 probes=2", stdout);
+        string trace = Run(solution, packed.Probegen, $"trace orders:* payments:* pricing:* data:* --json -- dotnet \"{dll}\" --requests 20");
+        var counts = new System.Collections.Generic.Dictionary<string, int>();
+        string? summary = null;
+        foreach (string line in trace.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!line.StartsWith("{", StringComparison.Ordinal))
+                continue;  // the app's own output
+            using var json = System.Text.Json.JsonDocument.Parse(line);
+            if (json.RootElement.TryGetProperty("summary", out var s))
+            {
+                summary = s.ToString();
+                continue;
+            }
+            string key = json.RootElement.GetProperty("probe").GetString() + " " + json.RootElement.GetProperty("point").GetString();
+            counts[key] = (counts.TryGetValue(key, out int seen) ? seen : 0) + 1;
+        }
+        // 20 requests: 5 of each of GET /products, GET /products/lamp, an approved order, a declined order.
+        var expected = new System.Collections.Generic.Dictionary<string, int>
+        {
+            ["data:all entry"] = 5, ["data:all return"] = 5,
+            ["data:find entry"] = 25, ["data:find return"] = 25,          // 5 from the web project, 20 from checkout
+            ["orders:place entry"] = 10, ["orders:place return"] = 10,    // web -> services
+            ["pricing:quote entry"] = 10, ["pricing:quote return"] = 10,  // within services, through IPricing
+            ["payments:charge entry"] = 10, ["payments:charge return"] = 10,
+            ["data:save entry"] = 5, ["data:save return"] = 5,            // services -> data
+            ["orders:placed fire"] = 5, ["orders:declined fire"] = 5,
+        };
+        Assert.Equal(expected.OrderBy(e => e.Key), counts.OrderBy(e => e.Key));
+        Assert.Equal("{\"events\":140,\"dropped\":0}", summary);
 
-            // The same app under the packed probegen tool, in launch mode, as a user would run it.
-            string tools = Path.Combine(work, "tools");
-            Run(app, "dotnet", $"tool install --tool-path \"{tools}\" --add-source \"{feed}\" ProbeGen.Cli --version {version}", ("NUGET_PACKAGES", packages));
-            string trace = Run(app, Path.Combine(tools, "probegen"), $"trace app:* --json -- dotnet \"{Path.Combine(app, "bin/Release/net10.0/App.dll")}\"");
-            string[] lines = trace.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal(4, lines.Length);
-            Assert.Contains("\"probe\":\"app:Started\",\"point\":\"fire\",\"args\":{\"id\":42,\"name\":\"packaged\"}", lines[0]);
-            Assert.Contains("\"probe\":\"app:add\",\"point\":\"entry\",\"args\":{\"a\":2,\"b\":3}", lines[1]);
-            Assert.Contains("\"point\":\"return\",\"args\":{\"a\":2,\"b\":3},\"ret\":5,", lines[2]);
-            Assert.Equal("{\"summary\":{\"events\":3,\"dropped\":0}}", lines[3]);
-
-            // The analyzers come with the package: an unsafe handler is reported in the user's build.
-            File.WriteAllText(Path.Combine(app, "Unsafe.cs"), """
-                static class Unsafe
-                {
-                    public static ProbeGen.ProbeAttachment Attach() =>
-                        ProbeGen.Probes.Attach("app:*", (in ProbeGen.ProbeHit hit) => System.Threading.Thread.Sleep(1));
-                }
-                """);
-            string build = Run(app, "dotnet", "build -c Release -p:TreatWarningsAsErrors=false", ("NUGET_PACKAGES", packages));
-            Assert.Contains("warning PG1001", build);
+        // probegen list on the running service shows each method probe's call sites per project.
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(dll);
+        start.ArgumentList.Add("--urls");
+        start.ArgumentList.Add("http://127.0.0.1:0");
+        using Process service = Process.Start(start)!;
+        try
+        {
+            string list = "";
+            for (int attempt = 0; attempt < 50 && !list.Contains("payments:charge", StringComparison.Ordinal); attempt++)
+            {
+                System.Threading.Thread.Sleep(200);
+                list = TryRun(solution, packed.Probegen, $"list -p {service.Id} --json");
+            }
+            var sites = new System.Collections.Generic.Dictionary<string, string>();
+            foreach (string line in list.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                using var json = System.Text.Json.JsonDocument.Parse(line);
+                sites[json.RootElement.GetProperty("probe").GetString()!] = json.RootElement.GetProperty("call_sites").GetRawText();
+            }
+            Assert.Equal("{\"Shop.Web\":1}", sites["data:all"]);
+            Assert.Equal("{\"Shop.Services\":1,\"Shop.Web\":1}", sites["data:find"]);
+            Assert.Equal("{\"Shop.Web\":1}", sites["orders:place"]);
+            Assert.Equal("{\"Shop.Services\":1}", sites["payments:charge"]);
+            Assert.Equal("null", sites["orders:placed"]);
         }
         finally
         {
-            Directory.Delete(work, recursive: true);
+            service.Kill(entireProcessTree: true);
         }
     }
 
-    private string Run(string directory, string file, string arguments, params (string Name, string Value)[] environment)
+    private string TryRun(string directory, string file, string arguments)
+    {
+        var start = new ProcessStartInfo(file, arguments) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
+        using Process process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        output.WriteLine($"$ {file} {arguments} -> {process.ExitCode}\n{stdout}{stderr.Result}");
+        return process.ExitCode == 0 ? stdout : "";
+    }
+
+    private string Run(string directory, string file, string arguments, params (string Name, string Value)[] environment) =>
+        Shell.Run(output, directory, file, arguments, environment);
+}
+
+/// <summary>Runs a command to completion; a non-zero exit fails the test with its output.</summary>
+internal static class Shell
+{
+    public static string Run(ITestOutputHelper? output, string directory, string file, string arguments, params (string Name, string Value)[] environment)
     {
         var start = new ProcessStartInfo(file, arguments)
         {
@@ -138,7 +269,7 @@ public class PackageTests(ITestOutputHelper output)
         var stderr = process.StandardError.ReadToEndAsync();
         string stdout = process.StandardOutput.ReadToEnd();
         Assert.True(process.WaitForExit(TimeSpan.FromMinutes(5)), $"{file} {arguments} did not finish");
-        output.WriteLine($"$ {file} {arguments}\n{stdout}\n{stderr.Result}");
+        output?.WriteLine($"$ {file} {arguments}\n{stdout}\n{stderr.Result}");
         Assert.True(process.ExitCode == 0, $"{file} {arguments} exited with {process.ExitCode}:\n{stdout}\n{stderr.Result}");
         return stdout;
     }

@@ -21,7 +21,8 @@ if (args.SkipWhile(a => a != "--requests").Skip(1).FirstOrDefault() is { } n && 
 }
 
 WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
-builder.WebHost.UseUrls(requests > 0 ? "http://127.0.0.1:0" : "http://127.0.0.1:5080");
+if (!args.Any(a => a.StartsWith("--urls", StringComparison.Ordinal)))
+    builder.WebHost.UseUrls(requests > 0 ? "http://127.0.0.1:0" : "http://127.0.0.1:5080");
 if (!args.Contains("--verbose"))
     builder.Logging.ClearProviders();
 builder.Services.AddShopData().AddShopServices();

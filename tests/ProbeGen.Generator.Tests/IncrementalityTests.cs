@@ -28,7 +28,8 @@ public class IncrementalityTests
         driver = driver.RunGenerators(second);
 
         GeneratorRunResult result = driver.GetRunResult().Results.Single();
-        foreach (string step in new[] { ProbeGenerator.Steps.Probes, ProbeGenerator.Steps.ProbeSpecs, ProbeGenerator.Steps.CallSites, ProbeGenerator.Steps.AssemblyName })
+        foreach (string step in new[] { ProbeGenerator.Steps.Probes, ProbeGenerator.Steps.ProbeSpecs, ProbeGenerator.Steps.ProbedTypes, ProbeGenerator.Steps.CallSites,
+            ProbeGenerator.Steps.ReferencedProbes, ProbeGenerator.Steps.Interception, ProbeGenerator.Steps.AssemblyName })
         {
             Assert.True(result.TrackedSteps.TryGetValue(step, out var runs), $"step {step} was not tracked");
             foreach (var output in runs.SelectMany(r => r.Outputs))
@@ -51,5 +52,23 @@ public class IncrementalityTests
         GeneratorRunResult result = driver.GetRunResult().Results.Single();
         Assert.Contains(result.TrackedSteps[ProbeGenerator.Steps.ProbeSpecs].SelectMany(r => r.Outputs), o => o.Reason == IncrementalStepRunReason.Modified);
         Assert.Contains(result.GeneratedSources, s => s.SourceText.ToString().Contains("\"in_param2\""));
+    }
+
+    [Fact]
+    public void EditingOneProbedTypeLeavesTheOtherTypesFilesCached()
+    {
+        // The last probed type of the file: the types before it keep their spans, so their specs are equal.
+        CSharpCompilation first = Harness.Compilation("Inc3", ShapesSource.Probes, ShapesSource.Scenarios);
+        GeneratorDriver driver = Harness.Driver(trackSteps: true).RunGenerators(first);
+        SyntaxTree old = first.SyntaxTrees.First();
+        string text = old.GetText().ToString();
+        Assert.Contains("[Probe] public string Greet(", text);
+        SyntaxTree edited = old.WithChangedText(Microsoft.CodeAnalysis.Text.SourceText.From(text.Replace("[Probe] public string Greet(", "[Probe(\"greet2\")] public string Greet(")));
+        driver = driver.RunGenerators(first.ReplaceSyntaxTree(old, edited));
+        GeneratorRunResult result = driver.GetRunResult().Results.Single();
+        var reasons = result.TrackedSteps[ProbeGenerator.Steps.ProbedTypes].SelectMany(r => r.Outputs)
+            .Select(o => (((ProbedType)o.Value).Key, o.Reason)).ToList();
+        Assert.Contains(reasons, r => r.Key == "Shapes_Greeter" && r.Reason == IncrementalStepRunReason.Modified);
+        Assert.All(reasons.Where(r => r.Key != "Shapes_Greeter"), r => Assert.True(r.Reason is IncrementalStepRunReason.Unchanged or IncrementalStepRunReason.Cached, $"{r.Key} re-ran with {r.Reason}"));
     }
 }

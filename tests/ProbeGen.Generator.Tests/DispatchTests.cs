@@ -49,6 +49,7 @@ public class DispatchTests
             [Probe] public override string Kind() => "square";
         }
         public class BigSquare : Square { public override double Area() => 16; }
+        public class Doubled : Square { public override double Area() => base.Area() * 2; }
 
         [ProbeProvider("d")]
         public sealed class Handle : IDisposable { [Probe] public void Dispose() { } }
@@ -93,6 +94,11 @@ public class DispatchTests
                     r.Add(s.Area());
                     r.Add(s.Kind());
                 }
+                // Doubled's override runs, and its base call is not intercepted (PG1008 says so).
+                Shape doubled = new Doubled();
+                r.Add(doubled.Area());
+                // A constrained call on a T that may be a struct is left alone (PG1008 says so).
+                r.Add(ByValue(new Meter()));
                 IDisposable d = new Handle();
                 d.Dispose();
                 IGreet a = new Greeter(), b = new OwnGreeter();
@@ -108,10 +114,12 @@ public class DispatchTests
             }
 
             public static int Constrained<T>(T repo) where T : class, IRepo => repo.Get(5);
+
+            public static int ByValue<T>(T repo) where T : struct, IRepo => repo.Get(7);
         }
         """;
 
-    private static readonly object[] Expected = [2, -1, 2, 7, 101, 2, "explicit", 4.0, "square", 16.0, "square", "dim", "own", 10, 30, 18];
+    private static readonly object[] Expected = [2, -1, 2, 7, 101, 2, "explicit", 4.0, "square", 16.0, "square", 8.0, 107, "dim", "own", 10, 30, 18];
 
     [Fact]
     public void InOneAssemblyEveryDispatchShapeFiresExactlyWhenItReachesTheProbe()
@@ -173,6 +181,8 @@ public class DispatchTests
         Assert.Equal(["square", "square"], Returns(d, "d:Kind"));
         Assert.Single(d.Of("d:Dispose"), h => h.Point == ProbePoint.Entry);
         Assert.Equal(["dim"], Returns(dim, "dim:Hello"));
+        // The return hit of an awaitable fires from the task's continuation, which may run after the caller resumed.
+        System.Threading.SpinWait.SpinUntil(() => Returns(d, "d:LoadAsync").Length > 0, TimeSpan.FromSeconds(5));
         Assert.Equal([30], Returns(d, "d:LoadAsync"));
         _ = calling;
     }

@@ -335,7 +335,7 @@ internal static class Emitter
         if (!probed.Recordable || !called.Recordable)
             return "null";
         if (atEntry && called.RefKind == "out ")
-            return $"default({probed.SiteType})";
+            return $"default({probed.SiteType})!";  // not assigned yet; a non-nullable type would warn
         if (probed.Boxed)
             return $"(object?){called.Name}";
         if (probed.SiteType == called.Type)

@@ -250,8 +250,10 @@ internal static class Parser
             if (otherName is null && (otherProvider ?? ProviderOf(other.ContainingType, known)) == provider)
                 sharing++;
         }
+        // Overloads can differ in their generic arity alone: the type parameters are part of the name.
         if (sharing > 1)
-            name += "(" + string.Join(",", method.Parameters.Select(p =>
+            name += (method.TypeParameters.Length == 0 ? "" : "<" + string.Join(",", method.TypeParameters.Select(t => t.Name)) + ">")
+                + "(" + string.Join(",", method.Parameters.Select(p =>
                 p.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat).Replace(" ", "") + (p.RefKind is RefKind.None ? "" : "&"))) + ")";
         return (name, provider, false);
     }

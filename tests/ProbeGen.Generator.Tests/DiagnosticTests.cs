@@ -155,6 +155,10 @@ public class DiagnosticTests
                 [Probe] public double Add(double a, double b) => a + b;
                 [Probe] public bool Add(string s, out int v) { v = 0; return true; }
                 [Probe] public int Sub(int a) => a;
+                [Probe] public void Set<T1>(int t) { }
+                [Probe] public void Set<T1, T2>(int t) { }
+                [Probe] public bool Check(string s, out System.Collections.Generic.ICollection<string> errors) { errors = new string[0]; return true; }
+                public bool Use() => Check("x", out var e) && e.Count == 0;
             }
             public class Pair<TKey, TValue>
             {
@@ -162,8 +166,10 @@ public class DiagnosticTests
             }
             """);
         Assert.Empty(diagnostics);
+        // An out parameter of a non-nullable reference type is recorded at entry without a nullability warning.
+        Assert.Empty(output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning));
         string all = string.Join("\n", output.SyntaxTrees.Select(t => t.ToString()));
-        foreach (string id in new[] { "\"Add(int,int)\"", "\"Add(double,double)\"", "\"Add(string,int&)\"", "\"Sub\"", "\"N.Pair<TKey,TValue>\"" })
+        foreach (string id in new[] { "\"Add(int,int)\"", "\"Add(double,double)\"", "\"Add(string,int&)\"", "\"Sub\"", "\"N.Pair<TKey,TValue>\"", "\"Set<T1>(int)\"", "\"Set<T1,T2>(int)\"" })
             Assert.Contains(id, all);
     }
 

@@ -37,6 +37,7 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
             start.RegisterOperationAction(op => AnalyzeMethodReference(op, index), OperationKind.MethodReference);
             start.RegisterOperationAction(op => AnalyzeProbeCall(op, known, index), OperationKind.Invocation);
             start.RegisterOperationAction(op => AnalyzeUsing(op, known, index), OperationKind.Using, OperationKind.UsingDeclaration);
+            start.RegisterOperationAction(op => AnalyzeImplicitCalls(op, index), OperationKind.Loop, OperationKind.Await, OperationKind.DeconstructionAssignment);
         });
     }
 
@@ -130,7 +131,11 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
         if (index.Value.Reachable(target, receiver) is not { } probe)
             return;
 
-        if (invocation.Syntax is Microsoft.CodeAnalysis.CSharp.Syntax.InvocationExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.MemberAccessExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.BaseExpressionSyntax } })
+        if (invocation.IsImplicit || invocation.Syntax is not Microsoft.CodeAnalysis.CSharp.Syntax.InvocationExpressionSyntax)
+            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), probe.Name,
+                $"the compiler calls '{target.Name}' here for a collection initializer or a query clause, with no call site to intercept",
+                $"call {target.Name}(...) explicitly"));
+        else if (invocation.Syntax is Microsoft.CodeAnalysis.CSharp.Syntax.InvocationExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.MemberAccessExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.BaseExpressionSyntax } })
             context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), probe.Name,
                 "a base call is not intercepted", "probe the override, or move the shared work into a probed method that both call"));
         else if (InExpressionTree(invocation, known))
@@ -141,6 +146,48 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
             context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), probe.Name,
                 $"the call is on the type parameter '{typeParameter.Name}', which may be a struct that an interceptor would copy",
                 $"constrain '{typeParameter.Name}' to 'class', or call through the interface"));
+    }
+
+    /// <summary>
+    /// Calls the compiler makes for a language construct, with no call site to intercept: foreach
+    /// (GetEnumerator, MoveNext, Current, Dispose), await (GetAwaiter, IsCompleted, GetResult) and
+    /// deconstruction (Deconstruct).
+    /// </summary>
+    private static void AnalyzeImplicitCalls(OperationAnalysisContext context, System.Lazy<ProbeIndex> index)
+    {
+        SemanticModel? model = context.Operation.SemanticModel;
+        if (model is null)
+            return;
+        (string construct, ITypeSymbol? receiver, IMethodSymbol?[] methods) = context.Operation switch
+        {
+            IForEachLoopOperation { Syntax: Microsoft.CodeAnalysis.CSharp.Syntax.CommonForEachStatementSyntax syntax } loop => ForEach(model, syntax, loop),
+            IAwaitOperation { Syntax: Microsoft.CodeAnalysis.CSharp.Syntax.AwaitExpressionSyntax syntax, Operation: var awaited } => Await(model, syntax, awaited),
+            IDeconstructionAssignmentOperation { Syntax: Microsoft.CodeAnalysis.CSharp.Syntax.AssignmentExpressionSyntax syntax, Value: var value } =>
+                ("a deconstruction", value.Type, new[] { Microsoft.CodeAnalysis.CSharp.CSharpExtensions.GetDeconstructionInfo(model, syntax).Method }),
+            _ => ("", (ITypeSymbol?)null, System.Array.Empty<IMethodSymbol?>()),
+        };
+        foreach (IMethodSymbol? method in methods)
+        {
+            if (method is null || index.Value.Reachable(method, method.IsStatic && !method.IsExtensionMethod ? null : receiver) is not { } probe)
+                continue;
+            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, context.Operation.Syntax.GetLocation(), probe.Name,
+                $"{construct} calls '{method.Name}' with no call site to intercept",
+                $"probe a method that '{method.Name}' calls, or call it explicitly"));
+            return;
+        }
+    }
+
+    private static (string, ITypeSymbol?, IMethodSymbol?[]) ForEach(SemanticModel model, Microsoft.CodeAnalysis.CSharp.Syntax.CommonForEachStatementSyntax syntax, IForEachLoopOperation loop)
+    {
+        Microsoft.CodeAnalysis.CSharp.ForEachStatementInfo info = Microsoft.CodeAnalysis.CSharp.CSharpExtensions.GetForEachStatementInfo(model, syntax);
+        ITypeSymbol? collection = loop.Collection is IConversionOperation { IsImplicit: true } conversion ? conversion.Operand.Type : loop.Collection.Type;
+        return ("a foreach loop", collection, new[] { info.GetEnumeratorMethod, info.MoveNextMethod, info.CurrentProperty?.GetMethod, info.DisposeMethod });
+    }
+
+    private static (string, ITypeSymbol?, IMethodSymbol?[]) Await(SemanticModel model, Microsoft.CodeAnalysis.CSharp.Syntax.AwaitExpressionSyntax syntax, IOperation awaited)
+    {
+        Microsoft.CodeAnalysis.CSharp.AwaitExpressionInfo info = Microsoft.CodeAnalysis.CSharp.CSharpExtensions.GetAwaitExpressionInfo(model, syntax);
+        return ("an await", awaited.Type, new[] { info.GetAwaiterMethod, info.IsCompletedProperty?.GetMethod, info.GetResultMethod });
     }
 
     /// <summary>A using statement or declaration calls Dispose with no call site: a probed Dispose it reaches never fires.</summary>

@@ -383,6 +383,10 @@ internal static class Parser
         bool isVirtual = !method.IsStatic && (method.IsVirtual || method.IsAbstract || method.IsOverride || method.ContainingType.TypeKind == TypeKind.Interface);
         if (!isVirtual && !(known.HasProbeAttribute(method) && !method.IsExtern && KnownSymbols.Find(method, known.GeneratedStaticProbeAttribute) is null))
             return null;
+        // An interceptor lives outside the caller's type: it must be able to name the method and its type.
+        Compilation compilation = context.SemanticModel.Compilation;
+        if (!compilation.IsSymbolAccessibleWithin(method, compilation.Assembly) || !compilation.IsSymbolAccessibleWithin(method.ContainingType, compilation.Assembly))
+            return null;
         // base.M() is a non-virtual call; an interceptor would turn it into a virtual one.
         if (invocation.Expression is MemberAccessExpressionSyntax { Expression: BaseExpressionSyntax })
             return null;

@@ -91,6 +91,41 @@ public class UsageTests
         """);
 
     [Fact]
+    public Task PG1008_CallsTheCompilerMakesForALanguageConstruct() => V.Analyze("""
+        using System.Collections;
+        using System.Collections.Generic;
+        using System.Runtime.CompilerServices;
+        using System.Threading.Tasks;
+        class Bag : IEnumerable<int>
+        {
+            private readonly List<int> _items = new();
+            [Probe] public void Add(int item) => _items.Add(item);
+            [Probe] public List<int>.Enumerator GetEnumerator() => _items.GetEnumerator();
+            IEnumerator<int> IEnumerable<int>.GetEnumerator() => _items.GetEnumerator();
+            IEnumerator IEnumerable.GetEnumerator() => _items.GetEnumerator();
+        }
+        readonly struct Point
+        {
+            [Probe] public void Deconstruct(out int x, out int y) { x = 1; y = 2; }
+        }
+        class Job
+        {
+            [Probe] public TaskAwaiter<int> GetAwaiter() => Task.FromResult(42).GetAwaiter();
+        }
+        class Caller
+        {
+            async Task M()
+            {
+                var bag = new Bag { {|PG1008:1|}, {|PG1008:2|} };
+                bag.Add(3);
+                {|PG1008:foreach (int i in bag) { }|}
+                {|PG1008:var (x, y) = new Point()|};
+                int r = {|PG1008:await new Job()|};
+            }
+        }
+        """);
+
+    [Fact]
     public Task PG1008_PopularMembersOfUnrelatedTypesAreNotReported() => V.Analyze("""
         using System.Collections.Generic;
         sealed class Handle : System.IDisposable { [Probe] public void Dispose() { } }
@@ -101,6 +136,7 @@ public class UsageTests
                 using (IEnumerator<int> e = list.GetEnumerator()) { e.MoveNext(); }
                 using var s = stream;
                 foreach (int x in list) { }
+                var (a, b) = (1, 2);
                 Func<string> f = list.ToString;
                 stream.Dispose();
             }

@@ -63,6 +63,27 @@ public class RealCodeTests
         Assert.Contains("[global::System.Diagnostics.CodeAnalysis.RequiresUnreferencedCodeAttribute(\"x\")]", generated);
     }
 
+    [Fact]
+    public void CallsOfMembersGeneratedCodeCannotNameAreLeftAlone()
+    {
+        // A call through an interface nested privately: the interceptor could not name it.
+        Assembly assembly = Harness.CompileAndLoad("Unnameable", """
+            using ProbeGen;
+            namespace N;
+            [ProbeProvider("u")]
+            public class Impl : Impl.IHidden
+            {
+                [Probe] public int Twice() => ((IHidden)this).Get() * 2;
+                private interface IHidden { int Get(); }
+                [Probe] public int Get() => 3;
+            }
+            public static class Use { public static int Run() => new Impl().Twice() + new Impl().Get(); }
+            """);
+        using var recorder = new Recorder("u:*");
+        Assert.Equal(9, assembly.GetType("N.Use")!.GetMethod("Run")!.Invoke(null, null));
+        Assert.Equal(["u:Twice", "u:Get"], recorder.Hits.Where(h => h.Point == ProbePoint.Entry).Select(h => h.Id));
+    }
+
     [Theory]
     [InlineData("public int P { [Probe] get => 1; }", "a property or indexer accessor")]
     [InlineData("[Probe] public static C operator +(C a, C b) => a;", "an operator")]

@@ -53,19 +53,16 @@ internal static class CallSiteMatcher
             }
         }
 
-        var files = new List<InterceptorFile>();
-        foreach (var byType in groups.OrderBy(g => g.Key, System.StringComparer.Ordinal).GroupBy(g => g.Value.First.Target.ReceiverType))
+        // One file for every interceptor: the compiler pays for each generated file that declares
+        // its own file-local attribute and class, far more than for the interceptors themselves.
+        var interceptors = new List<InterceptorSpec>();
+        foreach (var entry in groups.OrderBy(g => g.Key, System.StringComparer.Ordinal))
         {
-            var interceptors = new List<InterceptorSpec>();
-            int index = 0;
-            foreach (var entry in byType)
-            {
-                var (first, candidates, locations) = entry.Value;
-                interceptors.Add(new InterceptorSpec(ProbeSpec.Sanitize(first.Target.MethodName.TrimStart('@')) + "_" + index++, first.Target,
-                    candidates.ToEquatableArray(), locations.OrderBy(l => l.Data, System.StringComparer.Ordinal).ToEquatableArray()));
-            }
-            files.Add(new InterceptorFile(ProbeSpec.Sanitize(byType.Key.Replace("global::", "")) + ".Interceptors.g.cs", interceptors.ToEquatableArray()));
+            var (first, candidates, locations) = entry.Value;
+            interceptors.Add(new InterceptorSpec(ProbeSpec.Sanitize(first.Target.MethodName.TrimStart('@')) + "_" + interceptors.Count, first.Target,
+                candidates.ToEquatableArray(), locations.OrderBy(l => l.Data, System.StringComparer.Ordinal).ToEquatableArray()));
         }
+        var files = interceptors.Count == 0 ? new List<InterceptorFile>() : [new InterceptorFile("ProbeGen.Interceptors.g.cs", interceptors.ToEquatableArray())];
         return new InterceptionPlan(files.ToEquatableArray(),
             counts.OrderBy(c => c.Key.Item1, System.StringComparer.Ordinal).ThenBy(c => c.Key.Item2, System.StringComparer.Ordinal)
                 .Select(c => new CallSiteCount(c.Key.Item1, c.Key.Item2, c.Value)).ToEquatableArray());

@@ -53,15 +53,20 @@ public class Pricing : IPricing
 }
 
 /// <summary>
-/// A second implementation of <see cref="IPricing"/> with the same bodies and no probes. With it the
-/// interface call sites see two receiver types, so the JIT cannot turn them into a direct call.
+/// Implementations of <see cref="IPricing"/> with the same bodies and no probes: a type of its own for
+/// each <typeparamref name="T"/> (value types, so no code is shared). Their methods are never inlined,
+/// so the JIT cannot devirtualize an interface call to them behind a type guess (guarded
+/// devirtualization on .NET 10 needs an inlineable target); they are reached by interface dispatch.
 /// </summary>
-public sealed class FlatPricing : IPricing
+public sealed class FlatPricing<T> : IPricing where T : struct
 {
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public int Price(int units) => units * 3 + 1;
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public int PriceDirect(int units) => units * 3 + 1;
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public int PriceEnabled(int units) => units * 3 + 1;
 }
 
@@ -93,15 +98,27 @@ public class MethodProbeBenchmarks
 }
 
 /// <summary>
-/// A disabled method probe called through an interface (an intercepted interface call) against a
-/// plain interface call of the unprobed twin. Both loops take their receiver from the same array
-/// of two types, alternating, so both call sites are polymorphic: neither call can be devirtualized,
-/// and the only difference is the probe's disabled check in front of the same interface call.
+/// A disabled method probe called through an interface (an intercepted interface call: the generator
+/// intercepts every call of <see cref="IPricing.Price"/>, since <see cref="Pricing.Price"/> is probed)
+/// against a plain interface call of the unprobed twin <see cref="IPricing.PriceDirect"/>. Both loops
+/// take their receivers in turn from the same array of eight types, so both call sites are megamorphic,
+/// and no receiver's method can be inlined, so the JIT devirtualizes neither call, not even behind a
+/// type guess: the only difference is the probe's disabled check in front of the same interface dispatch.
 /// </summary>
+/// <remarks>
+/// <see cref="Pricing"/> itself is not among the receivers: its methods are inlineable (the direct-call
+/// benchmarks need that), so the JIT could guess it. A disabled interceptor never looks at the receiver,
+/// so which type receives the call does not change what the probe costs.
+/// </remarks>
 public class InterfaceProbeBenchmarks
 {
     private const int Calls = 1024;
-    private readonly IPricing[] _receivers = [new Pricing(), new FlatPricing()];
+
+    private readonly IPricing[] _receivers =
+    [
+        new FlatPricing<byte>(), new FlatPricing<short>(), new FlatPricing<int>(), new FlatPricing<long>(),
+        new FlatPricing<float>(), new FlatPricing<double>(), new FlatPricing<decimal>(), new FlatPricing<char>(),
+    ];
 
     [Benchmark(OperationsPerInvoke = Calls, Baseline = true)]
     public long InterfaceCall()
@@ -109,7 +126,7 @@ public class InterfaceProbeBenchmarks
         long sum = 0;
         IPricing[] receivers = _receivers;
         for (int i = 0; i < Calls; i++)
-            sum += receivers[i & 1].PriceDirect(i);
+            sum += receivers[i & 7].PriceDirect(i);
         return sum;
     }
 
@@ -119,7 +136,7 @@ public class InterfaceProbeBenchmarks
         long sum = 0;
         IPricing[] receivers = _receivers;
         for (int i = 0; i < Calls; i++)
-            sum += receivers[i & 1].Price(i);
+            sum += receivers[i & 7].Price(i);
         return sum;
     }
 }

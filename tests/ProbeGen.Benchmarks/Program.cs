@@ -55,6 +55,13 @@ public static class Program
             return 0;
         }
 
+        if (args.Contains("--generator"))
+        {
+            // Only the generator's build cost (under a minute): no JSON written.
+            Print(GeneratorCost.Measure(FindRepositoryRoot()).ToList());
+            return 0;
+        }
+
         IConfig config = ManualConfig.CreateEmpty()
             .AddJob(Job.Default
                 .WithToolchain(InProcessEmitToolchain.Instance)
@@ -76,7 +83,7 @@ public static class Program
         {
             Row.Compare("disabled_static_probe", measured["DisabledStaticProbe"], "EventSource.IsEnabled() check", measured["DisabledEventSourceCheck"], "<= 1.1x peer", max: 1.1),
             Row.Absolute("disabled_method_probe_over_direct_call", Over(measured["DisabledMethodProbe"], measured["DirectCall"]), "direct call (same body)", measured["DirectCall"], "<= 1 ns over the direct call", maxNs: 1),
-            Row.Absolute("disabled_interface_probe_over_interface_call", Over(measured["DisabledInterfaceProbe"], measured["InterfaceCall"]), "interface call (unprobed twin, 2 types)", measured["InterfaceCall"], "<= 1 ns over a plain interface call", maxNs: 1),
+            Row.Absolute("disabled_interface_probe_over_interface_call", Over(measured["DisabledInterfaceProbe"], measured["InterfaceCall"]), "interface call (unprobed twin, 8 types)", measured["InterfaceCall"], "<= 1 ns over a plain interface call", maxNs: 1),
             Row.Compare("enabled_interface_probe_over_enabled_direct", measured["EnabledInterfaceMethodProbe"], "same probe enabled, class-typed call", measured["EnabledDirectMethodProbe"], "<= 1.3x peer (the receiver type test)", max: 1.3),
             Row.Absolute("enabled_typed_hit", measured["EnabledTypedProbe"], "plain delegate call", measured["PlainDelegate"], "<= 5 ns, 0 B", maxNs: 5, requireNoAllocation: true),
             Row.Absolute("enabled_typed_hit_vs_diagnosticsource", measured["EnabledTypedProbe"], "DiagnosticSource.Write", measured["DiagnosticSourceWrite"], "<= 5 ns, 0 B", maxNs: 5, requireNoAllocation: true),
@@ -94,6 +101,7 @@ public static class Program
             new Row("synchronize_readers_p99", p99, "p50 of the same run", p50, p99 / p50, $"bounded (report p99; {samples} samples, 2 readers)", true, 0),
         };
 
+        rows.AddRange(GeneratorCost.Measure(FindRepositoryRoot()));
         rows.AddRange(EndToEnd.Measure());
         rows.AddRange(NativeUprobes.Measure(FindRepositoryRoot()));
         Print(rows);

@@ -15,8 +15,7 @@ public class SnapshotTests
     [InlineData("Shapes_Calc.Probes.g.cs")]
     [InlineData("Shapes_Box_T_.Probes.g.cs")]
     [InlineData("Shapes_Counter.Probes.g.cs")]
-    [InlineData("Shapes_Calc.Interceptors.g.cs")]
-    [InlineData("Shapes_IGreeter.Interceptors.g.cs")]
+    [InlineData("ProbeGen.Interceptors.g.cs")]
     [InlineData("ProbeGen.Registration.g.cs")]
     public void GeneratedSourceMatchesTheSnapshot(string file)
     {

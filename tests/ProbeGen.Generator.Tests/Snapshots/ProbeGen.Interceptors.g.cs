@@ -20,17 +20,77 @@ namespace ProbeGen.Generated
             internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, string> Site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Virt_3999055036;
             internal static readonly global::ProbeGen.ProbeDispatch Dispatch = new(Site);
         }
+        private static class __pg_P_i_Greet_1784137334
+        {
+            internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<string>, string> Site = global::ProbeGen.Generated.ProbeSites_Shapes.P_i_Greet_1784137334;
+            internal static readonly global::ProbeGen.ProbeDispatch Dispatch = new(Site, "String");
+        }
+
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbTIEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(38,55)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbWEEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(38,102)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        internal static T Get_0<T>(this global::Shapes.Box<T> __pg_this)
+        {
+            if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_g_Get_438016178.IsEnabled))
+                return __pg_this.Get();
+            return __pg_Get_0_0<T>(__pg_this);
+        }
+
+        private static T __pg_Get_0_0<T>(global::Shapes.Box<T> __pg_this)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_g_Get_438016178;
+            var __pg_args = new global::ProbeGen.ProbeArgs();
+            long __pg_start = __pg_site.Entry(__pg_args);
+            T __pg_result;
+            try
+            {
+                __pg_result = __pg_this.Get();
+            }
+            catch (global::System.Exception __pg_exception) when (__pg_site.Throw(__pg_args, __pg_exception, __pg_start))
+            {
+                throw;
+            }
+            __pg_site.Return(__pg_args, (object?)__pg_result, __pg_start);
+            return __pg_result;
+        }
+
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbT0EAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(38,66)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        internal static TOut Map_1<T, TOut>(this global::Shapes.Box<T> __pg_this, global::System.Func<T, TOut> f)
+        {
+            if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_g_Map_2795122487.IsEnabled))
+                return __pg_this.Map<TOut>(f);
+            return __pg_Map_1_0<T, TOut>(__pg_this, f);
+        }
+
+        private static TOut __pg_Map_1_0<T, TOut>(global::Shapes.Box<T> __pg_this, global::System.Func<T, TOut> f)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_g_Map_2795122487;
+            var __pg_args = new global::ProbeGen.ProbeArgs<object?>((object?)f);
+            long __pg_start = __pg_site.Entry(__pg_args);
+            TOut __pg_result;
+            try
+            {
+                __pg_result = __pg_this.Map<TOut>(f);
+            }
+            catch (global::System.Exception __pg_exception) when (__pg_site.Throw(__pg_args, __pg_exception, __pg_start))
+            {
+                throw;
+            }
+            __pg_site.Return(__pg_args, (object?)__pg_result, __pg_start);
+            return __pg_result;
+        }
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbUMCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(22,38)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static double Add_0(this global::Shapes.Calc __pg_this, double a, double b)
+        internal static double Add_2(this global::Shapes.Calc __pg_this, double a, double b)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_add_double_3754075201.IsEnabled))
                 return __pg_this.Add(a, b);
-            return __pg_Add_0_0(__pg_this, a, b);
+            return __pg_Add_2_0(__pg_this, a, b);
         }
 
-        private static double __pg_Add_0_0(global::Shapes.Calc __pg_this, double a, double b)
+        private static double __pg_Add_2_0(global::Shapes.Calc __pg_this, double a, double b)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_add_double_3754075201;
             var __pg_args = new global::ProbeGen.ProbeArgs<double, double>(a, b);
@@ -50,14 +110,14 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbTMCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(22,22)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static int Add_1(this global::Shapes.Calc __pg_this, int a, int b)
+        internal static int Add_3(this global::Shapes.Calc __pg_this, int a, int b)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Add_3504955135.IsEnabled))
                 return __pg_this.Add(a, b);
-            return __pg_Add_1_0(__pg_this, a, b);
+            return __pg_Add_3_0(__pg_this, a, b);
         }
 
-        private static int __pg_Add_1_0(global::Shapes.Calc __pg_this, int a, int b)
+        private static int __pg_Add_3_0(global::Shapes.Calc __pg_this, int a, int b)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Add_3504955135;
             var __pg_args = new global::ProbeGen.ProbeArgs<int, int>(a, b);
@@ -78,14 +138,14 @@ namespace ProbeGen.Generated
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbVcCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(22,58)
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbWkCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(22,76)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static string Concat_2(string a, string b, params string[] rest)
+        internal static string Concat_4(string a, string b, params string[] rest)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Concat_1741568546.IsEnabled))
                 return global::Shapes.Calc.Concat(a, b, rest);
-            return __pg_Concat_2_0(a, b, rest);
+            return __pg_Concat_4_0(a, b, rest);
         }
 
-        private static string __pg_Concat_2_0(string a, string b, string[] rest)
+        private static string __pg_Concat_4_0(string a, string b, string[] rest)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Concat_1741568546;
             var __pg_args = new global::ProbeGen.ProbeArgs<string, string, string[]>(a, b, rest);
@@ -106,15 +166,15 @@ namespace ProbeGen.Generated
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbREEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(38,22)
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbSAEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(38,37)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static T Echo_3<T>(this global::Shapes.Calc __pg_this, T value)
+        internal static T Echo_5<T>(this global::Shapes.Calc __pg_this, T value)
             where T : notnull
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Echo_560454720.IsEnabled))
                 return __pg_this.Echo<T>(value);
-            return __pg_Echo_3_0<T>(__pg_this, value);
+            return __pg_Echo_5_0<T>(__pg_this, value);
         }
 
-        private static T __pg_Echo_3_0<T>(global::Shapes.Calc __pg_this, T value)
+        private static T __pg_Echo_5_0<T>(global::Shapes.Calc __pg_this, T value)
             where T : notnull
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Echo_560454720;
@@ -135,14 +195,14 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbToDAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(30,26)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static int Fail_4(this global::Shapes.Calc __pg_this, int x)
+        internal static int Fail_6(this global::Shapes.Calc __pg_this, int x)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Fail_3851778585.IsEnabled))
                 return __pg_this.Fail(x);
-            return __pg_Fail_4_0(__pg_this, x);
+            return __pg_Fail_6_0(__pg_this, x);
         }
 
-        private static int __pg_Fail_4_0(global::Shapes.Calc __pg_this, int x)
+        private static int __pg_Fail_6_0(global::Shapes.Calc __pg_this, int x)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Fail_3851778585;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
@@ -162,14 +222,14 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbf8FAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(53,26)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static global::System.Threading.Tasks.Task FailLaterAsync_5(this global::Shapes.Calc __pg_this)
+        internal static global::System.Threading.Tasks.Task FailLaterAsync_7(this global::Shapes.Calc __pg_this)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FailLaterAsync_1596090805.IsEnabled))
                 return __pg_this.FailLaterAsync();
-            return __pg_FailLaterAsync_5_0(__pg_this);
+            return __pg_FailLaterAsync_7_0(__pg_this);
         }
 
-        private static global::System.Threading.Tasks.Task __pg_FailLaterAsync_5_0(global::Shapes.Calc __pg_this)
+        private static global::System.Threading.Tasks.Task __pg_FailLaterAsync_7_0(global::Shapes.Calc __pg_this)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FailLaterAsync_1596090805;
             var __pg_args = new global::ProbeGen.ProbeArgs();
@@ -188,14 +248,14 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbVEGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(54,26)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static global::System.Threading.Tasks.Task<int> FailNow_6(this global::Shapes.Calc __pg_this, int x)
+        internal static global::System.Threading.Tasks.Task<int> FailNow_8(this global::Shapes.Calc __pg_this, int x)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FailNow_798622939.IsEnabled))
                 return __pg_this.FailNow(x);
-            return __pg_FailNow_6_0(__pg_this, x);
+            return __pg_FailNow_8_0(__pg_this, x);
         }
 
-        private static global::System.Threading.Tasks.Task<int> __pg_FailNow_6_0(global::Shapes.Calc __pg_this, int x)
+        private static global::System.Threading.Tasks.Task<int> __pg_FailNow_8_0(global::Shapes.Calc __pg_this, int x)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FailNow_798622939;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
@@ -214,14 +274,14 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbaAGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(55,31)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static global::System.Threading.Tasks.ValueTask<int> FastValue_7(this global::Shapes.Calc __pg_this, int x)
+        internal static global::System.Threading.Tasks.ValueTask<int> FastValue_9(this global::Shapes.Calc __pg_this, int x)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FastValue_2722162652.IsEnabled))
                 return __pg_this.FastValue(x);
-            return __pg_FastValue_7_0(__pg_this, x);
+            return __pg_FastValue_9_0(__pg_this, x);
         }
 
-        private static global::System.Threading.Tasks.ValueTask<int> __pg_FastValue_7_0(global::Shapes.Calc __pg_this, int x)
+        private static global::System.Threading.Tasks.ValueTask<int> __pg_FastValue_9_0(global::Shapes.Calc __pg_this, int x)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_FastValue_2722162652;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
@@ -240,14 +300,14 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbbkCAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(25,45)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static void Nothing_8(this global::Shapes.Calc __pg_this, int x)
+        internal static void Nothing_10(this global::Shapes.Calc __pg_this, int x)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Nothing_4113673942.IsEnabled))
                 { __pg_this.Nothing(x); return; }
-            __pg_Nothing_8_0(__pg_this, x);
+            __pg_Nothing_10_0(__pg_this, x);
         }
 
-        private static void __pg_Nothing_8_0(global::Shapes.Calc __pg_this, int x)
+        private static void __pg_Nothing_10_0(global::Shapes.Calc __pg_this, int x)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Nothing_4113673942;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
@@ -265,14 +325,14 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbRcHAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(58,20)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static global::System.Threading.Tasks.Task PlainTask_9(this global::Shapes.Calc __pg_this)
+        internal static global::System.Threading.Tasks.Task PlainTask_11(this global::Shapes.Calc __pg_this)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_PlainTask_3606103852.IsEnabled))
                 return __pg_this.PlainTask();
-            return __pg_PlainTask_9_0(__pg_this);
+            return __pg_PlainTask_11_0(__pg_this);
         }
 
-        private static global::System.Threading.Tasks.Task __pg_PlainTask_9_0(global::Shapes.Calc __pg_this)
+        private static global::System.Threading.Tasks.Task __pg_PlainTask_11_0(global::Shapes.Calc __pg_this)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_PlainTask_3606103852;
             var __pg_args = new global::ProbeGen.ProbeArgs();
@@ -291,14 +351,14 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbfIGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(57,20)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static global::System.Threading.Tasks.ValueTask PlainValueTask_10(this global::Shapes.Calc __pg_this)
+        internal static global::System.Threading.Tasks.ValueTask PlainValueTask_12(this global::Shapes.Calc __pg_this)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_PlainValueTask_3433345063.IsEnabled))
                 return __pg_this.PlainValueTask();
-            return __pg_PlainValueTask_10_0(__pg_this);
+            return __pg_PlainValueTask_12_0(__pg_this);
         }
 
-        private static global::System.Threading.Tasks.ValueTask __pg_PlainValueTask_10_0(global::Shapes.Calc __pg_this)
+        private static global::System.Threading.Tasks.ValueTask __pg_PlainValueTask_12_0(global::Shapes.Calc __pg_this)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_PlainValueTask_3433345063;
             var __pg_args = new global::ProbeGen.ProbeArgs();
@@ -317,14 +377,14 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbaoFAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(51,31)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static global::System.Threading.Tasks.Task<int> SlowAsync_11(this global::Shapes.Calc __pg_this, int x)
+        internal static global::System.Threading.Tasks.Task<int> SlowAsync_13(this global::Shapes.Calc __pg_this, int x)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_SlowAsync_4040207088.IsEnabled))
                 return __pg_this.SlowAsync(x);
-            return __pg_SlowAsync_11_0(__pg_this, x);
+            return __pg_SlowAsync_13_0(__pg_this, x);
         }
 
-        private static global::System.Threading.Tasks.Task<int> __pg_SlowAsync_11_0(global::Shapes.Calc __pg_this, int x)
+        private static global::System.Threading.Tasks.Task<int> __pg_SlowAsync_13_0(global::Shapes.Calc __pg_this, int x)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_SlowAsync_4040207088;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
@@ -343,14 +403,14 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbdEGAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(56,36)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static global::System.Threading.Tasks.ValueTask<int> SlowValue_12(this global::Shapes.Calc __pg_this, int x)
+        internal static global::System.Threading.Tasks.ValueTask<int> SlowValue_14(this global::Shapes.Calc __pg_this, int x)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_SlowValue_2046698037.IsEnabled))
                 return __pg_this.SlowValue(x);
-            return __pg_SlowValue_12_0(__pg_this, x);
+            return __pg_SlowValue_14_0(__pg_this, x);
         }
 
-        private static global::System.Threading.Tasks.ValueTask<int> __pg_SlowValue_12_0(global::Shapes.Calc __pg_this, int x)
+        private static global::System.Threading.Tasks.ValueTask<int> __pg_SlowValue_14_0(global::Shapes.Calc __pg_this, int x)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_SlowValue_2046698037;
             var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
@@ -369,17 +429,17 @@ namespace ProbeGen.Generated
 
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbdsEAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(44,30)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static bool TryParse_13(this global::Shapes.Calc __pg_this, string s, out int value, ref int calls, in int bias)
+        internal static bool TryParse_15(this global::Shapes.Calc __pg_this, string s, out int value, ref int calls, in int bias)
         {
             if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_m_TryParse_2934601201.IsEnabled))
                 return __pg_this.TryParse(s, out value, ref calls, in bias);
-            return __pg_TryParse_13_0(__pg_this, s, out value, ref calls, in bias);
+            return __pg_TryParse_15_0(__pg_this, s, out value, ref calls, in bias);
         }
 
-        private static bool __pg_TryParse_13_0(global::Shapes.Calc __pg_this, string s, out int value, ref int calls, in int bias)
+        private static bool __pg_TryParse_15_0(global::Shapes.Calc __pg_this, string s, out int value, ref int calls, in int bias)
         {
             var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_TryParse_2934601201;
-            var __pg_args = new global::ProbeGen.ProbeArgs<string, int, int, int>(s, default(int), calls, bias);
+            var __pg_args = new global::ProbeGen.ProbeArgs<string, int, int, int>(s, default(int)!, calls, bias);
             long __pg_start = __pg_site.Entry(__pg_args);
             bool __pg_result;
             try
@@ -397,21 +457,21 @@ namespace ProbeGen.Generated
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbb4IAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(70,92)
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbbAIAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(70,78)
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        internal static string Virt_14(this global::Shapes.Calc __pg_this)
+        internal static string Virt_16(this global::Shapes.Calc __pg_this)
         {
             if (!(__pg_P_m_Virt_3999055036.Site.IsEnabled))
                 return __pg_this.Virt();
-            return __pg_Virt_14(__pg_this);
+            return __pg_Virt_16(__pg_this);
         }
 
-        private static string __pg_Virt_14(global::Shapes.Calc __pg_this)
+        private static string __pg_Virt_16(global::Shapes.Calc __pg_this)
         {
             if (__pg_P_m_Virt_3999055036.Site.IsEnabled && (global::ProbeGen.ProbeDispatch.IsExactly(__pg_this, typeof(global::Shapes.Calc)) || __pg_P_m_Virt_3999055036.Dispatch.Reaches(__pg_this, typeof(global::Shapes.Calc))))
-                return __pg_Virt_14_0(__pg_this);
+                return __pg_Virt_16_0(__pg_this);
             return __pg_this.Virt();
         }
 
-        private static string __pg_Virt_14_0(global::Shapes.Calc __pg_this)
+        private static string __pg_Virt_16_0(global::Shapes.Calc __pg_this)
         {
             var __pg_site = __pg_P_m_Virt_3999055036.Site;
             var __pg_args = new global::ProbeGen.ProbeArgs();
@@ -420,6 +480,177 @@ namespace ProbeGen.Generated
             try
             {
                 __pg_result = __pg_this.Virt();
+            }
+            catch (global::System.Exception __pg_exception) when (__pg_site.Throw(__pg_args, __pg_exception, __pg_start))
+            {
+                throw;
+            }
+            __pg_site.Return(__pg_args, __pg_result, __pg_start);
+            return __pg_result;
+        }
+
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbcEHAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(65,17)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbesHAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(66,29)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        internal static int Increment_17(this ref global::Shapes.Counter __pg_this, int by)
+        {
+            if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_s_Increment_1905485139.IsEnabled))
+                return __pg_this.Increment(by);
+            return __pg_Increment_17_0(ref __pg_this, by);
+        }
+
+        private static int __pg_Increment_17_0(ref global::Shapes.Counter __pg_this, int by)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_s_Increment_1905485139;
+            var __pg_args = new global::ProbeGen.ProbeArgs<int>(by);
+            long __pg_start = __pg_site.Entry(__pg_args);
+            int __pg_result;
+            try
+            {
+                __pg_result = __pg_this.Increment(by);
+            }
+            catch (global::System.Exception __pg_exception) when (__pg_site.Throw(__pg_args, __pg_exception, __pg_start))
+            {
+                throw;
+            }
+            __pg_site.Return(__pg_args, __pg_result, __pg_start);
+            return __pg_result;
+        }
+
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbRQIAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(67,28)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        internal static int Peek_18(this in global::Shapes.Counter __pg_this)
+        {
+            if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_s_Peek_2270261595.IsEnabled))
+                return __pg_this.Peek();
+            return __pg_Peek_18_0(__pg_this);
+        }
+
+        private static int __pg_Peek_18_0(in global::Shapes.Counter __pg_this)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_s_Peek_2270261595;
+            var __pg_args = new global::ProbeGen.ProbeArgs();
+            long __pg_start = __pg_site.Entry(__pg_args);
+            int __pg_result;
+            try
+            {
+                __pg_result = __pg_this.Peek();
+            }
+            catch (global::System.Exception __pg_exception) when (__pg_site.Throw(__pg_args, __pg_exception, __pg_start))
+            {
+                throw;
+            }
+            __pg_site.Return(__pg_args, __pg_result, __pg_start);
+            return __pg_result;
+        }
+
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbZ4IAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(70,60)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbZEIAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(70,47)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        internal static int Twice_19(this int x)
+        {
+            if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_ext_Twice_342050357.IsEnabled))
+                return global::Shapes.Ext.Twice(x);
+            return __pg_Twice_19_0(x);
+        }
+
+        private static int __pg_Twice_19_0(int x)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_ext_Twice_342050357;
+            var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
+            long __pg_start = __pg_site.Entry(__pg_args);
+            int __pg_result;
+            try
+            {
+                __pg_result = global::Shapes.Ext.Twice(x);
+            }
+            catch (global::System.Exception __pg_exception) when (__pg_site.Throw(__pg_args, __pg_exception, __pg_start))
+            {
+                throw;
+            }
+            __pg_site.Return(__pg_args, __pg_result, __pg_start);
+            return __pg_result;
+        }
+
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbbsJAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(77,82)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        internal static string Greet_20(this global::Shapes.Greeter __pg_this, string name)
+        {
+            if (!(__pg_P_i_Greet_1784137334.Site.IsEnabled))
+                return __pg_this.Greet(name);
+            return __pg_Greet_20_0(__pg_this, name);
+        }
+
+        private static string __pg_Greet_20_0(global::Shapes.Greeter __pg_this, string name)
+        {
+            var __pg_site = __pg_P_i_Greet_1784137334.Site;
+            var __pg_args = new global::ProbeGen.ProbeArgs<string>(name);
+            long __pg_start = __pg_site.Entry(__pg_args);
+            string __pg_result;
+            try
+            {
+                __pg_result = __pg_this.Greet(name);
+            }
+            catch (global::System.Exception __pg_exception) when (__pg_site.Throw(__pg_args, __pg_exception, __pg_start))
+            {
+                throw;
+            }
+            __pg_site.Return(__pg_args, __pg_result, __pg_start);
+            return __pg_result;
+        }
+
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbYEJAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(77,24)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        internal static string Greet_21(this global::Shapes.IGreeter __pg_this, string name)
+        {
+            if (!(__pg_P_i_Greet_1784137334.Site.IsEnabled))
+                return __pg_this.Greet(name);
+            return __pg_Greet_21(__pg_this, name);
+        }
+
+        private static string __pg_Greet_21(global::Shapes.IGreeter __pg_this, string name)
+        {
+            if (__pg_P_i_Greet_1784137334.Site.IsEnabled && (global::ProbeGen.ProbeDispatch.IsExactly(__pg_this, typeof(global::Shapes.Greeter)) || __pg_P_i_Greet_1784137334.Dispatch.Reaches(__pg_this, typeof(global::Shapes.IGreeter))))
+                return __pg_Greet_21_0(__pg_this, name);
+            return __pg_this.Greet(name);
+        }
+
+        private static string __pg_Greet_21_0(global::Shapes.IGreeter __pg_this, string name)
+        {
+            var __pg_site = __pg_P_i_Greet_1784137334.Site;
+            var __pg_args = new global::ProbeGen.ProbeArgs<string>(name);
+            long __pg_start = __pg_site.Entry(__pg_args);
+            string __pg_result;
+            try
+            {
+                __pg_result = __pg_this.Greet(name);
+            }
+            catch (global::System.Exception __pg_exception) when (__pg_site.Throw(__pg_args, __pg_exception, __pg_start))
+            {
+                throw;
+            }
+            __pg_site.Return(__pg_args, __pg_result, __pg_start);
+            return __pg_result;
+        }
+
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ng80EbAPyoSIzBIobBVlbcUBAABGaWxlMS5jcw==")] // /src/Shapes/File1.cs(16,21)
+        [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        internal static int Twice_22(int x)
+        {
+            if (!(global::ProbeGen.Generated.ProbeSites_Shapes.P_nested_nested_method_2199016775.IsEnabled))
+                return global::Shapes.Outer.Inner.Twice(x);
+            return __pg_Twice_22_0(x);
+        }
+
+        private static int __pg_Twice_22_0(int x)
+        {
+            var __pg_site = global::ProbeGen.Generated.ProbeSites_Shapes.P_nested_nested_method_2199016775;
+            var __pg_args = new global::ProbeGen.ProbeArgs<int>(x);
+            long __pg_start = __pg_site.Entry(__pg_args);
+            int __pg_result;
+            try
+            {
+                __pg_result = global::Shapes.Outer.Inner.Twice(x);
             }
             catch (global::System.Exception __pg_exception) when (__pg_site.Throw(__pg_args, __pg_exception, __pg_start))
             {

@@ -11,7 +11,7 @@ namespace ProbeGen.Generator;
 /// </summary>
 internal static class CallSiteMatcher
 {
-    public static InterceptionPlan Plan(ImmutableArray<CallSiteSpec> calls, ImmutableArray<ProbeSpec> own, EquatableArray<ProbeSpec> referenced, string assemblyName)
+    public static InterceptionPlan Plan(EquatableArray<CallSiteSpec> calls, ImmutableArray<ProbeSpec> own, EquatableArray<ProbeSpec> referenced, string assemblyName)
     {
         var byDispatchKey = new Dictionary<string, List<ProbeSpec>>();
         foreach (ProbeSpec probe in own.Where(p => p.Shape == ProbeShape.Method).Concat(referenced))

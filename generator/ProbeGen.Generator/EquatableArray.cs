@@ -22,6 +22,9 @@ internal readonly struct EquatableArray<T> : IEquatable<EquatableArray<T>>, IEnu
 
     public T this[int index] => _items[index];
 
+    /// <summary>Binary search; the array must be sorted by <paramref name="comparer"/>.</summary>
+    public bool SortedContains(T item, IComparer<T> comparer) => Count > 0 && _items.BinarySearch(item, comparer) >= 0;
+
     public bool Equals(EquatableArray<T> other)
     {
         if (Count != other.Count)

@@ -117,6 +117,8 @@ internal sealed record ProbeSpec
 
     /// <summary>The method's metadata name (an explicit implementation's includes its interface).</summary>
     public required string MetadataName { get; init; }
+    /// <summary>The simple names a call may use to reach this method (an explicit implementation's is its interface member's).</summary>
+    public required EquatableArray<string> DispatchNames { get; init; }
     /// <summary>Keys of every member a call may name to reach this method: itself, what it overrides, what it implements.</summary>
     public required EquatableArray<string> DispatchKeys { get; init; }
     /// <summary>Keys of the declaring type's definition (first), its base classes and its interfaces.</summary>

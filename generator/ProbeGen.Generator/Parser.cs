@@ -219,6 +219,7 @@ internal static class Parser
             Line = lineSpan.Path is null ? 0 : lineSpan.StartLinePosition.Line + 1,
             Location = location is null ? null : LocationInfo.From(location),
             MetadataName = method.MetadataName,
+            DispatchNames = DispatchNames(method).ToEquatableArray(),
             DispatchKeys = DispatchKeys(method).ToEquatableArray(),
             AncestorKeys = AncestorKeys(containing).ToEquatableArray(),
             Overridable = (method.IsVirtual || method.IsOverride || method.IsAbstract || containing.TypeKind == TypeKind.Interface)
@@ -366,37 +367,76 @@ internal static class Parser
     public static bool IsCandidateCall(SyntaxNode node, CancellationToken _) =>
         node is InvocationExpressionSyntax { Expression: IdentifierNameSyntax or GenericNameSyntax or MemberAccessExpressionSyntax or MemberBindingExpressionSyntax };
 
+    /// <summary>The simple name an invocation calls, read from syntax alone (no binding).</summary>
+    public static string InvokedName(SyntaxNode node) => ((InvocationExpressionSyntax)node).Expression switch
+    {
+        IdentifierNameSyntax identifier => identifier.Identifier.ValueText,
+        GenericNameSyntax generic => generic.Identifier.ValueText,
+        MemberAccessExpressionSyntax member => member.Name.Identifier.ValueText,
+        MemberBindingExpressionSyntax binding => binding.Name.Identifier.ValueText,
+        _ => "",
+    };
+
+    /// <summary>
+    /// The simple names a call may use to reach a method probe: the probe's own, and the names of
+    /// the members it implements or overrides. Only invocations of these names are ever bound,
+    /// which keeps the generator's cost proportional to the probes' calls, not to all calls.
+    /// </summary>
+    public static EquatableArray<string> CallNames(ImmutableArray<ProbeSpec> own, EquatableArray<ProbeSpec> referenced) =>
+        own.Where(p => p.Shape == ProbeShape.Method).Concat(referenced)
+            .SelectMany(p => p.DispatchNames)
+            .Distinct()
+            .OrderBy(n => n, System.StringComparer.Ordinal)
+            .ToEquatableArray();
+
+    /// <summary>
+    /// Binds the invocations that may reach a probe (by name), one semantic model per syntax tree.
+    /// </summary>
+    public static EquatableArray<CallSiteSpec> ParseCallSites(ImmutableArray<InvocationExpressionSyntax> invocations, Compilation compilation, CancellationToken cancellationToken)
+    {
+        var result = new List<CallSiteSpec>();
+        foreach (var byTree in invocations.GroupBy(i => i.SyntaxTree))
+        {
+            if (!compilation.ContainsSyntaxTree(byTree.Key))
+                continue;
+            SemanticModel model = compilation.GetSemanticModel(byTree.Key);
+            foreach (InvocationExpressionSyntax invocation in byTree)
+                if (ParseCallSite(invocation, model, cancellationToken) is { } call)
+                    result.Add(call);
+        }
+        return result.ToEquatableArray();
+    }
+
     /// <summary>
     /// A call that an interceptor may replace, or null: a call of a method probe, or of an
     /// interface or virtual member (matched against the probes later, once they are all known).
     /// </summary>
-    public static CallSiteSpec? ParseCallSite(GeneratorSyntaxContext context, CancellationToken cancellationToken)
+    private static CallSiteSpec? ParseCallSite(InvocationExpressionSyntax invocation, SemanticModel semanticModel, CancellationToken cancellationToken)
     {
-        var invocation = (InvocationExpressionSyntax)context.Node;
-        if (context.SemanticModel.GetSymbolInfo(invocation, cancellationToken).Symbol is not IMethodSymbol called)
+        if (semanticModel.GetSymbolInfo(invocation, cancellationToken).Symbol is not IMethodSymbol called)
             return null;
         IMethodSymbol method = (called.ReducedFrom ?? called).OriginalDefinition;
         // Static probes are partial methods; their calls need no interceptor.
         if (method.IsPartialDefinition || method.PartialDefinitionPart is not null)
             return null;
-        KnownSymbols known = KnownSymbols.For(context.SemanticModel.Compilation);
+        KnownSymbols known = KnownSymbols.For(semanticModel.Compilation);
         bool isVirtual = !method.IsStatic && (method.IsVirtual || method.IsAbstract || method.IsOverride || method.ContainingType.TypeKind == TypeKind.Interface);
         if (!isVirtual && !(known.HasProbeAttribute(method) && !method.IsExtern && KnownSymbols.Find(method, known.GeneratedStaticProbeAttribute) is null))
             return null;
         // An interceptor lives outside the caller's type: it must be able to name the method and its type.
-        Compilation compilation = context.SemanticModel.Compilation;
+        Compilation compilation = semanticModel.Compilation;
         if (!compilation.IsSymbolAccessibleWithin(method, compilation.Assembly) || !compilation.IsSymbolAccessibleWithin(method.ContainingType, compilation.Assembly))
             return null;
         // base.M() is a non-virtual call; an interceptor would turn it into a virtual one.
         if (invocation.Expression is MemberAccessExpressionSyntax { Expression: BaseExpressionSyntax })
             return null;
-        if (IsInExpressionTree(invocation, context.SemanticModel, known, cancellationToken))
+        if (IsInExpressionTree(invocation, semanticModel, known, cancellationToken))
             return null;
 
         var receiverKeys = new List<string>();
         if (!method.IsStatic && !method.IsExtensionMethod)
         {
-            if (context.SemanticModel.GetOperation(invocation, cancellationToken) is not IInvocationOperation { Instance: { Type: { } receiver } })
+            if (semanticModel.GetOperation(invocation, cancellationToken) is not IInvocationOperation { Instance: { Type: { } receiver } })
                 return null;
             if (receiver is ITypeParameterSymbol typeParameter)
             {
@@ -410,7 +450,7 @@ internal static class Parser
         }
 
 #pragma warning disable RSEXPERIMENTAL002 // GetInterceptableLocation is the supported way to address a call
-        var location = context.SemanticModel.GetInterceptableLocation(invocation, cancellationToken);
+        var location = semanticModel.GetInterceptableLocation(invocation, cancellationToken);
 #pragma warning restore RSEXPERIMENTAL002
         if (location is null)
             return null;
@@ -472,6 +512,10 @@ internal static class Parser
                         keys.Add(Key(member));
         return keys.Distinct();
     }
+
+    private static IEnumerable<string> DispatchNames(IMethodSymbol method) =>
+        new[] { method.Name }.Concat(method.ExplicitInterfaceImplementations.Select(m => m.Name))
+            .Where(n => !n.Contains('.')).Distinct();
 
     private static IEnumerable<string> AncestorKeys(INamedTypeSymbol type)
     {

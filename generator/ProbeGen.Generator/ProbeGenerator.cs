@@ -18,6 +18,7 @@ public sealed class ProbeGenerator : IIncrementalGenerator
         public const string Probes = nameof(Probes);
         public const string ProbeSpecs = nameof(ProbeSpecs);
         public const string ProbedTypes = nameof(ProbedTypes);
+        public const string CallNames = nameof(CallNames);
         public const string CallSites = nameof(CallSites);
         public const string ReferencedProbes = nameof(ReferencedProbes);
         public const string Interception = nameof(Interception);
@@ -62,18 +63,26 @@ public sealed class ProbeGenerator : IIncrementalGenerator
         context.RegisterSourceOutput(probedTypes.Combine(assemblyName), static (spc, input) =>
             spc.AddSource($"{input.Left.Key}.Probes.g.cs", Emitter.EmitType(Emitter.SitesClass(input.Right), input.Left)));
 
-        // Every call that may reach a method probe: of one, or of an interface or virtual member.
-        IncrementalValueProvider<ImmutableArray<CallSiteSpec>> calls = context.SyntaxProvider
-            .CreateSyntaxProvider(Parser.IsCandidateCall, Parser.ParseCallSite)
-            .Where(static c => c is not null)
-            .Select(static (c, _) => c!)
-            .Collect()
-            .WithTrackingName(Steps.CallSites);
-
         // The method probes of referenced assemblies, which calls here may reach too.
         IncrementalValueProvider<EquatableArray<ProbeSpec>> referenced = context.CompilationProvider
             .Select(static (c, ct) => Parser.ReferencedProbes(c, ct))
             .WithTrackingName(Steps.ReferencedProbes);
+
+        // The names a call may use to reach a probe: only invocations of these are ever bound.
+        IncrementalValueProvider<EquatableArray<string>> callNames = probes.Combine(referenced)
+            .Select(static (input, _) => Parser.CallNames(input.Left.Unique, input.Right))
+            .WithTrackingName(Steps.CallNames);
+
+        // Every invocation, by the name it calls (syntax only), then those that may reach a probe, bound.
+        IncrementalValueProvider<EquatableArray<CallSiteSpec>> calls = context.SyntaxProvider
+            .CreateSyntaxProvider(Parser.IsCandidateCall, static (ctx, _) => (Node: (Microsoft.CodeAnalysis.CSharp.Syntax.InvocationExpressionSyntax)ctx.Node, Name: Parser.InvokedName(ctx.Node)))
+            .Combine(callNames)
+            .Where(static input => input.Right.SortedContains(input.Left.Name, System.StringComparer.Ordinal))
+            .Select(static (input, _) => input.Left.Node)
+            .Collect()
+            .Combine(context.CompilationProvider)
+            .Select(static (input, ct) => Parser.ParseCallSites(input.Left, input.Right, ct))
+            .WithTrackingName(Steps.CallSites);
 
         // Which calls reach which probes: the interceptors and the per-probe call-site counts.
         IncrementalValueProvider<InterceptionPlan> plan = calls.Combine(probes).Combine(referenced).Combine(assemblyName)

@@ -72,7 +72,7 @@ internal static class GeneratorCost
             throw new InvalidOperationException("the synthetic library does not compile: " + result.Diagnostics.First(d => d.Severity == DiagnosticSeverity.Error));
     }
 
-    /// <summary>Probed services behind interfaces and a virtual base, in 20 files, with callers of each.</summary>
+    /// <summary>Probed services behind interfaces and a virtual base, in 20 files, with callers of each and unrelated calls.</summary>
     private static IEnumerable<string> Source()
     {
         const int files = 20, perFile = Services / files;
@@ -93,6 +93,14 @@ internal static class GeneratorCost
                     }
                     public static class Caller{{n}}
                     {
+                        // Ordinary calls that reach no probe, as most of a real program's calls are.
+                        public static string Unrelated(System.Collections.Generic.List<int> list, string s)
+                        {
+                            list.Add(s.Length);
+                            list.Sort();
+                            return s.Trim().ToUpperInvariant() + list.Count.ToString() + string.Join(",", list) + s.GetHashCode().ToString();
+                        }
+
                         public static async Task<int> Call(Service{{n}} direct, IService{{n}} viaInterface, Base{{n}} viaBase) =>
                             direct.Work(1, "a") + viaInterface.Work(2, "b") + await viaBase.RunAsync(3) + System.Math.Max(1, 2);
                     }

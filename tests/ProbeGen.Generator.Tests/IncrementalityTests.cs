@@ -29,7 +29,7 @@ public class IncrementalityTests
 
         GeneratorRunResult result = driver.GetRunResult().Results.Single();
         foreach (string step in new[] { ProbeGenerator.Steps.Probes, ProbeGenerator.Steps.ProbeSpecs, ProbeGenerator.Steps.ProbedTypes, ProbeGenerator.Steps.CallSites,
-            ProbeGenerator.Steps.ReferencedProbes, ProbeGenerator.Steps.Interception, ProbeGenerator.Steps.AssemblyName })
+            ProbeGenerator.Steps.ReferencedProbes, ProbeGenerator.Steps.CallNames, ProbeGenerator.Steps.Interception, ProbeGenerator.Steps.AssemblyName })
         {
             Assert.True(result.TrackedSteps.TryGetValue(step, out var runs), $"step {step} was not tracked");
             foreach (var output in runs.SelectMany(r => r.Outputs))

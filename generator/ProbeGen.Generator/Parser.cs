@@ -24,6 +24,10 @@ internal static class Parser
     private static readonly SymbolDisplayFormat Display = SymbolDisplayFormat.CSharpErrorMessageFormat
         .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
 
+    /// <summary>Parameter types in an overload's default name: no '?' (a pattern wildcard), so <c>int?</c> reads <c>Nullable&lt;int&gt;</c>.</summary>
+    private static readonly SymbolDisplayFormat OverloadName = SymbolDisplayFormat.MinimallyQualifiedFormat
+        .WithMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.UseSpecialTypes | SymbolDisplayMiscellaneousOptions.ExpandNullable);
+
     /// <summary>Attributes that change what the compiler checks at a call site; an interceptor must restate them.</summary>
     private static readonly HashSet<string> CopiedParameterAttributes =
     [
@@ -255,7 +259,7 @@ internal static class Parser
         if (sharing > 1)
             name += (method.TypeParameters.Length == 0 ? "" : "<" + string.Join(",", method.TypeParameters.Select(t => t.Name)) + ">")
                 + "(" + string.Join(",", method.Parameters.Select(p =>
-                p.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat).Replace(" ", "") + (p.RefKind is RefKind.None ? "" : "&"))) + ")";
+                p.Type.ToDisplayString(OverloadName).Replace(" ", "") + (p.RefKind is RefKind.None ? "" : "&"))) + ")";
         return (name, provider, false);
     }
 

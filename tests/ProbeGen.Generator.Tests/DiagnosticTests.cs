@@ -155,6 +155,8 @@ public class DiagnosticTests
                 [Probe] public double Add(double a, double b) => a + b;
                 [Probe] public bool Add(string s, out int v) { v = 0; return true; }
                 [Probe] public int Sub(int a) => a;
+                [Probe] public string? Find(string? key) => key;
+                [Probe] public string? Find(int? id, bool exact) => null;
                 [Probe] public void Set<T1>(int t) { }
                 [Probe] public void Set<T1, T2>(int t) { }
                 [Probe] public bool Check(string s, out System.Collections.Generic.ICollection<string> errors) { errors = new string[0]; return true; }
@@ -169,7 +171,7 @@ public class DiagnosticTests
         // An out parameter of a non-nullable reference type is recorded at entry without a nullability warning.
         Assert.Empty(output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning));
         string all = string.Join("\n", output.SyntaxTrees.Select(t => t.ToString()));
-        foreach (string id in new[] { "\"Add(int,int)\"", "\"Add(double,double)\"", "\"Add(string,int&)\"", "\"Sub\"", "\"N.Pair<TKey,TValue>\"", "\"Set<T1>(int)\"", "\"Set<T1,T2>(int)\"" })
+        foreach (string id in new[] { "\"Add(int,int)\"", "\"Add(double,double)\"", "\"Add(string,int&)\"", "\"Sub\"", "\"N.Pair<TKey,TValue>\"", "\"Set<T1>(int)\"", "\"Set<T1,T2>(int)\"", "\"Find(string)\"", "\"Find(Nullable<int>,bool)\"" })
             Assert.Contains(id, all);
     }
 

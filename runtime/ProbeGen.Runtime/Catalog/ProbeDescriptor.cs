@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.Diagnostics.CodeAnalysis;
 
 namespace ProbeGen;
 
@@ -117,7 +116,10 @@ public sealed class ProbeDescriptor
     /// For a method probe, the type that declares the probed method (a generic type's definition).
     /// Interface and virtual call sites use it to tell whether a receiver's call reaches the probed method.
     /// </summary>
-    [DynamicallyAccessedMembers(ProbeDispatch.NeededMembers)]
+    /// <remarks>
+    /// Not annotated for the trimmer: that would keep, and warn about, every method of the type. The
+    /// methods a dispatch test looks for are called, so they are kept.
+    /// </remarks>
     public Type? DeclaringType { get; init; }
 
     /// <summary>For a method probe, the metadata name of the probed method (an explicit implementation's includes its interface).</summary>

@@ -21,10 +21,6 @@ namespace ProbeGen;
 [EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class ProbeDispatch
 {
-    /// <summary>What reflection needs of a declaring type.</summary>
-    internal const DynamicallyAccessedMemberTypes NeededMembers =
-        DynamicallyAccessedMemberTypes.PublicMethods | DynamicallyAccessedMemberTypes.NonPublicMethods | DynamicallyAccessedMemberTypes.Interfaces;
-
     private const BindingFlags Declared = BindingFlags.DeclaredOnly | BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic;
 
     private readonly ProbeDescriptor _probe;

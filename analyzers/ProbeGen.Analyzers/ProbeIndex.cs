@@ -61,8 +61,10 @@ internal sealed class ProbeIndex
 
     private static bool Related(ITypeSymbol receiver, INamedTypeSymbol probeType)
     {
+        // An unconstrained T reaches object's virtual members of any type, as the framework's own
+        // generic code does (a ToString in a collection, a log message): not a call to report.
         if (receiver is ITypeParameterSymbol tp)
-            return tp.ConstraintTypes.Length == 0 || tp.ConstraintTypes.Any(c => Related(c, probeType));
+            return tp.ConstraintTypes.Any(c => Related(c, probeType));
         ITypeSymbol definition = receiver.OriginalDefinition;
         for (INamedTypeSymbol? t = probeType; t is not null; t = t.BaseType)
             if (SymbolEqualityComparer.Default.Equals(t.OriginalDefinition, definition))

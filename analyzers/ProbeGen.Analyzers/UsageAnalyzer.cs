@@ -114,7 +114,7 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
         var reference = (IMethodReferenceOperation)context.Operation;
         if (index.Value.Reachable(reference.Method, reference.Method.IsStatic ? null : reference.Instance?.Type) is not { } probe)
             return;
-        context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, reference.Syntax.GetLocation(), probe.Name,
+        context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, reference.Syntax.GetLocation(), Name(probe),
             "a method group or delegate conversion calls the method with no call site to intercept",
             "pass a lambda instead, '(x) => service.Method(x)': a framework that calls the delegate (MapGet, an event, a callback) then calls through it"));
     }
@@ -132,20 +132,22 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
             return;
 
         if (invocation.IsImplicit || invocation.Syntax is not Microsoft.CodeAnalysis.CSharp.Syntax.InvocationExpressionSyntax)
-            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), probe.Name,
+            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), Name(probe),
                 $"the compiler calls '{target.Name}' here for a collection initializer or a query clause, with no call site to intercept",
                 $"call {target.Name}(...) explicitly"));
         else if (invocation.Syntax is Microsoft.CodeAnalysis.CSharp.Syntax.InvocationExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.MemberAccessExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.BaseExpressionSyntax } })
-            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), probe.Name,
+            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), Name(probe),
                 "a base call is not intercepted", "probe the override, or move the shared work into a probed method that both call"));
         else if (InExpressionTree(invocation, known))
-            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), probe.Name,
+            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), Name(probe),
                 "a call inside an expression tree is data, not a call", "compile the expression, or call the method outside it"));
         else if (dispatches && receiver is ITypeParameterSymbol typeParameter
             && !typeParameter.HasReferenceTypeConstraint && !typeParameter.ConstraintTypes.Any(t => t.TypeKind == TypeKind.Class))
-            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), probe.Name,
+            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), Name(probe),
                 $"the call is on the type parameter '{typeParameter.Name}', which may be a struct that an interceptor would copy",
-                $"constrain '{typeParameter.Name}' to 'class', or call through the interface"));
+                target.ContainingType.TypeKind == TypeKind.Interface
+                    ? $"constrain '{typeParameter.Name}' to 'class', or call through the interface"
+                    : $"constrain '{typeParameter.Name}' to 'class'"));
     }
 
     /// <summary>
@@ -170,7 +172,7 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
         {
             if (method is null || index.Value.Reachable(method, method.IsStatic && !method.IsExtensionMethod ? null : receiver) is not { } probe)
                 continue;
-            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, context.Operation.Syntax.GetLocation(), probe.Name,
+            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, context.Operation.Syntax.GetLocation(), Name(probe),
                 $"{construct} calls '{method.Name}' with no call site to intercept",
                 $"probe a method that '{method.Name}' calls, or call it explicitly"));
             return;
@@ -211,7 +213,7 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
                     : index.Value.Reachable(dispose, type);
                 if (probe is null)
                     continue;
-                context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, at.GetLocation(), probe.Name,
+                context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, at.GetLocation(), Name(probe),
                     $"a 'using' calls {dispose.Name} with no call site to intercept",
                     $"call {dispose.Name}() yourself in a finally block to make it fire"));
                 return;
@@ -231,6 +233,9 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
         if (value.Type is { } type)
             yield return (type, value.Syntax);
     }
+
+    /// <summary>The probed method as the message names it: its type and name, so that a popular name says whose it is.</summary>
+    private static string Name(IMethodSymbol probe) => probe.ContainingType.Name + "." + probe.Name;
 
     private static bool InExpressionTree(IOperation operation, KnownSymbols known)
     {

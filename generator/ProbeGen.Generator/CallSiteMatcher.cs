@@ -32,7 +32,7 @@ internal static class CallSiteMatcher
             var candidates = new List<CandidateSpec>();
             foreach (ProbeSpec probe in probes.OrderBy(p => p.MethodKey, System.StringComparer.Ordinal).ThenBy(p => p.AssemblyName, System.StringComparer.Ordinal))
             {
-                bool direct = probe.MethodKey == call.TargetKey;
+                bool direct = probe.DispatchKeys[0] == call.TargetKey;
                 if (!call.IsVirtualCall && !direct)
                     continue;
                 if (call.ReceiverKeys.Count > 0 && !Related(call, probe))

@@ -159,7 +159,7 @@ internal static class Emitter
             bool separate = false;
             foreach (InterceptorSpec interceptor in file.Interceptors)
                 foreach (CandidateSpec candidate in interceptor.Candidates)
-                    if ((!candidate.Own || candidate.NeedsCheck) && holders.Add(candidate.Probe.SiteField))
+                    if ((!candidate.Own || candidate.NeedsCheck) && holders.Add(Holder(candidate.Probe)))
                     {
                         EmitHolder(w, sitesClass, candidate);
                         separate = true;
@@ -193,10 +193,11 @@ internal static class Emitter
         }
     }
 
-    private static string Holder(ProbeSpec probe) => "__pg_" + probe.SiteField;
+    /// <summary>The holder's name: assembly-qualified, as one source file compiled into two assemblies gives two probes one site field name.</summary>
+    private static string Holder(ProbeSpec probe) => "__pg_" + ProbeSpec.Sanitize(probe.AssemblyName) + "_" + probe.SiteField;
 
     private static string Site(string sitesClass, CandidateSpec candidate, HashSet<string> holders) =>
-        holders.Contains(candidate.Probe.SiteField) ? Holder(candidate.Probe) + ".Site" : $"global::{GeneratedNamespace}.{sitesClass}.{candidate.Probe.SiteField}";
+        holders.Contains(Holder(candidate.Probe)) ? Holder(candidate.Probe) + ".Site" : $"global::{GeneratedNamespace}.{sitesClass}.{candidate.Probe.SiteField}";
 
     /// <summary>
     /// An interceptor in parts: a small method the JIT inlines at the call site (the disabled check

@@ -115,6 +115,8 @@ internal sealed record ProbeSpec
     public required int Line { get; init; }
     public required LocationInfo? Location { get; init; }
 
+    /// <summary>The method as diagnostics name it (<c>Config.Set&lt;T&gt;(string)</c>).</summary>
+    public required string Display { get; init; }
     /// <summary>The method's metadata name (an explicit implementation's includes its interface).</summary>
     public required string MetadataName { get; init; }
     /// <summary>The simple names a call may use to reach this method (an explicit implementation's is its interface member's).</summary>
@@ -172,7 +174,7 @@ internal sealed record ProbeSpec
 /// member that a method probe may implement. Equatable.
 /// </summary>
 /// <param name="Target">The called method, as the interceptor restates it.</param>
-/// <param name="TargetKey">The called method's documentation-comment id.</param>
+/// <param name="TargetKey">The called method's key (its assembly and documentation-comment id).</param>
 /// <param name="ReceiverKeys">The static receiver type's definition key, then its base classes' keys; empty for a static call.</param>
 /// <param name="IsVirtualCall">The call dispatches at run time (a virtual, abstract, override or interface member).</param>
 internal sealed record CallSiteSpec(MethodShape Target, string TargetKey, EquatableArray<string> ReceiverKeys, bool IsVirtualCall,

@@ -26,7 +26,8 @@ internal static class Parser
 
     /// <summary>Parameter types in an overload's default name: no '?' (a pattern wildcard), so <c>int?</c> reads <c>Nullable&lt;int&gt;</c>.</summary>
     private static readonly SymbolDisplayFormat OverloadName = SymbolDisplayFormat.MinimallyQualifiedFormat
-        .WithMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.UseSpecialTypes | SymbolDisplayMiscellaneousOptions.ExpandNullable);
+        .WithMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.UseSpecialTypes | SymbolDisplayMiscellaneousOptions.ExpandNullable
+            | SymbolDisplayMiscellaneousOptions.ExpandValueTuple);
 
     /// <summary>Attributes that change what the compiler checks at a call site; an interceptor must restate them.</summary>
     private static readonly HashSet<string> CopiedParameterAttributes =
@@ -208,7 +209,7 @@ internal static class Parser
             Provider = provider,
             Name = name,
             Shape = shape,
-            MethodKey = Key(method),
+            MethodKey = DocumentationId(method),
             AssemblyName = method.ContainingAssembly.Name,
             Namespace = containing.ContainingNamespace.IsGlobalNamespace ? "" : containing.ContainingNamespace.ToDisplayString(),
             ContainingTypes = ContainingChain(containing).Select(t => new ContainingTypeSpec(Keyword(t), TypeName(t))).ToEquatableArray(),
@@ -223,6 +224,7 @@ internal static class Parser
             Line = lineSpan.Path is null ? 0 : lineSpan.StartLinePosition.Line + 1,
             Location = location is null ? null : LocationInfo.From(location),
             MetadataName = method.MetadataName,
+            Display = display,
             DispatchNames = DispatchNames(method).ToEquatableArray(),
             DispatchKeys = DispatchKeys(method).ToEquatableArray(),
             AncestorKeys = AncestorKeys(containing).ToEquatableArray(),
@@ -496,9 +498,17 @@ internal static class Parser
         return result.OrderBy(p => p.MethodKey, System.StringComparer.Ordinal).ToEquatableArray();
     }
 
-    /// <summary>A symbol's stable key: its documentation-comment id.</summary>
-    internal static string Key(ISymbol symbol) =>
+    /// <summary>A symbol's documentation-comment id: stable across builds, and what the runtime finds a method probe's site by.</summary>
+    internal static string DocumentationId(ISymbol symbol) =>
         symbol.OriginalDefinition.GetDocumentationCommentId() ?? symbol.OriginalDefinition.ToDisplayString();
+
+    /// <summary>
+    /// A symbol's key for matching calls with probes: its documentation-comment id qualified by its
+    /// assembly, since one source file compiled into two assemblies declares two distinct methods
+    /// with the same id.
+    /// </summary>
+    internal static string Key(ISymbol symbol) =>
+        (symbol.OriginalDefinition.ContainingAssembly?.Name ?? "") + "|" + DocumentationId(symbol);
 
     /// <summary>Every member a call may name and still reach <paramref name="method"/>.</summary>
     private static IEnumerable<string> DispatchKeys(IMethodSymbol method)
@@ -674,7 +684,7 @@ internal static class Parser
             if (firstById.TryGetValue(probe.Id, out ProbeSpec? first))
             {
                 diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.DuplicateProbeId, probe.Location,
-                    new[] { new StringValue(probe.Id), new StringValue($"{first.Method.ReceiverType.Replace("global::", "")}.{first.Method.MethodName}") }.ToEquatableArray()));
+                    new[] { new StringValue(probe.Id), new StringValue(first.Display) }.ToEquatableArray()));
                 continue;
             }
             firstById[probe.Id] = probe;

@@ -129,8 +129,12 @@ public class UsageTests
     public Task PG1008_PopularMembersOfUnrelatedTypesAreNotReported() => V.Analyze("""
         using System.Collections.Generic;
         sealed class Handle : System.IDisposable { [Probe] public void Dispose() { } }
+        class Money { [Probe] public override string ToString() => "12.50 EUR"; }
         class Caller
         {
+            // Generic code calling object's members on an unconstrained T is the framework's kind of call.
+            static string Show<T>(T value) => value?.ToString() ?? "";
+
             void M(List<int> list, System.IO.Stream stream)
             {
                 using (IEnumerator<int> e = list.GetEnumerator()) { e.MoveNext(); }

@@ -157,6 +157,7 @@ public class DiagnosticTests
                 [Probe] public int Sub(int a) => a;
                 [Probe] public string? Find(string? key) => key;
                 [Probe] public string? Find(int? id, bool exact) => null;
+                [Probe] public string? Find((int Key, string Value) pair) => null;
                 [Probe] public void Set<T1>(int t) { }
                 [Probe] public void Set<T1, T2>(int t) { }
                 [Probe] public bool Check(string s, out System.Collections.Generic.ICollection<string> errors) { errors = new string[0]; return true; }
@@ -171,7 +172,7 @@ public class DiagnosticTests
         // An out parameter of a non-nullable reference type is recorded at entry without a nullability warning.
         Assert.Empty(output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning));
         string all = string.Join("\n", output.SyntaxTrees.Select(t => t.ToString()));
-        foreach (string id in new[] { "\"Add(int,int)\"", "\"Add(double,double)\"", "\"Add(string,int&)\"", "\"Sub\"", "\"N.Pair<TKey,TValue>\"", "\"Set<T1>(int)\"", "\"Set<T1,T2>(int)\"", "\"Find(string)\"", "\"Find(Nullable<int>,bool)\"" })
+        foreach (string id in new[] { "\"Add(int,int)\"", "\"Add(double,double)\"", "\"Add(string,int&)\"", "\"Sub\"", "\"N.Pair<TKey,TValue>\"", "\"Set<T1>(int)\"", "\"Set<T1,T2>(int)\"", "\"Find(string)\"", "\"Find(Nullable<int>,bool)\"", "\"Find(ValueTuple<int,string>)\"" })
             Assert.Contains(id, all);
     }
 

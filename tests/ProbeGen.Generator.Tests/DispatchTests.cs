@@ -187,13 +187,34 @@ public class DispatchTests
         _ = calling;
     }
 
-    private static (Assembly Library, Assembly Calls) CompileTwo(string libraryName, string callsName)
+    [Fact]
+    public void OneSourceFileCompiledIntoTwoAssembliesGivesEachItsOwnProbe()
     {
-        var (libraryOutput, libraryDiagnostics, _) = Harness.Run(libraryName, Library);
+        const string shared = """
+            namespace S;
+            [ProbeGen.ProbeProvider("linked")]
+            internal static class Checks { [ProbeGen.Probe] public static int Twice(int x) => 2 * x; }
+            """;
+        (Assembly library, Assembly app) = CompileTwo("LinkedLib", "LinkedApp",
+            [shared, "namespace S; public static class LibApi { public static int Run() => Checks.Twice(1); }"],
+            [shared, "namespace S; public static class AppApi { public static int Run() => Checks.Twice(2) + LibApi.Run(); }"]);
+        using var recorder = new Recorder("linked:*");
+        Assert.Equal(6, app.GetType("S.AppApi")!.GetMethod("Run")!.Invoke(null, null));
+        Assert.Equal(["LinkedApp 2", "LinkedLib 1"],
+            recorder.Hits.Where(h => h.Point == ProbePoint.Entry).Select(h => h.Probe.Assembly + " " + h.Args[0]));
+        _ = library;
+    }
+
+    private static (Assembly Library, Assembly Calls) CompileTwo(string libraryName, string callsName) =>
+        CompileTwo(libraryName, callsName, [Library], [Calls]);
+
+    private static (Assembly Library, Assembly Calls) CompileTwo(string libraryName, string callsName, string[] librarySources, string[] callsSources)
+    {
+        var (libraryOutput, libraryDiagnostics, _) = Harness.Run(libraryName, librarySources);
         Assert.Empty(libraryDiagnostics);
         byte[] libraryImage = Emit(libraryOutput);
 
-        CSharpCompilation callsInput = Harness.Compilation(callsName, Calls).AddReferences(MetadataReference.CreateFromImage(libraryImage));
+        CSharpCompilation callsInput = Harness.Compilation(callsName, callsSources).AddReferences(MetadataReference.CreateFromImage(libraryImage));
         Harness.Driver().RunGeneratorsAndUpdateCompilation(callsInput, out Compilation callsOutput, out var callsDiagnostics);
         Assert.Empty(callsDiagnostics);
         byte[] callsImage = Emit(callsOutput);

@@ -15,12 +15,12 @@ namespace ProbeGen.Generated
 {
     file static class Interceptors
     {
-        private static class __pg_P_m_Virt_3999055036
+        private static class __pg_Shapes_P_m_Virt_3999055036
         {
             internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, string> Site = global::ProbeGen.Generated.ProbeSites_Shapes.P_m_Virt_3999055036;
             internal static readonly global::ProbeGen.ProbeDispatch Dispatch = new(Site);
         }
-        private static class __pg_P_i_Greet_1784137334
+        private static class __pg_Shapes_P_i_Greet_1784137334
         {
             internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<string>, string> Site = global::ProbeGen.Generated.ProbeSites_Shapes.P_i_Greet_1784137334;
             internal static readonly global::ProbeGen.ProbeDispatch Dispatch = new(Site, "String");
@@ -459,21 +459,21 @@ namespace ProbeGen.Generated
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static string Virt_16(this global::Shapes.Calc __pg_this)
         {
-            if (!(__pg_P_m_Virt_3999055036.Site.IsEnabled))
+            if (!(__pg_Shapes_P_m_Virt_3999055036.Site.IsEnabled))
                 return __pg_this.Virt();
             return __pg_Virt_16(__pg_this);
         }
 
         private static string __pg_Virt_16(global::Shapes.Calc __pg_this)
         {
-            if (__pg_P_m_Virt_3999055036.Site.IsEnabled && (global::ProbeGen.ProbeDispatch.IsExactly(__pg_this, typeof(global::Shapes.Calc)) || __pg_P_m_Virt_3999055036.Dispatch.Reaches(__pg_this, typeof(global::Shapes.Calc))))
+            if (__pg_Shapes_P_m_Virt_3999055036.Site.IsEnabled && (global::ProbeGen.ProbeDispatch.IsExactly(__pg_this, typeof(global::Shapes.Calc)) || __pg_Shapes_P_m_Virt_3999055036.Dispatch.Reaches(__pg_this, typeof(global::Shapes.Calc))))
                 return __pg_Virt_16_0(__pg_this);
             return __pg_this.Virt();
         }
 
         private static string __pg_Virt_16_0(global::Shapes.Calc __pg_this)
         {
-            var __pg_site = __pg_P_m_Virt_3999055036.Site;
+            var __pg_site = __pg_Shapes_P_m_Virt_3999055036.Site;
             var __pg_args = new global::ProbeGen.ProbeArgs();
             long __pg_start = __pg_site.Entry(__pg_args);
             string __pg_result;
@@ -576,14 +576,14 @@ namespace ProbeGen.Generated
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static string Greet_20(this global::Shapes.Greeter __pg_this, string name)
         {
-            if (!(__pg_P_i_Greet_1784137334.Site.IsEnabled))
+            if (!(__pg_Shapes_P_i_Greet_1784137334.Site.IsEnabled))
                 return __pg_this.Greet(name);
             return __pg_Greet_20_0(__pg_this, name);
         }
 
         private static string __pg_Greet_20_0(global::Shapes.Greeter __pg_this, string name)
         {
-            var __pg_site = __pg_P_i_Greet_1784137334.Site;
+            var __pg_site = __pg_Shapes_P_i_Greet_1784137334.Site;
             var __pg_args = new global::ProbeGen.ProbeArgs<string>(name);
             long __pg_start = __pg_site.Entry(__pg_args);
             string __pg_result;
@@ -603,21 +603,21 @@ namespace ProbeGen.Generated
         [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         internal static string Greet_21(this global::Shapes.IGreeter __pg_this, string name)
         {
-            if (!(__pg_P_i_Greet_1784137334.Site.IsEnabled))
+            if (!(__pg_Shapes_P_i_Greet_1784137334.Site.IsEnabled))
                 return __pg_this.Greet(name);
             return __pg_Greet_21(__pg_this, name);
         }
 
         private static string __pg_Greet_21(global::Shapes.IGreeter __pg_this, string name)
         {
-            if (__pg_P_i_Greet_1784137334.Site.IsEnabled && (global::ProbeGen.ProbeDispatch.IsExactly(__pg_this, typeof(global::Shapes.Greeter)) || __pg_P_i_Greet_1784137334.Dispatch.Reaches(__pg_this, typeof(global::Shapes.IGreeter))))
+            if (__pg_Shapes_P_i_Greet_1784137334.Site.IsEnabled && (global::ProbeGen.ProbeDispatch.IsExactly(__pg_this, typeof(global::Shapes.Greeter)) || __pg_Shapes_P_i_Greet_1784137334.Dispatch.Reaches(__pg_this, typeof(global::Shapes.IGreeter))))
                 return __pg_Greet_21_0(__pg_this, name);
             return __pg_this.Greet(name);
         }
 
         private static string __pg_Greet_21_0(global::Shapes.IGreeter __pg_this, string name)
         {
-            var __pg_site = __pg_P_i_Greet_1784137334.Site;
+            var __pg_site = __pg_Shapes_P_i_Greet_1784137334.Site;
             var __pg_args = new global::ProbeGen.ProbeArgs<string>(name);
             long __pg_start = __pg_site.Entry(__pg_args);
             string __pg_result;

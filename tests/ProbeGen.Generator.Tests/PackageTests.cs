@@ -128,6 +128,39 @@ public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassF
             """);
         string build = Run(app, "dotnet", "build -c Release -p:TreatWarningsAsErrors=false", ("NUGET_PACKAGES", packed.Packages));
         Assert.Contains("warning PG1001", build);
+
+        // A C# 14 extension block member cannot be intercepted: the real compiler gets PG0010, and no error from generated code.
+        File.WriteAllText(Path.Combine(app, "Extensions.cs"), """
+            static class Extensions
+            {
+                extension(int x)
+                {
+                    [ProbeGen.Probe] public int Twice() => x * 2;
+                }
+            }
+            """);
+        var (exit, failed) = RunAllowingFailure(app, "dotnet", "build -c Release -p:TreatWarningsAsErrors=false", ("NUGET_PACKAGES", packed.Packages));
+        File.Delete(Path.Combine(app, "Extensions.cs"));
+        Assert.NotEqual(0, exit);
+        Assert.Contains("error PG0010", failed);
+        Assert.Contains("a member of an extension block", failed);
+        Assert.DoesNotContain("error CS", failed);
+    }
+
+    private (int ExitCode, string Output) RunAllowingFailure(string directory, string file, string arguments, params (string Name, string Value)[] environment)
+    {
+        var start = new ProcessStartInfo(file, arguments) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in environment)
+            start.Environment[name] = value;
+        start.Environment.Remove("MSBuildExtensionsPath");
+        start.Environment.Remove("MSBUILD_EXE_PATH");
+        start.Environment.Remove("MSBuildSDKsPath");
+        using Process process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(5)), $"{file} {arguments} did not finish");
+        output.WriteLine($"$ {file} {arguments} -> {process.ExitCode}\n{stdout}\n{stderr.Result}");
+        return (process.ExitCode, stdout + stderr.Result);
     }
 
     /// <summary>

@@ -37,7 +37,7 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
             start.RegisterOperationAction(op => AnalyzeMethodReference(op, index), OperationKind.MethodReference);
             start.RegisterOperationAction(op => AnalyzeProbeCall(op, known, index), OperationKind.Invocation);
             start.RegisterOperationAction(op => AnalyzeUsing(op, known, index), OperationKind.Using, OperationKind.UsingDeclaration);
-            start.RegisterOperationAction(op => AnalyzeImplicitCalls(op, index), OperationKind.Loop, OperationKind.Await, OperationKind.DeconstructionAssignment);
+            start.RegisterOperationAction(op => AnalyzeImplicitCalls(op, index), OperationKind.Loop, OperationKind.Await, OperationKind.DeconstructionAssignment, OperationKind.CollectionExpression);
         });
     }
 
@@ -153,7 +153,7 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
     /// <summary>
     /// Calls the compiler makes for a language construct, with no call site to intercept: foreach
     /// (GetEnumerator, MoveNext, Current, Dispose), await (GetAwaiter, IsCompleted, GetResult) and
-    /// deconstruction (Deconstruct).
+    /// deconstruction (Deconstruct) and collection expressions (a [CollectionBuilder] method).
     /// </summary>
     private static void AnalyzeImplicitCalls(OperationAnalysisContext context, System.Lazy<ProbeIndex> index)
     {
@@ -166,6 +166,7 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
             IAwaitOperation { Syntax: Microsoft.CodeAnalysis.CSharp.Syntax.AwaitExpressionSyntax syntax, Operation: var awaited } => Await(model, syntax, awaited),
             IDeconstructionAssignmentOperation { Syntax: Microsoft.CodeAnalysis.CSharp.Syntax.AssignmentExpressionSyntax syntax, Value: var value } =>
                 ("a deconstruction", value.Type, new[] { Microsoft.CodeAnalysis.CSharp.CSharpExtensions.GetDeconstructionInfo(model, syntax).Method }),
+            ICollectionExpressionOperation collection => ("a collection expression", (ITypeSymbol?)null, new[] { collection.ConstructMethod as IMethodSymbol }),
             _ => ("", (ITypeSymbol?)null, System.Array.Empty<IMethodSymbol?>()),
         };
         foreach (IMethodSymbol? method in methods)

@@ -112,6 +112,16 @@ public class UsageTests
         {
             [Probe] public TaskAwaiter<int> GetAwaiter() => Task.FromResult(42).GetAwaiter();
         }
+        [CollectionBuilder(typeof(ListBuilder), "Create")]
+        class Built : IEnumerable<int>
+        {
+            public IEnumerator<int> GetEnumerator() => null!;
+            IEnumerator IEnumerable.GetEnumerator() => null!;
+        }
+        static class ListBuilder
+        {
+            [Probe] public static Built Create(System.ReadOnlySpan<int> items) => new();
+        }
         class Caller
         {
             async Task M()
@@ -121,6 +131,7 @@ public class UsageTests
                 {|PG1008:foreach (int i in bag) { }|}
                 {|PG1008:var (x, y) = new Point()|};
                 int r = {|PG1008:await new Job()|};
+                Built b = {|PG1008:[1, 2]|};
             }
         }
         """);

@@ -23,7 +23,8 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
     public override void Initialize(AnalysisContext context)
     {
         context.EnableConcurrentExecution();
-        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
+        // Generated code too: the generator intercepts calls in it, so its misses are as real.
+        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.Analyze | GeneratedCodeAnalysisFlags.ReportDiagnostics);
         context.RegisterCompilationStartAction(start =>
         {
             var known = KnownSymbols.Create(start.Compilation);
@@ -127,17 +128,27 @@ public sealed class UsageAnalyzer : DiagnosticAnalyzer
         bool dispatches = !target.IsStatic && (target.IsVirtual || target.IsAbstract || target.IsOverride || target.ContainingType.TypeKind == TypeKind.Interface);
         if (!isProbe && !dispatches)
             return;
+        // A base call is not virtual: only a probe on the very method it names is missed.
+        if (invocation.Syntax is Microsoft.CodeAnalysis.CSharp.Syntax.InvocationExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.MemberAccessExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.BaseExpressionSyntax } })
+        {
+            if (isProbe)
+                context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), Name(target.OriginalDefinition),
+                    "a base call is not intercepted", "move the shared work into a probed method that both call"));
+            return;
+        }
         ITypeSymbol? receiver = target.IsStatic ? null : invocation.Instance?.Type;
         if (index.Value.Reachable(target, receiver) is not { } probe)
             return;
 
         if (invocation.IsImplicit || invocation.Syntax is not Microsoft.CodeAnalysis.CSharp.Syntax.InvocationExpressionSyntax)
+        {
+            string construct = invocation.Syntax is Microsoft.CodeAnalysis.CSharp.Syntax.QueryClauseSyntax or Microsoft.CodeAnalysis.CSharp.Syntax.SelectOrGroupClauseSyntax
+                or Microsoft.CodeAnalysis.CSharp.Syntax.OrderingSyntax or Microsoft.CodeAnalysis.CSharp.Syntax.QueryContinuationSyntax
+                ? "a query clause" : "a collection initializer";
             context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), Name(probe),
-                $"the compiler calls '{target.Name}' here for a collection initializer or a query clause, with no call site to intercept",
+                $"the compiler calls '{target.Name}' here for {construct}, with no call site to intercept",
                 $"call {target.Name}(...) explicitly"));
-        else if (invocation.Syntax is Microsoft.CodeAnalysis.CSharp.Syntax.InvocationExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.MemberAccessExpressionSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.BaseExpressionSyntax } })
-            context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), Name(probe),
-                "a base call is not intercepted", "probe the override, or move the shared work into a probed method that both call"));
+        }
         else if (InExpressionTree(invocation, known))
             context.ReportDiagnostic(Diagnostic.Create(Descriptors.NotIntercepted, invocation.Syntax.GetLocation(), Name(probe),
                 "a call inside an expression tree is data, not a call", "compile the expression, or call the method outside it"));

@@ -141,6 +141,9 @@ public class UsageTests
         using System.Collections.Generic;
         sealed class Handle : System.IDisposable { [Probe] public void Dispose() { } }
         class Money { [Probe] public override string ToString() => "12.50 EUR"; }
+        // Only the override is probed: its base call reaches no probe.
+        class Sync { public virtual string Execute() => "sync"; }
+        class SyncFrom : Sync { [Probe] public override string Execute() => "from:" + base.Execute(); }
         class Caller
         {
             // Generic code calling object's members on an unconstrained T is the framework's kind of call.

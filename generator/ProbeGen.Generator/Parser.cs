@@ -134,14 +134,13 @@ internal static class Parser
             diagnostics?.Add(DiagnosticInfo.Create(descriptor, at, args));
         }
 
-        (string name, string provider, bool explicitName) = IdOf(method, attribute, known);
+        (string name, string provider) = IdOf(method, attribute, known);
         if (!IsValidIdPart(provider))
             Report(DiagnosticDescriptors.InvalidProbeId, location, "provider", provider);
         if (!IsValidIdPart(name))
             Report(DiagnosticDescriptors.InvalidProbeId, location, "name", name);
-        _ = explicitName;
 
-        bool isStatic = own ? method.IsPartialDefinition : false;
+        bool isStatic = own && method.IsPartialDefinition;
         ProbeShape shape = isStatic ? ProbeShape.Static : ProbeShape.Method;
         bool isExplicit = method.ExplicitInterfaceImplementations.Length > 0;
 
@@ -238,12 +237,12 @@ internal static class Parser
     }
 
     /// <summary>The probe's provider and name; overloads that share a default name each get their parameter list, so none needs a hand-written name.</summary>
-    private static (string Name, string Provider, bool Explicit) IdOf(IMethodSymbol method, AttributeData attribute, KnownSymbols known)
+    private static (string Name, string Provider) IdOf(IMethodSymbol method, AttributeData attribute, KnownSymbols known)
     {
         (string? name, string? provider) = AttributeNames(attribute);
         provider ??= ProviderOf(method.ContainingType, known);
         if (name is not null)
-            return (name, provider, true);
+            return (name, provider);
         name = DefaultName(method);
         int sharing = 0;
         foreach (ISymbol member in method.ContainingType.GetMembers())
@@ -262,7 +261,7 @@ internal static class Parser
             name += (method.TypeParameters.Length == 0 ? "" : "<" + string.Join(",", method.TypeParameters.Select(t => t.Name)) + ">")
                 + "(" + string.Join(",", method.Parameters.Select(p =>
                 p.Type.ToDisplayString(OverloadName).Replace(" ", "") + (p.RefKind is RefKind.None ? "" : "&"))) + ")";
-        return (name, provider, false);
+        return (name, provider);
     }
 
     private static (string? Name, string? Provider) AttributeNames(AttributeData attribute)

@@ -43,13 +43,7 @@ public class IncrementalityTests
     [Fact]
     public void EditingAProbeRegeneratesIt()
     {
-        CSharpCompilation first = Harness.Compilation("Inc2", ShapesSource.Probes, ShapesSource.Scenarios);
-        GeneratorDriver driver = Harness.Driver(trackSteps: true).RunGenerators(first);
-        SyntaxTree old = first.SyntaxTrees.First();
-        string text = old.GetText().ToString();
-        SyntaxTree edited = old.WithChangedText(Microsoft.CodeAnalysis.Text.SourceText.From(text.Replace("[Probe(\"in_param\")]", "[Probe(\"in_param2\")]")));
-        driver = driver.RunGenerators(first.ReplaceSyntaxTree(old, edited));
-        GeneratorRunResult result = driver.GetRunResult().Results.Single();
+        GeneratorRunResult result = RunAfterEditingTheProbes("Inc2", "[Probe(\"in_param\")]", "[Probe(\"in_param2\")]");
         Assert.Contains(result.TrackedSteps[ProbeGenerator.Steps.ProbeSpecs].SelectMany(r => r.Outputs), o => o.Reason == IncrementalStepRunReason.Modified);
         Assert.Contains(result.GeneratedSources, s => s.SourceText.ToString().Contains("\"in_param2\""));
     }
@@ -58,17 +52,23 @@ public class IncrementalityTests
     public void EditingOneProbedTypeLeavesTheOtherTypesFilesCached()
     {
         // The last probed type of the file: the types before it keep their spans, so their specs are equal.
-        CSharpCompilation first = Harness.Compilation("Inc3", ShapesSource.Probes, ShapesSource.Scenarios);
-        GeneratorDriver driver = Harness.Driver(trackSteps: true).RunGenerators(first);
-        SyntaxTree old = first.SyntaxTrees.First();
-        string text = old.GetText().ToString();
-        Assert.Contains("[Probe] public string Greet(", text);
-        SyntaxTree edited = old.WithChangedText(Microsoft.CodeAnalysis.Text.SourceText.From(text.Replace("[Probe] public string Greet(", "[Probe(\"greet2\")] public string Greet(")));
-        driver = driver.RunGenerators(first.ReplaceSyntaxTree(old, edited));
-        GeneratorRunResult result = driver.GetRunResult().Results.Single();
+        GeneratorRunResult result = RunAfterEditingTheProbes("Inc3", "[Probe] public string Greet(", "[Probe(\"greet2\")] public string Greet(");
         var reasons = result.TrackedSteps[ProbeGenerator.Steps.ProbedTypes].SelectMany(r => r.Outputs)
             .Select(o => (((ProbedType)o.Value).Key, o.Reason)).ToList();
         Assert.Contains(reasons, r => r.Key == "Shapes_Greeter" && r.Reason == IncrementalStepRunReason.Modified);
         Assert.All(reasons.Where(r => r.Key != "Shapes_Greeter"), r => Assert.True(r.Reason is IncrementalStepRunReason.Unchanged or IncrementalStepRunReason.Cached, $"{r.Key} re-ran with {r.Reason}"));
+    }
+
+    /// <summary>Runs the generator on the shapes, then again after one text edit of the probes file; the second run's result.</summary>
+    private static GeneratorRunResult RunAfterEditingTheProbes(string assemblyName, string find, string replacement)
+    {
+        CSharpCompilation first = Harness.Compilation(assemblyName, ShapesSource.Probes, ShapesSource.Scenarios);
+        GeneratorDriver driver = Harness.Driver(trackSteps: true).RunGenerators(first);
+        SyntaxTree old = first.SyntaxTrees.First();
+        string text = old.GetText().ToString();
+        Assert.Contains(find, text);
+        SyntaxTree edited = old.WithChangedText(Microsoft.CodeAnalysis.Text.SourceText.From(text.Replace(find, replacement)));
+        driver = driver.RunGenerators(first.ReplaceSyntaxTree(old, edited));
+        return driver.GetRunResult().Results.Single();
     }
 }

@@ -139,28 +139,12 @@ public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassF
                 }
             }
             """);
-        var (exit, failed) = RunAllowingFailure(app, "dotnet", "build -c Release -p:TreatWarningsAsErrors=false", ("NUGET_PACKAGES", packed.Packages));
+        var (exit, failed) = Shell.Start(output, app, "dotnet", "build -c Release -p:TreatWarningsAsErrors=false", ("NUGET_PACKAGES", packed.Packages));
         File.Delete(Path.Combine(app, "Extensions.cs"));
         Assert.NotEqual(0, exit);
         Assert.Contains("error PG0010", failed);
         Assert.Contains("a member of an extension block", failed);
         Assert.DoesNotContain("error CS", failed);
-    }
-
-    private (int ExitCode, string Output) RunAllowingFailure(string directory, string file, string arguments, params (string Name, string Value)[] environment)
-    {
-        var start = new ProcessStartInfo(file, arguments) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var (name, value) in environment)
-            start.Environment[name] = value;
-        start.Environment.Remove("MSBuildExtensionsPath");
-        start.Environment.Remove("MSBUILD_EXE_PATH");
-        start.Environment.Remove("MSBuildSDKsPath");
-        using Process process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(5)), $"{file} {arguments} did not finish");
-        output.WriteLine($"$ {file} {arguments} -> {process.ExitCode}\n{stdout}\n{stderr.Result}");
-        return (process.ExitCode, stdout + stderr.Result);
     }
 
     /// <summary>
@@ -246,7 +230,8 @@ public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassF
             for (int attempt = 0; attempt < 50 && !list.Contains("payments:charge", StringComparison.Ordinal); attempt++)
             {
                 System.Threading.Thread.Sleep(200);
-                list = TryRun(solution, packed.Probegen, $"list -p {service.Id} --json");
+                var (exit, listed) = Shell.Start(output, solution, packed.Probegen, $"list -p {service.Id} --json");
+                list = exit == 0 ? listed : "";
             }
             var sites = new System.Collections.Generic.Dictionary<string, string>();
             foreach (string line in list.Split('\n', StringSplitOptions.RemoveEmptyEntries))
@@ -266,25 +251,23 @@ public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassF
         }
     }
 
-    private string TryRun(string directory, string file, string arguments)
-    {
-        var start = new ProcessStartInfo(file, arguments) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        using Process process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        output.WriteLine($"$ {file} {arguments} -> {process.ExitCode}\n{stdout}{stderr.Result}");
-        return process.ExitCode == 0 ? stdout : "";
-    }
-
     private string Run(string directory, string file, string arguments, params (string Name, string Value)[] environment) =>
         Shell.Run(output, directory, file, arguments, environment);
 }
 
-/// <summary>Runs a command to completion; a non-zero exit fails the test with its output.</summary>
+/// <summary>Runs commands to completion, as a user's shell would.</summary>
 internal static class Shell
 {
+    /// <summary>Runs a command; a non-zero exit fails the test with its output. Returns its stdout.</summary>
     public static string Run(ITestOutputHelper? output, string directory, string file, string arguments, params (string Name, string Value)[] environment)
+    {
+        var (exitCode, stdout) = Start(output, directory, file, arguments, environment);
+        Assert.True(exitCode == 0, $"{file} {arguments} exited with {exitCode}:\n{stdout}");
+        return stdout;
+    }
+
+    /// <summary>Runs a command that may fail: its exit code, and its stdout (stderr too when it failed).</summary>
+    public static (int ExitCode, string Output) Start(ITestOutputHelper? output, string directory, string file, string arguments, params (string Name, string Value)[] environment)
     {
         var start = new ProcessStartInfo(file, arguments)
         {
@@ -302,8 +285,7 @@ internal static class Shell
         var stderr = process.StandardError.ReadToEndAsync();
         string stdout = process.StandardOutput.ReadToEnd();
         Assert.True(process.WaitForExit(TimeSpan.FromMinutes(5)), $"{file} {arguments} did not finish");
-        output?.WriteLine($"$ {file} {arguments}\n{stdout}\n{stderr.Result}");
-        Assert.True(process.ExitCode == 0, $"{file} {arguments} exited with {process.ExitCode}:\n{stdout}\n{stderr.Result}");
-        return stdout;
+        output?.WriteLine($"$ {file} {arguments} -> {process.ExitCode}\n{stdout}\n{stderr.Result}");
+        return (process.ExitCode, process.ExitCode == 0 ? stdout : stdout + stderr.Result);
     }
 }

@@ -177,11 +177,8 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
     private void CompleteFrom(Task task, in TArgs args, long startTimestamp)
     {
         TResult none = default!;
-        Complete(in args, in none, startTimestamp, task.IsCompletedSuccessfully ? null : ExceptionOf(task));
+        Complete(in args, in none, startTimestamp, task.IsCompletedSuccessfully ? null : TaskFaults.Read(task));
     }
-
-    /// <summary>The exception an <c>await</c> of the task throws (the single inner exception, or a cancellation), read without observing it.</summary>
-    private static Exception ExceptionOf(Task task) => TaskFaults.Read(task);
 
     /// <summary>What a continuation needs to fire the return hit of an awaitable.</summary>
     private sealed class AsyncReturn(MethodProbeSite<TArgs, TResult> site, TArgs args, long startTimestamp)

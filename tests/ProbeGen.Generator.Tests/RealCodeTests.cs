@@ -174,4 +174,67 @@ public class RealCodeTests
             TaskScheduler.UnobservedTaskException -= OnUnobserved;
         }
     }
+
+    private static readonly Lazy<Assembly> s_passThrough = new(() => Harness.CompileAndLoad("PassThrough", """
+        using System.Threading.Tasks;
+        using ProbeGen;
+        namespace P;
+        [ProbeProvider("pass")]
+        public static class Work
+        {
+            [Probe] public static Task<int> Pass(Task<int> inner) => inner;
+            public static Task<int> Call(Task<int> inner) => Pass(inner);
+        }
+        """));
+
+    private static Task<int> Pass(Task<int> inner) =>
+        (Task<int>)s_passThrough.Value.GetType("P.Work")!.GetMethod("Call")!.Invoke(null, [inner])!;
+
+    [Fact]
+    public async Task ACallerThatResumesAfterItsAwaitHasSeenTheReturnHit()
+    {
+        using var recorder = new Recorder("pass:*");
+        var inner = new TaskCompletionSource<int>();
+        using var gate = new ManualResetEventSlim();
+        // Registered before the call, this continuation runs first on the completing thread and holds
+        // it after the task has completed but before the probe's own continuation has run: the window
+        // in which a caller checking IsCompleted would resume without the return hit.
+        _ = inner.Task.ContinueWith(_ => gate.Wait(), TaskContinuationOptions.ExecuteSynchronously);
+        Task<int> returned = Pass(inner.Task);
+        Task completer = Task.Run(() => inner.SetResult(5));
+        Assert.True(SpinWait.SpinUntil(() => inner.Task.IsCompleted, TimeSpan.FromSeconds(10)));
+        bool callerSawCompletion = returned.IsCompleted;
+        int returnHits = recorder.Of("pass:Pass").Count(h => h.Point == ProbePoint.Return);
+        gate.Set();
+        Assert.False(callerSawCompletion && returnHits == 0, "the caller saw the call complete before its return hit was delivered");
+        Assert.Equal(5, await returned);
+        Assert.Equal(5, Assert.Single(recorder.Of("pass:Pass"), h => h.Point == ProbePoint.Return).Return);
+        await completer;
+    }
+
+    [Fact]
+    public async Task ATaskThatCompletesLaterKeepsItsWholeOutcome()
+    {
+        using var recorder = new Recorder("pass:*");
+        using var cts = new CancellationTokenSource();
+        var canceledInner = new TaskCompletionSource<int>();
+        Task<int> canceled = Pass(canceledInner.Task);
+        cts.Cancel();
+        canceledInner.SetCanceled(cts.Token);
+        Assert.True(canceled.IsCanceled);
+        OperationCanceledException oce = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => canceled);
+        Assert.Equal(cts.Token, oce.CancellationToken);
+
+        var faultedInner = new TaskCompletionSource<int>();
+        Task<int> faulted = Pass(faultedInner.Task);
+        var first = new FormatException("first");
+        var second = new InvalidOperationException("second");
+        faultedInner.SetException([first, second]);
+        Assert.Equal([first, second], faulted.Exception!.InnerExceptions);
+        Assert.Same(first, await Assert.ThrowsAsync<FormatException>(() => faulted));
+
+        Hit[] returns = recorder.Of("pass:Pass").Where(h => h.Point == ProbePoint.Return).ToArray();
+        Assert.IsType<TaskCanceledException>(returns[0].Exception);
+        Assert.Equal([first, second], Assert.IsType<AggregateException>(returns[1].Exception).InnerExceptions);
+    }
 }

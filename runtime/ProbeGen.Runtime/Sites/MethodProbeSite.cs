@@ -99,8 +99,11 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
     }
 
     /// <summary>
-    /// Fires the return hit when <paramref name="task"/> completes (at once if it already has) and
-    /// returns the same task, so the caller observes exactly what it would without the probe.
+    /// Fires the return hit when <paramref name="task"/> completes. A task that has already
+    /// completed gets its hit at once and is returned as it is. Any other is returned as a task
+    /// with the same outcome (result, every exception, or cancellation with its token) that
+    /// completes only after the return hit was delivered: a caller that resumes after its await
+    /// has always seen the hit, even when the original task's completion raced with the call.
     /// </summary>
     /// <param name="task">What the probed method returned.</param>
     /// <param name="args">The arguments, as <see cref="Entry"/> saw them.</param>
@@ -108,24 +111,28 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
     public Task<T> ReturnWhenCompleted<T>(Task<T> task, TArgs args, long startTimestamp)
     {
         if (task.IsCompleted)
+        {
             CompleteFrom(task, in args, startTimestamp);
-        else
-            task.ContinueWith(static (t, state) => ((AsyncReturn)state!).Complete((Task<T>)t),
-                new AsyncReturn(this, args, startTimestamp), CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        return task;
+            return task;
+        }
+        var pending = new PendingReturn<T>(this, args, startTimestamp);
+        task.ContinueWith(static (t, state) => ((PendingReturn<T>)state!).Complete(t),
+            pending, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return pending.Task;
     }
 
     /// <inheritdoc cref="ReturnWhenCompleted{T}(Task{T}, TArgs, long)"/>
     public Task ReturnWhenCompleted(Task task, TArgs args, long startTimestamp)
     {
         if (task.IsCompleted)
+        {
             CompleteFrom(task, in args, startTimestamp);
-        else
-            task.ContinueWith(static (t, state) => ((AsyncReturn)state!).Complete(t),
-                new AsyncReturn(this, args, startTimestamp), CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        return task;
+            return task;
+        }
+        var pending = new PendingReturn(this, args, startTimestamp);
+        task.ContinueWith(static (t, state) => ((PendingReturn)state!).Complete(t),
+            pending, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return pending.Task;
     }
 
     /// <summary>
@@ -161,6 +168,7 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
         return new ValueTask(ReturnWhenCompleted(task.AsTask(), args, startTimestamp));
     }
 
+    /// <summary>The return hit of a task that had completed before the caller could see it; the caller may still observe it or not, so its exception is read unobserved.</summary>
     private void CompleteFrom<T>(Task<T> task, in TArgs args, long startTimestamp)
     {
         if (task.IsCompletedSuccessfully)
@@ -180,12 +188,101 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
         Complete(in args, in none, startTimestamp, task.IsCompletedSuccessfully ? null : TaskFaults.Read(task));
     }
 
-    /// <summary>What a continuation needs to fire the return hit of an awaitable.</summary>
-    private sealed class AsyncReturn(MethodProbeSite<TArgs, TResult> site, TArgs args, long startTimestamp)
+    /// <summary>
+    /// The task a caller awaits in place of a pending one. The original's exceptions are observed
+    /// here and handed on, so they stay unobserved exactly as long as the caller leaves this task so.
+    /// </summary>
+    private sealed class PendingReturn<T>(MethodProbeSite<TArgs, TResult> site, TArgs args, long startTimestamp) : TaskCompletionSource<T>
     {
-        public void Complete<T>(Task<T> task) => site.CompleteFrom(task, in args, startTimestamp);
+        public void Complete(Task<T> task)
+        {
+            if (task.IsCompletedSuccessfully)
+            {
+                T result = task.Result;
+                try
+                {
+                    TResult reported = ProbeValues.Cast<T, TResult>(result);
+                    site.Complete(in args, in reported, startTimestamp, null);
+                }
+                finally
+                {
+                    SetResult(result);
+                }
+            }
+            else
+            {
+                CancellationToken canceledBy = default;
+                AggregateException? faults = null;
+                try
+                {
+                    site.CompleteFailed(task, in args, startTimestamp, out canceledBy, out faults);
+                }
+                finally
+                {
+                    if (faults is null)
+                        SetCanceled(canceledBy);
+                    else
+                        SetException(faults.InnerExceptions);
+                }
+            }
+        }
+    }
 
-        public void Complete(Task task) => site.CompleteFrom(task, in args, startTimestamp);
+    /// <inheritdoc cref="PendingReturn{T}"/>
+    private sealed class PendingReturn(MethodProbeSite<TArgs, TResult> site, TArgs args, long startTimestamp) : TaskCompletionSource
+    {
+        public void Complete(Task task)
+        {
+            if (task.IsCompletedSuccessfully)
+            {
+                try
+                {
+                    TResult none = default!;
+                    site.Complete(in args, in none, startTimestamp, null);
+                }
+                finally
+                {
+                    SetResult();
+                }
+            }
+            else
+            {
+                CancellationToken canceledBy = default;
+                AggregateException? faults = null;
+                try
+                {
+                    site.CompleteFailed(task, in args, startTimestamp, out canceledBy, out faults);
+                }
+                finally
+                {
+                    if (faults is null)
+                        SetCanceled(canceledBy);
+                    else
+                        SetException(faults.InnerExceptions);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Fires the return hit of a faulted or canceled task and returns what the caller's task must
+    /// carry: the cancellation token, or every exception (reading them here observes the original).
+    /// </summary>
+    private void CompleteFailed(Task task, in TArgs args, long startTimestamp, out CancellationToken canceledBy, out AggregateException? faults)
+    {
+        TResult none = default!;
+        if (task.IsCanceled)
+        {
+            var canceled = new TaskCanceledException(task);
+            (canceledBy, faults) = (canceled.CancellationToken, null);
+            Complete(in args, in none, startTimestamp, canceled);
+        }
+        else
+        {
+            AggregateException all = task.Exception!;
+            (canceledBy, faults) = (default, all);
+            Complete(in args, in none, startTimestamp, all.InnerExceptions.Count == 1 ? all.InnerExceptions[0] : all);
+        }
     }
 
     private void Complete(in TArgs args, in TResult result, long startTimestamp, Exception? exception)

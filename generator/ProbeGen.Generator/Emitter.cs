@@ -80,12 +80,12 @@ internal static class Emitter
     {
         string parameters = probe.Method.Parameters.Count == 0
             ? "global::System.Array.Empty<global::ProbeGen.ProbeParameter>()"
-            : "new global::ProbeGen.ProbeParameter[] { " + string.Join(", ", probe.Method.Parameters.Select(p => $"new({Literal(p.DeclaredName)}, {Literal(p.DisplayType)})")) + " }";
+            : "new global::ProbeGen.ProbeParameter[] { " + string.Join(", ", probe.Method.Parameters.Select(p => $"new({Literal(p.DeclaredName)}, {Literal(p.DisplayType)})" + (p.Redact.Length == 0 ? "" : $" {{ Redact = global::ProbeGen.ProbeRedact.{p.Redact} }}"))) + " }";
         string kind = probe.Shape == ProbeShape.Static ? "Static" : "Method";
         string returnType = probe.ReturnDisplay is null ? "null" : Literal(probe.ReturnDisplay);
         string descriptor = $"new global::ProbeGen.ProbeDescriptor({Literal(probe.Provider)}, {Literal(probe.Name)}, global::ProbeGen.ProbeKind.{kind}, {parameters}, {returnType}, {Literal(probe.File)}, {probe.Line})";
         if (probe.Shape == ProbeShape.Method)
-            descriptor += $" {{ MethodKey = {Literal(probe.MethodKey)}, DeclaringType = typeof({probe.ContainingTypeOf}), MethodName = {Literal(probe.MetadataName)} }}";
+            descriptor += $" {{ MethodKey = {Literal(probe.MethodKey)}, DeclaringType = typeof({probe.ContainingTypeOf}), MethodName = {Literal(probe.MetadataName)}{(probe.ReturnRedacted ? ", ReturnRedacted = true" : "")} }}";
         return descriptor;
     }
 

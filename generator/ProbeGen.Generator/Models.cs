@@ -36,8 +36,9 @@ internal enum AsyncKind
 /// <param name="Attributes">Attributes the compiler reads at call sites (nullability flow), as C# to copy onto an interceptor's parameter.</param>
 /// <param name="MetadataType">The type's metadata name as reflection spells it (<c>Int32</c>, <c>List`1</c>, <c>T&amp;</c>), to tell overloads apart at run time.</param>
 /// <param name="Recordable">False for a value no probe can keep (a type parameter that allows ref structs): the site records null.</param>
+/// <param name="Redact">"Always" or "Never" from a [ProbeRedact] on the parameter, "" without one.</param>
 internal sealed record ParameterSpec(string Name, string DeclaredName, string Type, string DisplayType, string SiteType, string RefKind, bool IsParams,
-    string Attributes, string MetadataType, bool Recordable)
+    string Attributes, string MetadataType, bool Recordable, string Redact)
 {
     public bool Boxed => SiteType == "object?";
 
@@ -109,6 +110,8 @@ internal sealed record ProbeSpec
     public required string Modifiers { get; init; }
     public required MethodShape Method { get; init; }
     public required string? ReturnDisplay { get; init; }
+    /// <summary>True when the method's return carries [return: ProbeRedact].</summary>
+    public bool ReturnRedacted { get; init; }
     public required string ResultSiteType { get; init; }
     public required AsyncKind Async { get; init; }
     public required string File { get; init; }

@@ -15,6 +15,7 @@ internal static class Parser
     public const string ProbeAttributeName = "ProbeGen.ProbeAttribute";
     public const string ProviderAttributeName = "ProbeGen.ProbeProviderAttribute";
     public const string GeneratedStaticProbeAttributeName = "ProbeGen.GeneratedStaticProbeAttribute";
+    public const string RedactAttributeName = "ProbeGen.ProbeRedactAttribute";
     private const string RuntimeAssemblyName = "ProbeGen.Runtime";
     private const int MaxParameters = 8;
 
@@ -223,6 +224,7 @@ internal static class Parser
             Line = lineSpan.Path is null ? 0 : lineSpan.StartLinePosition.Line + 1,
             Location = location is null ? null : LocationInfo.From(location),
             MetadataName = method.MetadataName,
+            ReturnRedacted = Redaction(method.GetReturnTypeAttributes()) == true,
             Display = display,
             DispatchNames = DispatchNames(method).ToEquatableArray(),
             DispatchKeys = DispatchKeys(method).ToEquatableArray(),
@@ -342,7 +344,20 @@ internal static class Parser
             IsParams: parameter.IsParams,
             Attributes: Attributes(parameter.GetAttributes(), CopiedParameterAttributes),
             MetadataType: MetadataTypeName(parameter.Type) + (parameter.RefKind == RefKind.None ? "" : "&"),
-            Recordable: recordable);
+            Recordable: recordable,
+            Redact: Redaction(parameter.GetAttributes()) switch { true => "Always", false => "Never", null => "" });
+    }
+
+    /// <summary>What a [ProbeRedact] among <paramref name="attributes"/> asks for: redact, allow, or nothing said.</summary>
+    internal static bool? Redaction(ImmutableArray<AttributeData> attributes)
+    {
+        foreach (AttributeData attribute in attributes)
+        {
+            if (attribute.AttributeClass?.ToDisplayString() != RedactAttributeName)
+                continue;
+            return attribute.ConstructorArguments.Length == 1 && attribute.ConstructorArguments[0].Value is bool redact ? redact : true;
+        }
+        return null;
     }
 
     private static string MetadataTypeName(ITypeSymbol type) => type switch

@@ -22,6 +22,23 @@ internal static class CommonOptions
         Description = "Stop after this long, e.g. 10s, 500ms, 2m.",
     };
 
+    /// <summary>The EventPipe buffer a session asks the target for unless told otherwise, in megabytes.</summary>
+    public const int DefaultBufferMegabytes = 16;
+
+    /// <summary>The largest buffer a session may ask for, in megabytes: the target pays it in memory.</summary>
+    public const int MaxBufferMegabytes = 1024;
+
+    public static Option<int> BufferSize() => new("--buffersize")
+    {
+        Description = $"The target's event buffer for this session, in MB ({DefaultBufferMegabytes} by default, at most {MaxBufferMegabytes}). When it fills, events are dropped and counted.",
+        DefaultValueFactory = _ => DefaultBufferMegabytes,
+    };
+
+    /// <summary>Checks a --buffersize value.</summary>
+    public static int CheckBufferSize(int megabytes) => megabytes is >= 1 and <= MaxBufferMegabytes
+        ? megabytes
+        : throw CliException.Usage($"--buffersize must be between 1 and {MaxBufferMegabytes} (MB), not {megabytes}");
+
     public static Argument<string[]> Patterns() => new("PATTERN")
     {
         Description = "Probe patterns such as orders:* or *:charge.",
@@ -41,6 +58,34 @@ internal static class CommonOptions
             : (t, 1);
         if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || value <= 0 || !double.IsFinite(value))
             throw CliException.Usage($"{option}: '{text}' is not a duration (use e.g. 10s, 500ms, 2m)");
-        return TimeSpan.FromSeconds(value * scale);
+        double seconds = value * scale;
+        if (seconds > MaxDuration.TotalSeconds)
+            throw CliException.Usage($"{option}: '{text}' is longer than the longest duration, {MaxDuration.TotalDays:0} days");
+        if (seconds < 0.001)
+            throw CliException.Usage($"{option}: '{text}' is shorter than a millisecond");
+        return TimeSpan.FromSeconds(seconds);
+    }
+
+    /// <summary>The longest --duration or --interval: what a timer can wait (int.MaxValue milliseconds), about 24 days.</summary>
+    public static readonly TimeSpan MaxDuration = TimeSpan.FromMilliseconds(int.MaxValue);
+
+    /// <summary>
+    /// The patterns as the target will get them: each valid, duplicates dropped, within the
+    /// protocol's bounds; the first problem is a usage error.
+    /// </summary>
+    public static string[] DistinctPatterns(string[] patterns)
+    {
+        var distinct = new System.Collections.Generic.List<string>();
+        var seen = new System.Collections.Generic.HashSet<string>(StringComparer.Ordinal);
+        foreach (string pattern in patterns)
+        {
+            if (!ProbePattern.TryParse(pattern, out _, out string? error))
+                throw CliException.Usage(error!);
+            if (seen.Add(pattern))
+                distinct.Add(pattern);
+        }
+        if (distinct.Count > Control.ControlProtocol.MaxPatterns)
+            throw CliException.Usage($"{distinct.Count} distinct patterns; the limit is {Control.ControlProtocol.MaxPatterns} (use wildcards to cover more probes with fewer patterns)");
+        return distinct.ToArray();
     }
 }

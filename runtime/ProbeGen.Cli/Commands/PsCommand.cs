@@ -23,23 +23,24 @@ internal static class PsCommand
         var processes = DiagnosticsClient.GetPublishedProcesses()
             .Where(pid => pid != Environment.ProcessId)
             .Order()
-            .Select(pid => (Pid: pid, Name: Read($"/proc/{pid}/comm")?.Trim() ?? "?", Command: CommandLine(pid), ProbeGen: HasProbeGen(pid)))
+            .Select(pid => (Pid: pid, Name: Read($"/proc/{pid}/comm")?.Trim() ?? "?", Command: CommandLine(pid), ProbeGen: HasProbeGen(pid), Reachable: Target.TargetProcess.CanReach(pid)))
             .ToList();
+        const string denied = "permission denied: runs as another user";
         if (json)
         {
             foreach (var p in processes)
-                output.WriteLine(JsonSerializer.Serialize(new { pid = p.Pid, name = p.Name, probegen = p.ProbeGen, command = p.Command }));
+                output.WriteLine(JsonSerializer.Serialize(new { pid = p.Pid, name = p.Name, probegen = p.ProbeGen, command = p.Command, note = p.Reachable ? null : denied }));
             return ExitCode.Ok;
         }
         output.WriteLine($"{"PID",7} {"PROBEGEN",-8} {"NAME",-16} COMMAND");
         foreach (var p in processes)
-            output.WriteLine($"{p.Pid,7} {(p.ProbeGen ? "yes" : "-"),-8} {p.Name,-16} {p.Command}");
+            output.WriteLine($"{p.Pid,7} {(p.ProbeGen switch { true => "yes", false => "-", null => "?" }),-8} {p.Name,-16} {(p.Reachable ? p.Command : $"({denied}) {p.Command}")}");
         return ExitCode.Ok;
     }
 
-    /// <summary>ProbeGen is loaded when its runtime assembly is mapped into the process.</summary>
-    private static bool HasProbeGen(int pid) =>
-        Read($"/proc/{pid}/maps")?.Contains("ProbeGen.Runtime.dll", StringComparison.Ordinal) ?? false;
+    /// <summary>ProbeGen is loaded when its runtime assembly is mapped into the process; null when its memory map cannot be read (another user's process).</summary>
+    private static bool? HasProbeGen(int pid) =>
+        Read($"/proc/{pid}/maps")?.Contains("ProbeGen.Runtime.dll", StringComparison.Ordinal);
 
     private static string CommandLine(int pid) => Read($"/proc/{pid}/cmdline")?.Replace('\0', ' ').Trim() ?? "";
 

@@ -24,39 +24,39 @@ internal static class StatsCommand
         Option<string?> interval = new("--interval") { Description = "Time between snapshots, e.g. 1s.", DefaultValueFactory = _ => "1s" };
         Option<string?> duration = CommonOptions.Duration();
         Option<bool> json = CommonOptions.Json();
+        Option<int> buffer = CommonOptions.BufferSize();
         var command = new Command("stats", "Count hits and histogram latencies of the probes matching PATTERN.")
         {
-            patterns, pid, interval, duration, json,
+            patterns, pid, interval, duration, json, buffer,
         };
         command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(
             result.GetValue(patterns)!, result.GetValue(pid),
             CommonOptions.ParseDuration(result.GetValue(interval), "--interval")!.Value,
             CommonOptions.ParseDuration(result.GetValue(duration), "--duration"),
-            result.GetValue(json), launch, cancel, Console.Out)));
+            result.GetValue(json), launch, cancel, Console.Out, CommonOptions.CheckBufferSize(result.GetValue(buffer)))));
         return command;
     }
 
-    internal static ExitCode Run(string[] patterns, int? pid, TimeSpan interval, TimeSpan? duration, bool json, string[] launch, CancellationToken cancel, TextWriter output)
+    internal static ExitCode Run(string[] patterns, int? pid, TimeSpan interval, TimeSpan? duration, bool json, string[] launch, CancellationToken cancel, TextWriter stdout, int bufferMegabytes = CommonOptions.DefaultBufferMegabytes)
     {
-        foreach (string pattern in patterns)
-            if (!ProbePattern.TryParse(pattern, out _, out string? error))
-                throw CliException.Usage(error!);
+        patterns = CommonOptions.DistinctPatterns(patterns);
         if (interval < TimeSpan.FromMilliseconds(50))
             throw CliException.Usage("--interval must be at least 50ms");
 
         using TargetProcess target = TraceCommand.Connect(pid, launch);
         var arguments = new Dictionary<string, string>
         {
-            ["patterns"] = ControlProtocol.Encode(string.Join('\n', patterns)),
-            ["interval"] = ((int)interval.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            [ControlProtocol.Keys.Patterns] = ControlProtocol.Encode(string.Join('\n', patterns)),
+            [ControlProtocol.Keys.Interval] = ((int)interval.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
-        using var run = new SessionRun(target, cancel);
+        using var run = new SessionRun(target, cancel) { BufferMegabytes = bufferMegabytes };
+        var output = new GuardedOutput(stdout, run.RequestStop);
         run.Start("stats", arguments, duration);
-        bool live = !json && !Console.IsOutputRedirected && ReferenceEquals(output, Console.Out);
+        bool live = !json && !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
         var previous = new Dictionary<string, long>(StringComparer.Ordinal);
         long snapshots = 0, dropped = 0;
         string? last = null;
-        while (run.Next() is { } e)
+        while (run.Next(idle: output.FlushAndCheck) is { } e)
         {
             if (e.Id == ControlProtocol.DroppedEvent)
                 dropped += e.Number("Count");
@@ -75,8 +75,12 @@ internal static class StatsCommand
             }
         }
         dropped += run.EventsLost + run.Overflow;
-        output.WriteLine(json ? $"{{\"summary\":{{\"events\":{snapshots},\"dropped\":{dropped}}}}}" : $"{snapshots} snapshots, {dropped} dropped");
-        return ExitCode.Ok;
+        (string? line, ExitCode code) = run.Outcome(output.Closed);
+        if (line is not null)
+            Console.Error.WriteLine($"probegen: {line}");
+        (output.Closed ? Console.Error : output).WriteLine(json ? $"{{\"summary\":{{\"events\":{snapshots},\"dropped\":{dropped}}}}}" : $"{snapshots} snapshots, {dropped} dropped");
+        output.Flush();
+        return code;
     }
 
     private static void Print(string snapshot, TimeSpan interval, Dictionary<string, long> previous, bool json, bool live, TextWriter output)

@@ -22,31 +22,23 @@ internal static class TraceCommand
         Option<long?> maxEvents = new("--max-events") { Description = "Stop after this many hits." };
         Option<long> rate = new("--rate") { Description = "The most hits per second per probe the target sends; the rest count as dropped. 0 for no limit.", DefaultValueFactory = _ => 0 };
         Option<bool> json = CommonOptions.Json();
+        Option<int> buffer = CommonOptions.BufferSize();
         var command = new Command("trace", "Stream the hits of the probes matching PATTERN from a process.")
         {
-            patterns, pid, where, duration, maxEvents, rate, json,
+            patterns, pid, where, duration, maxEvents, rate, json, buffer,
         };
         command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(new Options(
             result.GetValue(patterns)!, result.GetValue(pid), result.GetValue(where),
             CommonOptions.ParseDuration(result.GetValue(duration), "--duration"), result.GetValue(maxEvents),
-            result.GetValue(rate), result.GetValue(json), launch), cancel, StandardOutput())));
+            result.GetValue(rate), result.GetValue(json), launch, CommonOptions.CheckBufferSize(result.GetValue(buffer))), cancel, GuardedOutput.StandardOutput())));
         return command;
     }
 
-    /// <summary>
-    /// Stdout with a large buffer and no flush per line: at 100k hits a second a write per line
-    /// would be the bottleneck. The trace loop flushes whenever it runs out of events.
-    /// </summary>
-    private static TextWriter StandardOutput() =>
-        new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16) { AutoFlush = false };
+    internal sealed record Options(string[] Patterns, int? Pid, string? Where, TimeSpan? Duration, long? MaxEvents, long Rate, bool Json, string[] Launch, int BufferMegabytes = CommonOptions.DefaultBufferMegabytes);
 
-    internal sealed record Options(string[] Patterns, int? Pid, string? Where, TimeSpan? Duration, long? MaxEvents, long Rate, bool Json, string[] Launch);
-
-    internal static ExitCode Run(Options options, CancellationToken cancel, TextWriter output)
+    internal static ExitCode Run(Options options, CancellationToken cancel, TextWriter stdout)
     {
-        foreach (string pattern in options.Patterns)
-            if (!ProbePattern.TryParse(pattern, out _, out string? error))
-                throw CliException.Usage(error!);
+        string[] patterns = CommonOptions.DistinctPatterns(options.Patterns);
         if (options.Where is not null && !WhereFilter.TryParse(options.Where, out _, out string? whereError))
             throw CliException.Usage(whereError!);
         if (options.MaxEvents is <= 0)
@@ -57,13 +49,14 @@ internal static class TraceCommand
         using TargetProcess target = Connect(options.Pid, options.Launch);
         var arguments = new Dictionary<string, string>
         {
-            ["patterns"] = ControlProtocol.Encode(string.Join('\n', options.Patterns)),
-            ["rate"] = options.Rate.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            [ControlProtocol.Keys.Patterns] = ControlProtocol.Encode(string.Join('\n', patterns)),
+            [ControlProtocol.Keys.Rate] = options.Rate.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         if (options.Where is not null)
-            arguments["where"] = ControlProtocol.Encode(options.Where);
+            arguments[ControlProtocol.Keys.Where] = ControlProtocol.Encode(options.Where);
 
-        using var run = new SessionRun(target, cancel);
+        using var run = new SessionRun(target, cancel) { BufferMegabytes = options.BufferMegabytes };
+        var output = new GuardedOutput(stdout, run.RequestStop);
         TargetEvent ready = run.Start("trace", arguments, options.Duration);
         if (ready["Message"] is string { Length: > 0 } note)
             Console.Error.WriteLine($"probegen: {note}");
@@ -90,7 +83,7 @@ internal static class TraceCommand
                     return true;
             }
         }
-        while (run.Next(idle: output.Flush) is { } e)
+        while (run.Next(idle: output.FlushAndCheck) is { } e)
         {
             if (!Handle(e))
             {
@@ -107,9 +100,13 @@ internal static class TraceCommand
                 Handle(e);
         }
         dropped += run.EventsLost + run.Overflow;
-        printer.Summary(events, dropped);
+        (string? line, ExitCode code) = run.Outcome(output.Closed);
+        if (line is not null)
+            Console.Error.WriteLine($"probegen: {line}");
+        // The summary goes where the hits went; when that reader has gone, to stderr.
+        printer.Summary(events, dropped, output.Closed ? Console.Error : output);
         output.Flush();
-        return ExitCode.Ok;
+        return code;
     }
 
     internal static TargetProcess Connect(int? pid, string[] launch)
@@ -181,11 +178,11 @@ internal sealed class HitPrinter(TextWriter output, bool json, int pid)
         output.WriteLine(Encoding.UTF8.GetString(_buffer.GetBuffer(), 0, (int)_buffer.Length));
     }
 
-    public void Summary(long events, long dropped)
+    public void Summary(long events, long dropped, TextWriter to)
     {
         if (json)
-            output.WriteLine($"{{\"summary\":{{\"events\":{events},\"dropped\":{dropped}}}}}");
+            to.WriteLine($"{{\"summary\":{{\"events\":{events},\"dropped\":{dropped}}}}}");
         else
-            output.WriteLine($"{events} events, {dropped} dropped");
+            to.WriteLine($"{events} events, {dropped} dropped");
     }
 }

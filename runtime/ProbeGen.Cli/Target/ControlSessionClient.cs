@@ -31,14 +31,24 @@ internal sealed class ControlSessionClient : IDisposable
     /// <summary>Events EventPipe lost (full buffers), as TraceEvent counts them.</summary>
     public long EventsLost => Interlocked.Read(ref _eventsLost);
 
-    /// <summary>Completes when the event stream ends: the session stopped or the target exited.</summary>
+    private Exception? _brokenBy;
+
+    /// <summary>What ended the stream when it did not end cleanly, else null.</summary>
+    public Exception? BrokenBy => Volatile.Read(ref _brokenBy);
+
+    /// <summary>Completes when the event stream ends: the session stopped or the target exited. Never faults.</summary>
     public Task Completion => _reader;
 
     /// <summary>Opens a session that sends <paramref name="command"/> with <paramref name="arguments"/>.</summary>
-    public static ControlSessionClient Start(TargetProcess target, string command, IDictionary<string, string> arguments, Action<TraceEvent> onEvent)
+    /// <param name="target">The process.</param>
+    /// <param name="command">The command the target runs.</param>
+    /// <param name="arguments">Its arguments (see <see cref="ControlProtocol.Keys"/>).</param>
+    /// <param name="bufferMegabytes">The target's EventPipe buffer for this session: memory it holds for events not yet read; when full, events are dropped and counted.</param>
+    /// <param name="onEvent">Called for each reply on the reader thread.</param>
+    public static ControlSessionClient Start(TargetProcess target, string command, IDictionary<string, string> arguments, int bufferMegabytes, Action<TraceEvent> onEvent)
     {
         string id = Guid.NewGuid().ToString("N")[..16];
-        var all = new Dictionary<string, string>(arguments) { ["session"] = id, ["command"] = command };
+        var all = new Dictionary<string, string>(arguments) { [ControlProtocol.Keys.Session] = id, [ControlProtocol.Keys.Command] = command };
         var providers = new[]
         {
             new EventPipeProvider(ControlProtocol.ProviderName, EventLevel.Informational, 0, all),
@@ -47,11 +57,15 @@ internal sealed class ControlSessionClient : IDisposable
         EventPipeSession session;
         try
         {
-            session = target.Client.StartEventPipeSession(providers, requestRundown: false, circularBufferMB: 256);
+            session = target.Client.StartEventPipeSession(providers, requestRundown: false, circularBufferMB: bufferMegabytes);
         }
         catch (ServerNotAvailableException)
         {
             throw CliException.Failure($"process {target.Pid} has exited or its diagnostics port is gone");
+        }
+        catch (UnauthorizedAccessException)
+        {
+            throw CliException.Failure(TargetProcess.PermissionDenied(target.Pid));
         }
         catch (DiagnosticsClientException ex)
         {
@@ -97,9 +111,12 @@ internal sealed class ControlSessionClient : IDisposable
             source.Process();
             Interlocked.Exchange(ref _eventsLost, source.EventsLost);
         }
-        catch (Exception ex) when (ex is System.IO.IOException or ObjectDisposedException)
+        catch (Exception ex)
         {
-            // The target exited or the session was stopped: the stream simply ends.
+            // The target exited or was killed, or the session was stopped: the stream ends,
+            // possibly in the middle of a block (TraceEvent then throws a FormatException or an
+            // EndOfStreamException). Whatever arrived before stays delivered; the command says why it ended.
+            Volatile.Write(ref _brokenBy, ex);
         }
     }
 }

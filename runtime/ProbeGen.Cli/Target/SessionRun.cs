@@ -47,6 +47,9 @@ internal sealed class SessionRun : IDisposable
     /// <summary>How long a target has to answer before it counts as having no ProbeGen.</summary>
     public static readonly TimeSpan ReplyTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>How often an idle run calls its idle action.</summary>
+    private const int IdleCheckMilliseconds = 250;
+
     private readonly TargetProcess _target;
     private readonly BlockingCollection<TargetEvent> _events = new(boundedCapacity: 100_000);
     private readonly CancellationTokenSource _stop;
@@ -60,6 +63,9 @@ internal sealed class SessionRun : IDisposable
 
     public TargetProcess Target => _target;
 
+    /// <summary>The target's EventPipe buffer for this session, in megabytes.</summary>
+    public int BufferMegabytes { get; init; } = CommonOptions.DefaultBufferMegabytes;
+
     public CancellationToken Stopping => _stop.Token;
 
     public long EventsLost => _client?.EventsLost ?? 0;
@@ -70,7 +76,7 @@ internal sealed class SessionRun : IDisposable
     /// <summary>Opens the session and waits for the first reply; throws a <see cref="CliException"/> for an Error reply or silence.</summary>
     public TargetEvent Start(string command, IDictionary<string, string> arguments, TimeSpan? duration)
     {
-        _client = ControlSessionClient.Start(_target, command, arguments, e =>
+        _client = ControlSessionClient.Start(_target, command, arguments, BufferMegabytes, e =>
         {
             // TraceEvent reuses its event objects: keep the payload, not the event.
             if ((int)e.ID == ControlProtocol.HeartbeatEvent)
@@ -115,8 +121,8 @@ internal sealed class SessionRun : IDisposable
             string message = first.Text("Message");
             throw code switch
             {
-                "refused" => CliException.Failure($"process {_target.Pid} refused: {message}"),
-                "bad-pattern" or "bad-where" => CliException.Usage(message),
+                ControlProtocol.Errors.Refused => CliException.Failure($"process {_target.Pid} refused: {message}"),
+                ControlProtocol.Errors.BadPattern or ControlProtocol.Errors.BadWhere => CliException.Usage(message),
                 _ => CliException.Failure($"process {_target.Pid}: {message}"),
             };
         }
@@ -141,8 +147,15 @@ internal sealed class SessionRun : IDisposable
         {
             if (_events.TryTake(out TargetEvent? ready))
                 return ready;
-            idle?.Invoke();
-            return _events.TryTake(out TargetEvent? e, Timeout.Infinite, _stop.Token) ? e : null;
+            // Wake up now and then while idle: the idle action also notices a closed stdout.
+            while (true)
+            {
+                idle?.Invoke();
+                if (_events.TryTake(out TargetEvent? e, IdleCheckMilliseconds, _stop.Token))
+                    return e;
+                if (_events.IsCompleted)
+                    return null;
+            }
         }
         catch (OperationCanceledException)
         {
@@ -151,6 +164,47 @@ internal sealed class SessionRun : IDisposable
         catch (InvalidOperationException)
         {
             return null;  // completed
+        }
+    }
+
+    /// <summary>
+    /// Why the run ended, to say after the summary: no line when the user, the duration or the
+    /// command stopped it, or a launched command exited normally; one line otherwise. The exit
+    /// code is <see cref="ExitCode.Ok"/> for every end the user asked for or expects (a closed
+    /// stdout, a launched command's own exit), <see cref="ExitCode.Failure"/> when an attached
+    /// process died or the session broke under it.
+    /// </summary>
+    /// <param name="outputClosed">True when stdout's reader went away.</param>
+    public (string? Line, ExitCode Code) Outcome(bool outputClosed)
+    {
+        if (outputClosed)
+            return ("stdout was closed; stopped", ExitCode.Ok);
+        if (_stop.IsCancellationRequested)
+            return (null, ExitCode.Ok);
+        if (_target.Child is { } child)
+        {
+            child.WaitForExit(2000);
+            if (child.HasExited)
+                return child.ExitCode == 0 ? (null, ExitCode.Ok) : ($"process {_target.Pid} exited with code {child.ExitCode}", ExitCode.Ok);
+        }
+        if (!IsRunning(_target.Pid))
+            return ($"process {_target.Pid} exited during the session", ExitCode.Failure);
+        string why = _client?.BrokenBy is { } broken ? $": {broken.Message}" : "";
+        return ($"the session with process {_target.Pid} ended unexpectedly{why}", ExitCode.Failure);
+    }
+
+    /// <summary>True while the process exists and is not a zombie.</summary>
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            string stat = System.IO.File.ReadAllText($"/proc/{pid}/stat");
+            int close = stat.LastIndexOf(')');
+            return close > 0 && close + 2 < stat.Length && stat[close + 2] is not ('Z' or 'X');
+        }
+        catch (Exception ex) when (ex is System.IO.IOException or UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 

@@ -36,10 +36,47 @@ internal sealed class TargetProcess : IDisposable
         {
             throw CliException.Usage($"no such process: {pid}");
         }
+        if (!CanReach(pid))
+            throw CliException.Failure(PermissionDenied(pid));
         if (!DiagnosticsClient.GetPublishedProcesses().Contains(pid))
-            throw CliException.Failure($"process {pid} is not a .NET process with a diagnostics port (or it runs as another user)");
+            throw CliException.Failure($"process {pid} is not a .NET process with a diagnostics port");
         return new TargetProcess(pid, new DiagnosticsClient(pid), null);
     }
+
+    /// <summary>The one line for a process this user may not attach to.</summary>
+    public static string PermissionDenied(int pid) => $"permission denied: process {pid} runs as another user; run as the process's user or root";
+
+    /// <summary>
+    /// False when the process belongs to another user and we are not root: its diagnostics socket
+    /// would refuse us, and the runtime's error for that reads like the process is gone.
+    /// </summary>
+    public static bool CanReach(int pid)
+    {
+        uint me = geteuid();
+        return me == 0 || OwnerOf(pid) is not { } owner || owner == me;
+    }
+
+    /// <summary>The process's real user id, from /proc; null when it cannot be read.</summary>
+    public static uint? OwnerOf(int pid)
+    {
+        try
+        {
+            foreach (string line in System.IO.File.ReadLines($"/proc/{pid}/status"))
+            {
+                if (!line.StartsWith("Uid:", StringComparison.Ordinal))
+                    continue;
+                string[] ids = line[4..].Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+                return ids.Length > 0 && uint.TryParse(ids[0], out uint uid) ? uid : null;
+            }
+        }
+        catch (Exception ex) when (ex is System.IO.IOException or UnauthorizedAccessException)
+        {
+        }
+        return null;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    private static extern uint geteuid();
 
     /// <summary>
     /// Starts <paramref name="command"/> with its runtime suspended at startup

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Threading;
 
 namespace ProbeGen;
 
@@ -46,7 +47,14 @@ public enum ProbePoints
 /// <summary>A probe parameter, as the catalog describes it.</summary>
 /// <param name="Name">The parameter name, as declared.</param>
 /// <param name="Type">The parameter type, as C# spells it (for example <c>int</c> or <c>System.Decimal?</c>).</param>
-public sealed record ProbeParameter(string Name, string Type);
+public sealed record ProbeParameter(string Name, string Type)
+{
+    /// <summary>What the declaration's <see cref="ProbeRedactAttribute"/> says; <see cref="ProbeRedact.ByName"/> without one.</summary>
+    public ProbeRedact Redact { get; init; }
+
+    /// <summary>True when the value never leaves the process (see <see cref="ProbeRedaction"/>).</summary>
+    public bool IsRedacted => ProbeRedaction.IsRedacted(this);
+}
 
 /// <summary>
 /// Everything the catalog knows about one probe: identity, shape and source location. Immutable.
@@ -124,6 +132,31 @@ public sealed class ProbeDescriptor
 
     /// <summary>For a method probe, the metadata name of the probed method (an explicit implementation's includes its interface).</summary>
     public string? MethodName { get; init; }
+
+    /// <summary>True when the return value never leaves the process: the method's return carries <c>[return: ProbeRedact]</c>.</summary>
+    public bool ReturnRedacted { get; init; }
+
+    private RedactionMask? _redaction;
+
+    /// <summary>
+    /// True when argument <paramref name="index"/> must not leave the process. Cached per probe and
+    /// recomputed only after the owner changes <see cref="ProbeRedaction"/>, so a hit pays an array read.
+    /// </summary>
+    public bool IsArgumentRedacted(int index)
+    {
+        RedactionMask? mask = Volatile.Read(ref _redaction);
+        int version = ProbeRedaction.Version;
+        if (mask is null || mask.Version != version)
+        {
+            var redacted = new bool[_parameters.Length];
+            for (int i = 0; i < redacted.Length; i++)
+                redacted[i] = ProbeRedaction.IsRedacted(_parameters[i]);
+            Volatile.Write(ref _redaction, mask = new RedactionMask(version, redacted));
+        }
+        return (uint)index < (uint)mask.Redacted.Length && mask.Redacted[index];
+    }
+
+    private sealed record RedactionMask(int Version, bool[] Redacted);
 
     /// <summary>
     /// For a method probe, the call sites that interceptors reach, per calling assembly, as loaded

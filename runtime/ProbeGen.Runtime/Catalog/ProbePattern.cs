@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 
 namespace ProbeGen;
 
@@ -9,6 +10,12 @@ namespace ProbeGen;
 /// </summary>
 public sealed class ProbePattern
 {
+    /// <summary>The longest pattern accepted, in characters: longer than any id a provider and a name can make.</summary>
+    public const int MaxLength = 512;
+
+    /// <summary>For a pattern made by <see cref="AnyOf"/>, its distinct alternatives; else null.</summary>
+    private readonly ProbePattern[]? _alternatives;
+
     private ProbePattern(string text)
     {
         Text = text;
@@ -17,7 +24,37 @@ public sealed class ProbePattern
         IsExact = wildcard < 0;
     }
 
-    /// <summary>The pattern as written.</summary>
+    private ProbePattern(ProbePattern[] alternatives)
+    {
+        _alternatives = alternatives;
+        Text = string.Join(" ", Array.ConvertAll(alternatives, a => a.Text));
+        string prefix = alternatives[0].LiteralPrefix;
+        foreach (ProbePattern a in alternatives)
+            prefix = prefix[..prefix.AsSpan().CommonPrefixLength(a.LiteralPrefix)];
+        LiteralPrefix = prefix;
+    }
+
+    /// <summary>
+    /// One pattern that matches an id when any of <paramref name="patterns"/> does. Duplicates are
+    /// dropped, so a consumer attached with it is bound, and called, once per probe however many
+    /// of the patterns match that probe.
+    /// </summary>
+    /// <exception cref="ArgumentException">No pattern was given.</exception>
+    public static ProbePattern AnyOf(IEnumerable<ProbePattern> patterns)
+    {
+        ArgumentNullException.ThrowIfNull(patterns);
+        var distinct = new List<ProbePattern>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (ProbePattern pattern in patterns)
+            foreach (ProbePattern single in pattern._alternatives ?? [pattern])
+                if (seen.Add(single.Text))
+                    distinct.Add(single);
+        if (distinct.Count == 0)
+            throw new ArgumentException("Give at least one pattern.", nameof(patterns));
+        return distinct.Count == 1 ? distinct[0] : new ProbePattern(distinct.ToArray());
+    }
+
+    /// <summary>The pattern as written; for one made by <see cref="AnyOf"/>, its alternatives separated by spaces.</summary>
     public string Text { get; }
 
     /// <summary>The characters before the first wildcard: every match starts with them.</summary>
@@ -44,6 +81,11 @@ public sealed class ProbePattern
             error = "A probe pattern cannot be empty; use '*' for every probe.";
             return false;
         }
+        if (pattern.Length > MaxLength)
+        {
+            error = $"A probe pattern is {pattern.Length} characters long; the limit is {MaxLength}.";
+            return false;
+        }
         int colons = 0;
         foreach (char c in pattern)
         {
@@ -67,7 +109,15 @@ public sealed class ProbePattern
     }
 
     /// <summary>True when <paramref name="id"/> matches the pattern.</summary>
-    public bool Matches(string id) => IsExact ? string.Equals(id, Text, StringComparison.Ordinal) : Glob(Text, id);
+    public bool Matches(string id)
+    {
+        if (_alternatives is null)
+            return IsExact ? string.Equals(id, Text, StringComparison.Ordinal) : Glob(Text, id);
+        foreach (ProbePattern alternative in _alternatives)
+            if (alternative.Matches(id))
+                return true;
+        return false;
+    }
 
     /// <inheritdoc />
     public override string ToString() => Text;

@@ -42,9 +42,20 @@ public static class Probes
     /// <param name="consumer">The consumer.</param>
     /// <param name="options">Points and fault tolerance; <see cref="ProbeAttachOptions.Default"/> when null.</param>
     /// <exception cref="ArgumentException">The pattern is not valid.</exception>
-    public static ProbeAttachment Attach(string pattern, ProbeConsumer consumer, ProbeAttachOptions? options = null)
+    public static ProbeAttachment Attach(string pattern, ProbeConsumer consumer, ProbeAttachOptions? options = null) =>
+        Attach(ProbePattern.Parse(pattern), consumer, options);
+
+    /// <summary>
+    /// Attaches <paramref name="consumer"/> to every probe matching <paramref name="parsed"/>, now and
+    /// registered later. With a pattern from <see cref="ProbePattern.AnyOf"/>, each probe is bound
+    /// once however many of its alternatives match it.
+    /// </summary>
+    /// <param name="parsed">The pattern.</param>
+    /// <param name="consumer">The consumer.</param>
+    /// <param name="options">Points and fault tolerance; <see cref="ProbeAttachOptions.Default"/> when null.</param>
+    public static ProbeAttachment Attach(ProbePattern parsed, ProbeConsumer consumer, ProbeAttachOptions? options = null)
     {
-        ProbePattern parsed = ProbePattern.Parse(pattern);
+        ArgumentNullException.ThrowIfNull(parsed);
         ArgumentNullException.ThrowIfNull(consumer);
         var attachment = new ProbeAttachment(parsed, consumer, options ?? ProbeAttachOptions.Default, parsed.Text);
         lock (WriterLock)

@@ -24,7 +24,7 @@ internal static class ControlPlane
     /// </summary>
     public static void OnEnable(IDictionary<string, string?> arguments)
     {
-        if (!arguments.TryGetValue("session", out string? id) || !ControlProtocol.IsValidSessionId(id))
+        if (!arguments.TryGetValue(ControlProtocol.Keys.Session, out string? id) || !ControlProtocol.IsValidSessionId(id))
             return;
         var session = new ControlSession(id!, arguments);
         if (!s_sessions.TryAdd(id!, session))

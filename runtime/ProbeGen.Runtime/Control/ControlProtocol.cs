@@ -19,9 +19,83 @@ namespace ProbeGen.Control;
 /// <item><c>rate</c>: the most hits per second per probe to send; 0 for no limit.</item>
 /// <item><c>interval</c>: milliseconds between stats snapshots.</item>
 /// </list>
+/// <para>Every value is bounded: see <see cref="MaxArgumentLength"/>, <see cref="MaxPatterns"/>,
+/// <see cref="MaxSessions"/>, <see cref="ProbePattern.MaxLength"/> and <see cref="WhereFilter.MaxLength"/>.</para>
 /// </remarks>
 public static class ControlProtocol
 {
+    /// <summary>The provider argument keys a session sends.</summary>
+    public static class Keys
+    {
+        /// <summary>The session id.</summary>
+        public const string Session = "session";
+
+        /// <summary>The command: <c>list</c>, <c>trace</c> or <c>stats</c>.</summary>
+        public const string Command = "command";
+
+        /// <summary>Base64url of the patterns, one per line.</summary>
+        public const string Patterns = "patterns";
+
+        /// <summary>Base64url of the <c>--where</c> expression.</summary>
+        public const string Where = "where";
+
+        /// <summary>The most hits per second per probe to send; 0 for no limit.</summary>
+        public const string Rate = "rate";
+
+        /// <summary>Milliseconds between stats snapshots.</summary>
+        public const string Interval = "interval";
+    }
+
+    /// <summary>The codes an Error reply carries.</summary>
+    public static class Errors
+    {
+        /// <summary>The process refuses remote enabling (<see cref="ControlVariable"/>=0).</summary>
+        public const string Refused = "refused";
+
+        /// <summary>The command is not one the target knows.</summary>
+        public const string BadCommand = "bad-command";
+
+        /// <summary>A pattern is invalid, or there are too many or too long.</summary>
+        public const string BadPattern = "bad-pattern";
+
+        /// <summary>The <c>--where</c> expression is invalid or fits no matching probe.</summary>
+        public const string BadWhere = "bad-where";
+
+        /// <summary>The target already serves <see cref="MaxSessions"/> sessions.</summary>
+        public const string Busy = "busy";
+
+        /// <summary>Something failed in the target; the message says what.</summary>
+        public const string Internal = "internal";
+    }
+
+    /// <summary>The field names of a Stats reply's JSON: <c>{"elapsed_ms":n,"probes":[{"probe":id,"count":n,"latency_ns":[[bucket,count],...]}]}</c>.</summary>
+    public static class StatsFields
+    {
+        /// <summary>Milliseconds since the previous snapshot.</summary>
+        public const string ElapsedMs = "elapsed_ms";
+
+        /// <summary>The array of per-probe rows.</summary>
+        public const string Probes = "probes";
+
+        /// <summary>A row's probe id.</summary>
+        public const string Probe = "probe";
+
+        /// <summary>A row's hit count since the session started.</summary>
+        public const string Count = "count";
+
+        /// <summary>A row's log2 latency buckets, <c>[bucket, count]</c> pairs for non-empty buckets.</summary>
+        public const string LatencyNs = "latency_ns";
+    }
+
+    /// <summary>The longest argument value a target reads, in characters; longer ones are refused unread.</summary>
+    public const int MaxArgumentLength = 48 * 1024;
+
+    /// <summary>The most distinct patterns one session may enable.</summary>
+    public const int MaxPatterns = 64;
+
+    /// <summary>The most sessions a target serves at once; each costs an EventPipe session and its buffer.</summary>
+    public const int MaxSessions = 8;
+
     /// <summary>The control provider.</summary>
     public const string ProviderName = "ProbeGen";
 

@@ -21,7 +21,10 @@ internal static class HitJson
         for (int i = 0; i < count; i++)
         {
             writer.WritePropertyName(i < hit.Probe.Parameters.Count ? hit.Probe.Parameters[i].Name : "arg" + i);
-            WriteValue(writer, hit.GetArgument(i));
+            if (hit.Probe.IsArgumentRedacted(i))
+                writer.WriteStringValue(ProbeRedaction.Placeholder);
+            else
+                WriteValue(writer, hit.GetArgument(i));
         }
         writer.WriteEndObject();
         return End(writer, buffer);
@@ -33,7 +36,10 @@ internal static class HitJson
         if (!hit.HasReturnValue)
             return "";
         Utf8JsonWriter writer = Begin(out ArrayBufferWriter<byte> buffer);
-        WriteValue(writer, hit.ReturnValue);
+        if (hit.Probe.ReturnRedacted)
+            writer.WriteStringValue(ProbeRedaction.Placeholder);
+        else
+            WriteValue(writer, hit.ReturnValue);
         return End(writer, buffer);
     }
 
@@ -88,7 +94,24 @@ internal static class HitJson
             case float f when float.IsFinite(f): writer.WriteNumberValue(f); break;
             case Enum e: writer.WriteStringValue(e.ToString()); break;
             case char c: writer.WriteStringValue(c.ToString()); break;
-            default: writer.WriteStringValue(Clip(Convert.ToString(value, CultureInfo.InvariantCulture) ?? "")); break;
+            default: writer.WriteStringValue(Clip(TextOf(value))); break;
+        }
+    }
+
+    /// <summary>
+    /// The app's own text for a value, the one place ProbeGen calls the app's code for a remote
+    /// session (the caller holds the session's recursion guard). A ToString that throws costs the
+    /// value, not the hit.
+    /// </summary>
+    private static string TextOf(object value)
+    {
+        try
+        {
+            return Convert.ToString(value, CultureInfo.InvariantCulture) ?? "";
+        }
+        catch (Exception ex)
+        {
+            return $"({value.GetType().Name}.ToString() threw {ex.GetType().Name})";
         }
     }
 

@@ -98,7 +98,8 @@ public readonly ref struct ProbeHit
 
     /// <summary>
     /// One readable line: <c>orders:placed fire (orderId=7, amount=19.99, customer=ada)</c>, and for
-    /// a return <c>-&gt; value in 1.25 ms</c> or <c>threw ExceptionType</c>. Allocates; for display.
+    /// a return <c>-&gt; value in 1.25 ms</c> or <c>threw ExceptionType</c>. Redacted values read
+    /// <see cref="ProbeRedaction.Placeholder"/>. Allocates; for display.
     /// </summary>
     public override string ToString()
     {
@@ -115,7 +116,8 @@ public readonly ref struct ProbeHit
             if (i > 0)
                 text.Append(", ");
             string name = i < Probe.Parameters.Count ? Probe.Parameters[i].Name : "arg" + i;
-            text.Append(name).Append('=').Append(System.Convert.ToString(GetArgument(i), System.Globalization.CultureInfo.InvariantCulture) ?? "null");
+            text.Append(name).Append('=').Append(Probe.IsArgumentRedacted(i) ? ProbeRedaction.Placeholder
+                : System.Convert.ToString(GetArgument(i), System.Globalization.CultureInfo.InvariantCulture) ?? "null");
         }
         text.Append(')');
         if (Point == ProbePoint.Return)
@@ -123,7 +125,8 @@ public readonly ref struct ProbeHit
             if (Exception is not null)
                 text.Append(" threw ").Append(Exception.GetType().Name);
             else
-                text.Append(HasReturnValue ? " -> " + System.Convert.ToString(ReturnValue, System.Globalization.CultureInfo.InvariantCulture) : " returned")
+                text.Append(!HasReturnValue ? " returned"
+                        : " -> " + (Probe.ReturnRedacted ? ProbeRedaction.Placeholder : System.Convert.ToString(ReturnValue, System.Globalization.CultureInfo.InvariantCulture)))
                     .Append(System.FormattableString.Invariant($" in {Elapsed.TotalMilliseconds:F2} ms"));
         }
         return text.ToString();

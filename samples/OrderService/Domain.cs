@@ -18,9 +18,14 @@ public sealed class PaymentService
 {
     private int _sequence;
 
-    /// <summary>Charges a card after a simulated network round trip. A method probe: every call fires entry, and return when the task completes.</summary>
+    /// <summary>
+    /// Charges a card after a simulated network round trip. A method probe: every call fires entry,
+    /// and return when the task completes. The card number never leaves the process: traces show
+    /// <c>[redacted]</c>, also where an exception message quotes it.
+    /// </summary>
     [Probe("charge")]
-    public async Task<Receipt> ChargeAsync(string card, decimal amount)
+    [return: ProbeRedact]
+    public async Task<Receipt> ChargeAsync([ProbeRedact] string card, decimal amount)
     {
         await Task.Delay(Random.Shared.Next(1, 4));
         if (card.EndsWith('0'))

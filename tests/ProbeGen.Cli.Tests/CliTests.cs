@@ -39,7 +39,7 @@ public class CliTests
         {
             Assert.Equal(target.Pid, hit.GetProperty("pid").GetInt32());
             Assert.Equal("payments:charge", hit.GetProperty("probe").GetString());
-            Assert.StartsWith("4111-", hit.GetProperty("args").GetProperty("card").GetString());
+            Assert.Equal("[redacted]", hit.GetProperty("args").GetProperty("card").GetString());
             Assert.True(hit.GetProperty("ts").GetInt64() > 1_700_000_000_000_000_000);
             if (hit.GetProperty("point").GetString() == "return")
             {
@@ -50,6 +50,8 @@ public class CliTests
         }
         Assert.Equal(20, result.Summary.GetProperty("events").GetInt64());
         Assert.Equal(0, result.Summary.GetProperty("dropped").GetInt64());
+        // The sample marks the card [ProbeRedact]: no card number leaves the process, not even in a decline's message.
+        Assert.DoesNotContain("4111-", result.Stdout);
     }
 
     /// <summary>
@@ -174,6 +176,7 @@ public class CliTests
         Expect(2, "--where", "trace", "-p", pid, "orders:*", "--where", "amount >");
         Expect(2, "has no argument 'nosuch'", "trace", "-p", pid, "orders:placed", "--where", "nosuch == 1");
         Expect(2, "type mismatch", "trace", "-p", pid, "orders:placed", "--where", "customer > 3");
+        Expect(2, "is redacted; --where cannot compare it", "trace", "-p", pid, "payments:charge", "--where", "card == \"4111-0001\"");
         Expect(2, "-p PID", "trace", "orders:*");
         Expect(2, "--duration", "trace", "-p", pid, "orders:*", "--duration", "soon");
         Expect(1, "not a .NET process", "list", "-p", "1");
@@ -189,7 +192,7 @@ public class CliTests
         Expect(1, "ProbeGen is not loaded", "list", "-p", Environment.ProcessId.ToString());
     }
 
-    private static void Expect(int exitCode, string message, params string[] arguments)
+    internal static void Expect(int exitCode, string message, params string[] arguments)
     {
         Result result = Processes.Run(Timeout, arguments);
         Assert.True(result.ExitCode == exitCode, $"probegen {string.Join(' ', arguments)}: {result}");
@@ -199,7 +202,7 @@ public class CliTests
         Assert.Contains(message, lines[0]);
     }
 
-    private static System.Collections.Generic.Dictionary<string, int> Consumers(Target target)
+    internal static System.Collections.Generic.Dictionary<string, int> Consumers(Target target)
     {
         Result list = Processes.Run(Timeout, "list", "-p", target.Pid.ToString(), "--json");
         Assert.True(list.ExitCode == 0, list.ToString());

@@ -237,4 +237,27 @@ public class RealCodeTests
         Assert.IsType<TaskCanceledException>(returns[0].Exception);
         Assert.Equal([first, second], Assert.IsType<AggregateException>(returns[1].Exception).InnerExceptions);
     }
+
+    [Fact]
+    public void ProbeRedactOnParametersAndReturnsReachesTheCatalog()
+    {
+        Assembly assembly = Harness.CompileAndLoad("Redacted", """
+            using System.Threading.Tasks;
+            using ProbeGen;
+            namespace R;
+            [ProbeProvider("redacted")]
+            public static partial class Auth
+            {
+                [Probe] public static partial void Login(string user, [ProbeRedact] string note, string password, [ProbeRedact(false)] string sessionId);
+                [Probe] [return: ProbeRedact] public static string Issue(string user) => "tok-" + user;
+            }
+            """);
+        System.Runtime.CompilerServices.RuntimeHelpers.RunModuleConstructor(assembly.ManifestModule.ModuleHandle);
+        ProbeDescriptor login = ProbeCatalog.All.Single(p => p.Id == "redacted:Login" && p.Assembly == assembly.GetName().Name);
+        Assert.Equal([false, true, true, false], Enumerable.Range(0, 4).Select(login.IsArgumentRedacted));
+        Assert.Equal([ProbeRedact.ByName, ProbeRedact.Always, ProbeRedact.ByName, ProbeRedact.Never], login.Parameters.Select(p => p.Redact));
+        ProbeDescriptor issue = ProbeCatalog.All.Single(p => p.Id == "redacted:Issue" && p.Assembly == assembly.GetName().Name);
+        Assert.True(issue.ReturnRedacted);
+        Assert.False(login.ReturnRedacted);
+    }
 }

@@ -8,6 +8,8 @@ using System.Text.Json;
 using System.Threading;
 using ProbeGen.Uprobes;
 
+using ProbeGen.Cli.Target;
+
 namespace ProbeGen.Cli.Commands;
 
 /// <summary><c>probegen uprobe</c>: real int3 uprobes on an unmanaged ELF binary, through the kernel's uprobe PMU or ptrace.</summary>
@@ -58,7 +60,6 @@ internal static class UprobeCommand
         if (pid is { } id && !Directory.Exists($"/proc/{id}"))
             throw CliException.Usage($"no such process: {id}");
 
-        var output = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16) { AutoFlush = false };
         var hits = new BlockingCollection<UprobeHit>(boundedCapacity: 1_000_000);
         long overflow = 0;
         void Enqueue(UprobeHit hit)
@@ -68,6 +69,7 @@ internal static class UprobeCommand
         }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var output = new GuardedOutput(GuardedOutput.StandardOutput(), stop.Cancel);
         if (duration is { } d)
             stop.CancelAfter(d);
         IUprobeSession session;
@@ -130,7 +132,7 @@ internal static class UprobeCommand
                 if (hits.TryTake(out UprobeHit? hit, 50))
                     Print(hit);
                 else
-                    output.Flush();
+                    output.FlushAndCheck();
             }
         }
         finally
@@ -139,7 +141,10 @@ internal static class UprobeCommand
             while (hits.TryTake(out UprobeHit? hit))
                 Print(hit);
             long dropped = session.Dropped + Interlocked.Read(ref overflow);
-            output.WriteLine(json ? $"{{\"summary\":{{\"events\":{events},\"dropped\":{dropped}}}}}" : $"{events} events, {dropped} dropped");
+            if (output.Closed)
+                Console.Error.WriteLine("probegen: stdout was closed; stopped");
+            // The summary goes where the hits went; when that reader has gone, to stderr.
+            (output.Closed ? Console.Error : output).WriteLine(json ? $"{{\"summary\":{{\"events\":{events},\"dropped\":{dropped}}}}}" : $"{events} events, {dropped} dropped");
             output.Flush();
         }
         if (session is PtraceUprobeSession { Failure: UprobeException failure })

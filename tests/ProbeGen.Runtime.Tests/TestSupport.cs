@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Runtime.ExceptionServices;
 using System.Threading;
 using System.Threading.Tasks;
 using ProbeGen.Internal;
@@ -81,6 +83,52 @@ internal sealed class HookGate : IDisposable
             return;
         _arrived.Set();
         _release.Wait();
+    }
+}
+
+/// <summary>
+/// Makes handler faults fail the test. The runtime contains every exception a handler throws, an
+/// assertion's included, and only counts it: an assertion inside a handler cannot fail a test by
+/// itself. Disposing the guard rethrows, unchanged, the first fault of the first watched
+/// attachment that had one, so a failed assertion in a handler reports as itself.
+/// </summary>
+/// <example><code>
+/// using var faults = FaultGuard.For(attachment);
+/// using (faults.Watch(Probes.Attach(...))) { ... }
+/// </code></example>
+internal sealed class FaultGuard : IDisposable
+{
+    private readonly List<ProbeAttachment> _watched = [];
+
+    private FaultGuard()
+    {
+    }
+
+    public static FaultGuard For(params ProbeAttachment[] attachments)
+    {
+        var guard = new FaultGuard();
+        guard._watched.AddRange(attachments);
+        return guard;
+    }
+
+    /// <summary>Watches one more attachment and hands it back, so it can be written around an Attach call.</summary>
+    public ProbeAttachment Watch(ProbeAttachment attachment)
+    {
+        _watched.Add(attachment);
+        return attachment;
+    }
+
+    /// <summary>Rethrows the first handler fault, if any. Runs even when the test body threw: the fault is usually the cause.</summary>
+    public void Dispose()
+    {
+        foreach (ProbeAttachment attachment in _watched)
+        {
+            if (attachment.FaultCount == 0)
+                continue;
+            Exception first = attachment.FirstFault
+                ?? throw new Xunit.Sdk.XunitException($"{attachment}: {attachment.FaultCount} handler faults but no first fault recorded");
+            ExceptionDispatchInfo.Capture(first).Throw();
+        }
     }
 }
 

@@ -36,7 +36,7 @@ public class DetachRaceTests
             attachment.Dispose();
             Volatile.Write(ref disposeReturned, 1);
         }, TaskCreationOptions.LongRunning);
-        TaskAssert.StillBlocked(d, "Dispose returned while a hit that had loaded the handler was still in flight");
+        TaskAssert.StillWaitingFor(d, Probes.Domain, f, "Dispose returned while a hit that had loaded the handler was still in flight");
         Assert.False(site.IsEnabled);  // new hits already skip the handler
 
         gate.Release();
@@ -62,7 +62,7 @@ public class DetachRaceTests
         gate.WaitUntilParked();
 
         Task detached = attachment.DetachDeferred();  // returns at once
-        TaskAssert.StillBlocked(detached, "the deferred detach completed while a hit was in flight");
+        TaskAssert.StillWaitingFor(detached, Probes.Domain, f, "the deferred detach completed while a hit was in flight");
         gate.Release();
         f.Join();
         TaskAssert.Completes(detached, "the deferred detach");

@@ -19,7 +19,8 @@ public class ProbeSiteTests
         var site = TestSites.Static<ProbeArgs<int>>(TestSites.UniqueProvider("enable"), "tick", new ProbeParameter("n", "int"));
         Assert.False(site.IsEnabled);
         int calls = 0;
-        using (Probes.Attach(site, (in ProbeArgs<int> a) => calls += a.Arg1))
+        using var faults = FaultGuard.For();
+        using (faults.Watch(Probes.Attach(site, (in ProbeArgs<int> a) => calls += a.Arg1)))
         {
             Assert.True(site.IsEnabled);
             Assert.Equal(1, site.ConsumerCount);
@@ -35,7 +36,8 @@ public class ProbeSiteTests
     {
         var site = TestSites.Static<ProbeArgs<int, decimal, string>>(TestSites.UniqueProvider("orders"), "placed", PlacedParameters);
         var seen = new List<(int, decimal, string)>();
-        using (Probes.Attach(site, (in ProbeArgs<int, decimal, string> a) => seen.Add((a.Arg1, a.Arg2, a.Arg3))))
+        using var faults = FaultGuard.For();
+        using (faults.Watch(Probes.Attach(site, (in ProbeArgs<int, decimal, string> a) => seen.Add((a.Arg1, a.Arg2, a.Arg3)))))
         {
             site.Fire(new ProbeArgs<int, decimal, string>(7, 19.99m, "ada"));
             site.Fire(new ProbeArgs<int, decimal, string>(8, 5m, "bob"));
@@ -49,6 +51,7 @@ public class ProbeSiteTests
         var site = TestSites.Static<ProbeArgs<int, decimal, string>>(TestSites.UniqueProvider("alloc"), "placed", PlacedParameters);
         long sum = 0;
         using var attachment = Probes.Attach(site, (in ProbeArgs<int, decimal, string> a) => sum += a.Arg1);
+        using var faults = FaultGuard.For(attachment);
         var args = new ProbeArgs<int, decimal, string>(1, 2m, "c");
         for (int i = 0; i < 1000; i++)
             site.Fire(args);  // warm up: tiering, the thread's reader slot
@@ -72,7 +75,9 @@ public class ProbeSiteTests
         int thread = 0;
         long timestamp = 0;
         string? id = null;
-        using (Probes.Attach(provider + ":*", (in ProbeHit hit) =>
+        // The assertions inside the handler count only through the guard: the runtime contains them.
+        using var faults = FaultGuard.For();
+        using (faults.Watch(Probes.Attach(provider + ":*", (in ProbeHit hit) =>
         {
             args = [hit.GetArgument(0), hit.GetArgument(1), hit.GetArgument(2)];
             byName = hit.GetArgument("customer");
@@ -89,7 +94,7 @@ public class ProbeSiteTests
             try { hit.GetArgument("nope"); }
             catch (ArgumentException) { threw = true; }
             Assert.True(threw);
-        }))
+        })))
         {
             long before = Stopwatch.GetTimestamp();
             site.Fire(new ProbeArgs<int, decimal, string>(3, 12.5m, "eve"));
@@ -109,8 +114,9 @@ public class ProbeSiteTests
         string provider = TestSites.UniqueProvider("payments");
         var site = TestSites.Method<ProbeArgs<string, decimal>, int>(provider, "charge", "int", new("card", "string"), new("amount", "decimal"));
         var hits = new List<(ProbePoint Point, object? Ret, long ElapsedNs, Exception? Ex)>();
-        using (Probes.Attach(provider + ":charge", (in ProbeHit hit) =>
-            hits.Add((hit.Point, hit.ReturnValue, hit.ElapsedNanoseconds, hit.Exception))))
+        using var faults = FaultGuard.For();
+        using (faults.Watch(Probes.Attach(provider + ":charge", (in ProbeHit hit) =>
+            hits.Add((hit.Point, hit.ReturnValue, hit.ElapsedNanoseconds, hit.Exception)))))
         {
             var args = new ProbeArgs<string, decimal>("visa", 10m);
             long start = site.Entry(args);
@@ -138,8 +144,9 @@ public class ProbeSiteTests
         var site = TestSites.Method<ProbeArgs<int>, string>(TestSites.UniqueProvider("typed"), "lookup", "string", new ProbeParameter("id", "int"));
         string? result = null;
         int entered = 0;
-        using (Probes.Attach(site, (in ProbeArgs<int> a) => entered = a.Arg1,
-                   (in ProbeArgs<int> a, in ProbeReturn<string> r) => result = r.Value))
+        using var faults = FaultGuard.For();
+        using (faults.Watch(Probes.Attach(site, (in ProbeArgs<int> a) => entered = a.Arg1,
+                   (in ProbeArgs<int> a, in ProbeReturn<string> r) => result = r.Value)))
         {
             long start = site.Entry(new ProbeArgs<int>(9));
             site.Return(new ProbeArgs<int>(9), "nine", start);
@@ -159,6 +166,7 @@ public class ProbeSiteTests
         Assert.Equal([c], ProbeCatalog.Match(p2 + ":close"));
         Assert.Equal(2, ProbeCatalog.Match(p1[..^1] + "?:*").Count + ProbeCatalog.Match(p2 + ":*").Count - 1);
         using var counter = Probes.Count("*:close");
+        using var faults = FaultGuard.For(counter.Attachment);
         a.Fire(default);
         b.Fire(default);
         c.Fire(default);
@@ -184,6 +192,7 @@ public class ProbeSiteTests
     {
         string provider = TestSites.UniqueProvider("late");
         using var counter = Probes.Count(provider + ":*");
+        using var faults = FaultGuard.For(counter.Attachment);
         var later = TestSites.Static<ProbeArgs>(provider, "loaded");
         Assert.True(later.IsEnabled);
         later.Fire(default);
@@ -205,6 +214,7 @@ public class ProbeSiteTests
             try { attachment!.Dispose(); }
             catch (Exception ex) { thrown = ex; }
         });
+        using var faults = FaultGuard.For(attachment);
         site.Fire(default);
         var ioe = Assert.IsType<InvalidOperationException>(thrown);
         Assert.Contains("DetachDeferred", ioe.Message);
@@ -226,6 +236,7 @@ public class ProbeSiteTests
             detached = attachment!.DetachDeferred();
             Assert.False(detached.IsCompleted);  // we are still inside the section it waits for
         });
+        using var faults = FaultGuard.For(attachment);
         site.Fire(default);
         Assert.False(site.IsEnabled);
         site.Fire(default);
@@ -262,6 +273,7 @@ public class ProbeSiteTests
         var site = TestSites.Static<ProbeArgs<int>>(TestSites.UniqueProvider("faulty"), "hit", new ProbeParameter("n", "int"));
         int healthyCalls = 0;
         using var healthy = Probes.Attach(site, (in ProbeArgs<int> _) => healthyCalls++);
+        using var faults = FaultGuard.For(healthy);
         var faulty = Probes.Attach(site, (in ProbeArgs<int> a) => throw new FormatException($"bad {a.Arg1}"),
             new ProbeAttachOptions { MaxFaults = 3 });
         for (int i = 0; i < 5; i++)
@@ -306,6 +318,7 @@ public class ProbeSiteTests
         var second = new StaticProbeSite<ProbeArgs>(new ProbeDescriptor(provider, "same", ProbeKind.Static, []));
         ProbeCatalog.Register(typeof(object).Assembly, second);
         using var counter = Probes.Count(provider + ":same");
+        using var faults = FaultGuard.For(counter.Attachment);
         first.Fire(default);
         second.Fire(default);
         Assert.Equal(2, counter.Total);

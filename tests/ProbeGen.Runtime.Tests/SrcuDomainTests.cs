@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.Threading;
 using System.Threading.Tasks;
 using ProbeGen.Concurrency;
+using ProbeGen.Internal;
 using Xunit;
 
 namespace ProbeGen.Tests;
@@ -69,21 +70,22 @@ public class SrcuDomainTests
         var domain = new SrcuDomain("waits");
         using var entered = new ManualResetEventSlim();
         using var leave = new ManualResetEventSlim();
-        var reader = Task.Factory.StartNew(() =>
+        var reader = new Thread(() =>
         {
             using (domain.Enter())
             {
                 entered.Set();
                 leave.Wait();
             }
-        }, TaskCreationOptions.LongRunning);
+        });
+        reader.Start();
         entered.Wait();
 
         var sync = Task.Run(domain.Synchronize);
-        TaskAssert.StillBlocked(sync, "Synchronize returned while a reader that began before it was still inside");
+        TaskAssert.StillWaitingFor(sync, domain, reader, "Synchronize returned while a reader that began before it was still inside");
         leave.Set();
         TaskAssert.Completes(sync, "Synchronize after the reader left");
-        reader.Wait();
+        reader.Join();
     }
 
     /// <summary>
@@ -123,6 +125,58 @@ public class SrcuDomainTests
         Task.WaitAll(a, b);
     }
 
+    /// <summary>
+    /// Phase 1 of Synchronize, forced. Reader R loads the current index i and is parked before it
+    /// counts itself under it. A first grace period runs meanwhile (R is not a reader yet) and flips
+    /// the index to i^1. R then counts itself under i, the now inactive index, enters its section
+    /// and loads the published object. The updater unpublishes that object and calls Synchronize:
+    /// R began before it, so it must wait for R. Only phase 1 (draining the inactive index before
+    /// the flip) sees R; without it, the grace period flips back to i, drains i^1, and returns
+    /// while R still uses the object.
+    /// </summary>
+    [Fact]
+    public void SynchronizeWaitsForALateReaderCountedUnderTheInactiveIndex()
+    {
+        var domain = new SrcuDomain("phase 1");
+        var current = new Box();
+        using var inside = new ManualResetEventSlim();
+        using var leave = new ManualResetEventSlim();
+        bool usedReclaimed = false;
+        using var gate = new HookGate(HookPoint.SrcuReaderIndexLoaded, subject => ReferenceEquals(subject, domain));
+        var reader = new Thread(() =>
+        {
+            using (domain.Enter())
+            {
+                Box seen = Volatile.Read(ref current);
+                inside.Set();
+                leave.Wait();
+                usedReclaimed = seen.Poisoned;
+            }
+        });
+        gate.ParkThread(reader);
+        reader.Start();
+        gate.WaitUntilParked();
+        int loaded = domain.CurrentIndex;
+
+        TaskAssert.Completes(Task.Run(domain.Synchronize), "a grace period while R is not yet a reader");
+        Assert.NotEqual(loaded, domain.CurrentIndex);
+
+        gate.Release();
+        Assert.True(inside.Wait(TimeSpan.FromSeconds(30)), "R never entered its section");
+        Box old = Interlocked.Exchange(ref current, new Box());
+        var sync = Task.Run(() =>
+        {
+            domain.Synchronize();
+            old.Poisoned = true;
+        });
+        TaskAssert.StillWaitingFor(sync, domain, reader,
+            "Synchronize returned while a reader counted under the inactive index still held the unpublished object");
+        leave.Set();
+        TaskAssert.Completes(sync, "Synchronize after R left");
+        reader.Join();
+        Assert.False(usedReclaimed);
+    }
+
     [Fact]
     public void SynchronizeFinishesUnderAContinuousStreamOfReaders()
     {
@@ -158,10 +212,11 @@ public class SrcuDomainTests
         var domain = new SrcuDomain("defer");
         using var entered = new ManualResetEventSlim();
         using var leave = new ManualResetEventSlim();
-        var reader = Task.Factory.StartNew(() =>
+        var reader = new Thread(() =>
         {
             using (domain.Enter()) { entered.Set(); leave.Wait(); }
-        }, TaskCreationOptions.LongRunning);
+        });
+        reader.Start();
         entered.Wait();
 
         var ran = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -171,11 +226,11 @@ public class SrcuDomainTests
             readerStillInside = !leave.IsSet;
             ran.SetResult();
         });
-        TaskAssert.StillBlocked(ran.Task, "a deferred callback ran while a reader from before the Defer was inside");
+        TaskAssert.StillWaitingFor(ran.Task, domain, reader, "a deferred callback ran while a reader from before the Defer was inside");
         leave.Set();
         TaskAssert.Completes(ran.Task, "the deferred callback");
         Assert.False(readerStillInside);
-        reader.Wait();
+        reader.Join();
     }
 
     [Fact]

@@ -1,6 +1,9 @@
 using System;
+using System.Collections.Generic;
+using System.Runtime.ExceptionServices;
 using System.Threading;
 using System.Threading.Tasks;
+using ProbeGen.Concurrency;
 using ProbeGen.Internal;
 using Xunit;
 
@@ -53,7 +56,8 @@ internal sealed class HookGate : IDisposable
         Assert.True(TestHooks.Enabled, "the test project must set the ProbeGen.EnableTestHooks switch");
         _point = point;
         _when = when ?? (_ => true);
-        TestHooks.Callback = OnHook;
+        // Added, not assigned: a test may park one thread and watch another hook at once.
+        TestHooks.Callback += OnHook;
     }
 
     /// <summary>Only this thread is parked; other threads pass the hook.</summary>
@@ -69,7 +73,7 @@ internal sealed class HookGate : IDisposable
 
     public void Dispose()
     {
-        TestHooks.Callback = null;
+        TestHooks.Callback -= OnHook;
         _release.Set();
     }
 
@@ -84,16 +88,97 @@ internal sealed class HookGate : IDisposable
     }
 }
 
+/// <summary>
+/// Makes handler faults fail the test. The runtime contains every exception a handler throws, an
+/// assertion's included, and only counts it: an assertion inside a handler cannot fail a test by
+/// itself. Disposing the guard rethrows, unchanged, the first fault of the first watched
+/// attachment that had one, so a failed assertion in a handler reports as itself.
+/// </summary>
+/// <example><code>
+/// using var faults = FaultGuard.For(attachment);
+/// using (faults.Watch(Probes.Attach(...))) { ... }
+/// </code></example>
+internal sealed class FaultGuard : IDisposable
+{
+    private readonly List<ProbeAttachment> _watched = [];
+
+    private FaultGuard()
+    {
+    }
+
+    public static FaultGuard For(params ProbeAttachment[] attachments)
+    {
+        var guard = new FaultGuard();
+        guard._watched.AddRange(attachments);
+        return guard;
+    }
+
+    /// <summary>Watches one more attachment and hands it back, so it can be written around an Attach call.</summary>
+    public ProbeAttachment Watch(ProbeAttachment attachment)
+    {
+        _watched.Add(attachment);
+        return attachment;
+    }
+
+    /// <summary>Rethrows the first handler fault, if any. Runs even when the test body threw: the fault is usually the cause.</summary>
+    public void Dispose()
+    {
+        foreach (ProbeAttachment attachment in _watched)
+        {
+            if (attachment.FaultCount == 0)
+                continue;
+            Exception first = attachment.FirstFault
+                ?? throw new Xunit.Sdk.XunitException($"{attachment}: {attachment.FaultCount} handler faults but no first fault recorded");
+            ExceptionDispatchInfo.Capture(first).Throw();
+        }
+    }
+}
+
+/// <summary>
+/// Completes once a grace period of <c>domain</c> is seen waiting for <c>reader</c>'s read-side
+/// section. The hook reports every round of the wait, so the signal can be set up after the wait began.
+/// </summary>
+internal sealed class ReaderWaitSignal : IDisposable
+{
+    private readonly SrcuDomain _domain;
+    private readonly Thread _reader;
+    private readonly TaskCompletionSource _seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ReaderWaitSignal(SrcuDomain domain, Thread reader)
+    {
+        Assert.True(TestHooks.Enabled, "the test project must set the ProbeGen.EnableTestHooks switch");
+        _domain = domain;
+        _reader = reader;
+        TestHooks.Callback += OnHook;
+    }
+
+    public Task Seen => _seen.Task;
+
+    public void Dispose() => TestHooks.Callback -= OnHook;
+
+    private void OnHook(HookPoint point, object? subject)
+    {
+        if (point == HookPoint.SrcuWaitingForReader && subject is ReaderSlot slot
+            && ReferenceEquals(slot.Domain, _domain) && slot.Owner == _reader)
+            _seen.TrySetResult();
+    }
+}
+
 internal static class TaskAssert
 {
     /// <summary>
-    /// Asserts that <paramref name="task"/> is still blocked. Used where the thing it waits for is
-    /// held by the test itself: a correct implementation can never complete here, so the wait
-    /// only bounds how long a broken one gets to show itself.
+    /// Asserts that <paramref name="task"/> is blocked waiting for a grace period of
+    /// <paramref name="domain"/> that waits for <paramref name="reader"/>, a thread the test keeps
+    /// inside a read-side section. No timeout decides it: either the task completes first (it did
+    /// not wait for the reader: fail), or the grace period is seen waiting for the reader (pass).
+    /// The 30 s bound only stops a test whose task neither completes nor waits.
     /// </summary>
-    public static void StillBlocked(Task task, string because)
+    public static void StillWaitingFor(Task task, SrcuDomain domain, Thread reader, string because)
     {
-        Assert.False(task.Wait(TimeSpan.FromMilliseconds(300)), because);
+        using var waiting = new ReaderWaitSignal(domain, reader);
+        Task.WaitAny([task, waiting.Seen], TimeSpan.FromSeconds(30));
+        Assert.False(task.IsCompleted, because);
+        Assert.True(waiting.Seen.IsCompleted, $"no grace period of '{domain.Name}' started waiting for the reader within 30 s ({because})");
     }
 
     public static void Completes(Task task, string what)

@@ -22,6 +22,11 @@ namespace ProbeGen.Concurrency;
 /// <see cref="Synchronize"/> and every deferred callback of the domain.</item>
 /// <item>A reader must never call <see cref="Synchronize"/> or <see cref="Barrier"/> of the same
 /// domain: it would wait for itself. Both throw <see cref="InvalidOperationException"/> there.</item>
+/// <item>A domain may name an update-side lock that its readers take (the probe handlers' domain
+/// names the probe writer lock, which a handler's deferred detach takes). Nobody may wait for a
+/// grace period while holding that lock: the wait would need a reader that needs the lock.
+/// <see cref="Synchronize"/> and <see cref="Barrier"/> throw <see cref="InvalidOperationException"/>
+/// on a thread that holds it, whether or not such a reader is running at that moment.</item>
 /// </list>
 /// <para><b>What <see cref="Synchronize"/> waits for:</b> every read-side section of this
 /// domain that began before the call. It does not wait for sections that began after it
@@ -62,6 +67,13 @@ public sealed class SrcuDomain
     private readonly int _id;
 
     /// <summary>
+    /// The update-side lock that read-side sections may take, or null. Set at construction; read by
+    /// <see cref="Synchronize"/> and <see cref="Barrier"/>, which refuse to wait while the calling
+    /// thread holds it.
+    /// </summary>
+    private readonly Lock? _lockReadersTake;
+
+    /// <summary>
     /// The index (0 or 1) new readers count themselves under. Written only by
     /// <see cref="Synchronize"/> under <see cref="_gracePeriodLock"/>; read locklessly by
     /// <see cref="Enter"/>.
@@ -93,9 +105,22 @@ public sealed class SrcuDomain
     /// <summary>Creates a domain. Name it for the lifetime it covers.</summary>
     /// <param name="name">What the domain protects, for diagnostics.</param>
     public SrcuDomain(string name)
+        : this(name, lockReadersTake: null)
+    {
+    }
+
+    /// <summary>Creates a domain whose readers may take <paramref name="lockReadersTake"/>.</summary>
+    /// <param name="name">What the domain protects, for diagnostics.</param>
+    /// <param name="lockReadersTake">
+    /// A lock that read-side sections may take. Waiting for a grace period while holding it would
+    /// deadlock as soon as a reader blocks on it, so <see cref="Synchronize"/> and
+    /// <see cref="Barrier"/> throw on a thread that holds it.
+    /// </param>
+    internal SrcuDomain(string name, Lock? lockReadersTake)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         Name = name;
+        _lockReadersTake = lockReadersTake;
         _id = Interlocked.Increment(ref s_nextId);
     }
 
@@ -133,6 +158,10 @@ public sealed class SrcuDomain
     {
         ReaderSlot slot = TryGetSlot() ?? RegisterThisThread();
         int index = Volatile.Read(ref _currentIndex) & 1;
+        // Between the index load and the increment a grace period may flip the index: this is the
+        // late reader that phase 1 of Synchronize exists for.
+        if (TestHooks.Enabled)
+            TestHooks.Hit(HookPoint.SrcuReaderIndexLoaded, this);
         ref int counter = ref slot.Counter(index);
         // Only this thread writes its counter, so a plain read-modify-write is enough. The store
         // must be ordered before the section's loads (StoreLoad), and no volatile store gives
@@ -146,11 +175,13 @@ public sealed class SrcuDomain
     /// <summary>
     /// Waits until every read-side section of this domain that began before the call has ended.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The calling thread is inside a read-side section of this domain.</exception>
+    /// <exception cref="InvalidOperationException">The calling thread is inside a read-side section of this domain, or holds the lock its readers take.</exception>
     public void Synchronize()
     {
         if (ReadOngoing)
             ThrowHelper.ThrowSynchronizeInReadSection(Name);
+        if (_lockReadersTake?.IsHeldByCurrentThread == true)
+            ThrowHelper.ThrowGracePeriodWaitUnderWriterLock(nameof(Synchronize), Name);
 
         lock (_gracePeriodLock)
         {
@@ -198,11 +229,13 @@ public sealed class SrcuDomain
     /// Waits until every callback passed to <see cref="Defer"/> before this call has run
     /// (srcu_barrier).
     /// </summary>
-    /// <exception cref="InvalidOperationException">Called inside a read-side section of this domain, or from one of its deferred callbacks.</exception>
+    /// <exception cref="InvalidOperationException">Called inside a read-side section of this domain, from one of its deferred callbacks, or while holding the lock its readers take.</exception>
     public void Barrier()
     {
         if (ReadOngoing)
             ThrowHelper.ThrowBarrierInReadSection(Name);
+        if (_lockReadersTake?.IsHeldByCurrentThread == true)
+            ThrowHelper.ThrowGracePeriodWaitUnderWriterLock(nameof(Barrier), Name);
         if (ReferenceEquals(t_reclaimerOf, this))
             ThrowHelper.ThrowBarrierFromCallback(Name);
 
@@ -293,7 +326,13 @@ public sealed class SrcuDomain
                 continue;
             var spin = new SpinWait();
             while (Volatile.Read(ref slot.Counter(index)) != 0 && slot.Owner.IsAlive)
+            {
+                // Reported on every round, so a test can tell "still waiting for this reader"
+                // from "not started yet" without guessing with a timeout.
+                if (TestHooks.Enabled)
+                    TestHooks.Hit(HookPoint.SrcuWaitingForReader, slot);
                 spin.SpinOnce(sleep1Threshold: 30);
+            }
         }
     }
 

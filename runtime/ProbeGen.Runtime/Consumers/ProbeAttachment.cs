@@ -27,6 +27,7 @@ public sealed class ProbeAttachment : IDisposable, IAsyncDisposable
 
     private readonly TaskCompletionSource _detached = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _faults;
+    private Exception? _firstFault;
     private Exception? _lastFault;
     private int _detachReason;
 
@@ -51,6 +52,9 @@ public sealed class ProbeAttachment : IDisposable, IAsyncDisposable
 
     /// <summary>Handler exceptions contained so far.</summary>
     public long FaultCount => Interlocked.Read(ref _faults);
+
+    /// <summary>The first handler exception, if any: usually the cause of the ones that follow.</summary>
+    public Exception? FirstFault => Volatile.Read(ref _firstFault);
 
     /// <summary>The most recent handler exception, if any.</summary>
     public Exception? LastFault => Volatile.Read(ref _lastFault);
@@ -78,11 +82,19 @@ public sealed class ProbeAttachment : IDisposable, IAsyncDisposable
     /// Detaches and waits for a grace period: when it returns, the handler is not running and never
     /// will again. Calling it again, or after a deferred detach, waits for a grace period again.
     /// </summary>
-    /// <exception cref="InvalidOperationException">Called from inside a probe handler, where it would wait for itself; use <see cref="DetachDeferred"/>.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// Called from inside a probe handler, where it would wait for itself, or from
+    /// <see cref="ProbeConsumer.OnAttach"/>, where it would wait for handlers that may need the lock
+    /// OnAttach runs under; use <see cref="DetachDeferred"/>. Nothing is detached then.
+    /// </exception>
     public void Dispose()
     {
         if (ProbeGen.Probes.Domain.ReadOngoing)
             ThrowHelper.ThrowDetachInsideHandler();
+        // Checked before unlinking, so a refused Dispose changes nothing. The domain's Synchronize
+        // would refuse too, but only after this attachment was already unlinked.
+        if (ProbeGen.Probes.WriterLock.IsHeldByCurrentThread)
+            ThrowHelper.ThrowDetachUnderWriterLock();
         // Whether this call unlinked or a deferred detach did earlier, the bindings are gone
         // before this grace period starts, so once it ends no handler call can be running. Not
         // waiting for the deferred detach's own completion also keeps a deferred callback that
@@ -115,6 +127,8 @@ public sealed class ProbeAttachment : IDisposable, IAsyncDisposable
     /// <summary>Counts a handler exception; the one that reaches <see cref="ProbeAttachOptions.MaxFaults"/> detaches.</summary>
     internal void ReportFault(Exception exception)
     {
+        // Handlers fault on several threads at once: exactly one of them sets the first fault.
+        Interlocked.CompareExchange(ref _firstFault, exception, null);
         Volatile.Write(ref _lastFault, exception);
         if (Interlocked.Increment(ref _faults) != Options.MaxFaults)
             return;
@@ -130,7 +144,8 @@ public sealed class ProbeAttachment : IDisposable, IAsyncDisposable
         }
     }
 
-    private void DetachDeferredBecause(ProbeDetachReason reason)
+    /// <summary>Detaches deferred for <paramref name="reason"/>; does nothing if already detached. Safe under the writer lock.</summary>
+    internal void DetachDeferredBecause(ProbeDetachReason reason)
     {
         if (Unlink(reason))
             ProbeGen.Probes.Domain.Defer(() => _detached.TrySetResult());

@@ -23,8 +23,17 @@ public abstract class ProbeConsumer
 {
     /// <summary>
     /// Called once for each probe the consumer is bound to, including probes registered after the
-    /// attach. Runs under the runtime's writer lock: keep it short.
+    /// attach. Runs under the runtime's writer lock: keep it short, and never wait for a grace
+    /// period here. Disposing an attachment, <c>Synchronize</c> and <c>Barrier</c> of
+    /// <see cref="Probes.Domain"/> throw <see cref="InvalidOperationException"/> inside it, because a
+    /// running handler may need the same lock to finish; <see cref="ProbeAttachment.DetachDeferred"/>
+    /// and attaching are fine.
     /// </summary>
+    /// <remarks>
+    /// An exception it throws while <see cref="Probes.Attach(string, ProbeConsumer, ProbeAttachOptions?)"/>
+    /// binds existing probes propagates from that call, and the attachment is detached. One thrown
+    /// for a probe registered later is counted as a handler fault, and that probe is not bound.
+    /// </remarks>
     /// <returns>Per-probe state, handed back as <see cref="ProbeHit.State"/> on each hit of that probe.</returns>
     protected internal virtual object? OnAttach(ProbeDescriptor probe) => null;
 
@@ -65,6 +74,6 @@ public enum ProbeDetachReason
     /// <summary>Disposed, or detached deferred, by its owner.</summary>
     Requested,
 
-    /// <summary>Its handler threw <see cref="ProbeAttachOptions.MaxFaults"/> times.</summary>
+    /// <summary>Its handler threw <see cref="ProbeAttachOptions.MaxFaults"/> times, or its <see cref="ProbeConsumer.OnAttach"/> threw while it was being attached.</summary>
     Faulted,
 }

@@ -11,17 +11,21 @@ namespace ProbeGen;
 public static class Probes
 {
     /// <summary>
-    /// The SRCU domain that covers every handler call and every lockless read of the probe catalog.
-    /// A binding removed from a site, or a site removed from the catalog, is unreachable for hits
-    /// once a grace period of this domain has passed.
+    /// Serializes every change to bindings, pattern attachments and the catalog. Handlers take it
+    /// (a deferred detach, an attach, the fault that detaches), so it is never held while waiting
+    /// for a grace period: <see cref="Domain"/> refuses such a wait, and
+    /// <see cref="ProbeAttachment.Dispose"/> refuses to start one.
     /// </summary>
-    public static SrcuDomain Domain { get; } = new("ProbeGen probe handlers");
+    /// <remarks>Declared before <see cref="Domain"/>, whose initializer reads it.</remarks>
+    internal static readonly Lock WriterLock = new();
 
     /// <summary>
-    /// Serializes every change to bindings, pattern attachments and the catalog. Never held while
-    /// waiting for a grace period, so handlers may attach and detach deferred.
+    /// The SRCU domain that covers every handler call and every lockless read of the probe catalog.
+    /// A binding removed from a site, or a site removed from the catalog, is unreachable for hits
+    /// once a grace period of this domain has passed. Its <c>Synchronize</c> and <c>Barrier</c>
+    /// throw <see cref="InvalidOperationException"/> inside <see cref="ProbeConsumer.OnAttach"/>.
     /// </summary>
-    internal static readonly Lock WriterLock = new();
+    public static SrcuDomain Domain { get; } = new("ProbeGen probe handlers", WriterLock);
 
     /// <summary>Live pattern attachments, bound to probes registered later. Changed and read under <see cref="WriterLock"/>.</summary>
     private static ProbeAttachment[] s_patternAttachments = [];
@@ -60,8 +64,18 @@ public static class Probes
         var attachment = new ProbeAttachment(parsed, consumer, options ?? ProbeAttachOptions.Default, parsed.Text);
         lock (WriterLock)
         {
-            foreach (ProbeSite site in ProbeCatalog.MatchUnderLock(parsed))
-                BindUnderLock(attachment, site);
+            try
+            {
+                foreach (ProbeSite site in ProbeCatalog.MatchUnderLock(parsed))
+                    BindUnderLock(attachment, site);
+            }
+            catch
+            {
+                // OnAttach threw. The caller never gets the attachment, so nobody could detach the
+                // probes already bound: detach them here, deferred (we hold the writer lock).
+                attachment.DetachDeferredBecause(ProbeDetachReason.Faulted);
+                throw;
+            }
             s_patternAttachments = [.. s_patternAttachments, attachment];
         }
         return attachment;
@@ -129,8 +143,20 @@ public static class Probes
     internal static void BindNewSiteUnderLock(ProbeSite site)
     {
         foreach (ProbeAttachment attachment in s_patternAttachments)
-            if (attachment.Pattern!.Matches(site.Descriptor.Id))
+        {
+            if (!attachment.Pattern!.Matches(site.Descriptor.Id))
+                continue;
+            try
+            {
                 BindUnderLock(attachment, site);
+            }
+            catch (Exception ex)
+            {
+                // A consumer's OnAttach must not fail the registration of an assembly's probes
+                // (a module initializer): count it as that consumer's fault and leave the site unbound.
+                attachment.ReportFault(ex);
+            }
+        }
     }
 
     /// <summary>Drops a detached pattern attachment. Caller holds <see cref="WriterLock"/>.</summary>
@@ -146,6 +172,10 @@ public static class Probes
         if ((attachment.Options.Points & wanted) == 0 || !attachment.IsAttachedUnderLock)
             return;
         object? state = attachment.Consumer!.OnAttach(site.Descriptor);
+        // OnAttach may have detached this very attachment (deferred; the lock is reentrant): a
+        // binding added now would outlive the detach and never be removed.
+        if (!attachment.IsAttachedUnderLock)
+            return;
         attachment.AddBindingUnderLock(site.BindUnderLock(attachment, attachment.Consumer, state));
     }
 }

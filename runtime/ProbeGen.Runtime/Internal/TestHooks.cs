@@ -14,6 +14,12 @@ internal enum HookPoint
 
     /// <summary>A probe hit has loaded its consumer bindings inside the read-side section and not yet called them.</summary>
     SiteBindingsLoaded,
+
+    /// <summary>An SRCU reader has loaded the domain's current index and not yet counted itself under it (the subject is the domain).</summary>
+    SrcuReaderIndexLoaded,
+
+    /// <summary>A grace period is waiting for a reader to leave; reported on every round of the wait (the subject is the reader's slot).</summary>
+    SrcuWaitingForReader,
 }
 
 /// <summary>

@@ -25,6 +25,22 @@ internal static class ThrowHelper
             "It would wait for the callback that is calling it.");
 
     [DoesNotReturn]
+    public static void ThrowGracePeriodWaitUnderWriterLock(string operation, string domain) =>
+        throw new InvalidOperationException(
+            $"{operation}() of the SRCU domain '{domain}' was called while holding the probe writer lock, " +
+            "for example inside ProbeConsumer.OnAttach. It cannot wait for a grace period there: a handler " +
+            "that detaches deferred, attaches or faults needs that lock to leave its read-side section, so " +
+            "the wait could never end. Use ProbeAttachment.DetachDeferred() or Defer() instead.");
+
+    [DoesNotReturn]
+    public static void ThrowDetachUnderWriterLock() =>
+        throw new InvalidOperationException(
+            "A probe attachment cannot be disposed inside ProbeConsumer.OnAttach, or anywhere else the " +
+            "probe writer lock is held: Dispose() waits for a grace period, and a handler that detaches " +
+            "deferred, attaches or faults needs that lock to finish, so the wait could never end. " +
+            "Call DetachDeferred() instead; it returns at once and completes after the grace period.");
+
+    [DoesNotReturn]
     public static void ThrowDetachInsideHandler() =>
         throw new InvalidOperationException(
             "A probe attachment cannot be disposed from inside a probe handler: Dispose() waits for " +

@@ -40,10 +40,12 @@ public readonly record struct UprobeKey(ulong Inode, ulong Offset, bool Return) 
 /// probe per CPU, sampling TID, TIME and the argument (or return) registers.
 /// </summary>
 /// <remarks>
-/// Attached probes live in the shared lockless registry, keyed (inode, offset). The reader thread
-/// drains ring buffers inside a read-side section of <see cref="Probes.Domain"/>; a detached
-/// probe's buffers are unmapped and its descriptors closed only after a grace period, when no
-/// reader can still be inside them.
+/// Attached probes live in the shared lockless registry, keyed (device, inode, offset). Before it
+/// drains a probe's rings, the reader thread looks the probe up and takes a reference inside a
+/// read-side section of <see cref="Probes.Domain"/>, and leaves the section at once: records are
+/// decoded and handed to the consumer under the reference only, so a slow consumer never holds up
+/// a grace period. A detached probe's buffers are unmapped and its descriptors closed a grace
+/// period after its last reference is dropped, when no reader can still be inside them.
 /// </remarks>
 public sealed unsafe class PerfUprobeSession : IUprobeSession
 {
@@ -84,7 +86,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     private readonly Lock _drainLock = new();
 
     private readonly List<AttachedProbe> _probes = [];
-    private readonly Action<UprobeHit> _onHit;
+    private readonly HitConsumer _consumer;
     private PtraceUprobeSession? _launched;
 
     /// <summary>CLOCK_MONOTONIC nanoseconds before which hits are ignored (launch mode: before the exec).</summary>
@@ -102,7 +104,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     {
         // -1 matches no process: launch mode starts that way and sets the child's pid once it exists.
         _pid = pid ?? 0;
-        _onHit = onHit;
+        _consumer = new HitConsumer(onHit);
         _reader = new Thread(ReadLoop) { IsBackground = true, Name = "uprobe ring reader" };
     }
 
@@ -122,6 +124,12 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
 
     /// <summary>Hits delivered.</summary>
     public long Hits => Interlocked.Read(ref _hits);
+
+    /// <inheritdoc />
+    public long FaultCount => _consumer.FaultCount;
+
+    /// <inheritdoc />
+    public Exception? LastFault => _consumer.LastFault;
 
     /// <summary>
     /// Attaches every spec, on every CPU, and starts reading. Hits of processes other than
@@ -389,14 +397,36 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     private void Drain(List<(Ring Ring, AttachedProbe Probe)> rings)
     {
         using Lock.Scope drain = _drainLock.EnterScope();
-        using SrcuReadGuard guard = Probes.Domain.Enter();
         foreach (var (ring, probe) in rings)
         {
-            // Found alive under the section, so its buffers stay mapped until the section ends.
-            if (!probe.IsAlive)
-                continue;
-            ReadRing(ring, probe);
+            if (!TryAcquire(probe))
+                continue;  // detached: its rings may be unmapped already
+            try
+            {
+                // Under our reference, outside any read-side section: the probe cannot be
+                // reclaimed, so its buffers stay mapped, and the consumer may take its time.
+                ReadRing(ring, probe);
+            }
+            finally
+            {
+                probe.Release();
+            }
         }
+    }
+
+    /// <summary>
+    /// find_uprobe() for one of our probes: the lookup and "increment if not zero", the only work
+    /// done inside the read-side section. The probe's last reference may be dropped at any moment by
+    /// <see cref="Dispose"/>; if that wins, the increment fails and the probe counts as gone.
+    /// </summary>
+    private static bool TryAcquire(AttachedProbe probe)
+    {
+        if (!UprobeRegistry.Probes.TryAcquire(probe.Key, out UprobeEntry? found))
+            return false;
+        if (ReferenceEquals(found, probe))
+            return true;
+        found!.Release();  // ours was detached and the key attached again, by another session
+        return false;
     }
 
     private void ReadRing(Ring ring, AttachedProbe probe)
@@ -443,7 +473,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
             int size = BitConverter.ToInt32(record.Slice(24, 4));
             object?[] fetched = tracefs.Decode(record.Slice(28, Math.Min(size, record.Length - 28)));
             Interlocked.Increment(ref _hits);
-            _onHit(new UprobeHit(probe.Spec, pid, tid, time + _monotonicToUnix, fetched));
+            _consumer.Deliver(new UprobeHit(probe.Spec, pid, tid, time + _monotonicToUnix, fetched));
             return;
         }
         // REGS_USER: abi, then the registers of the probe's mask in index order.
@@ -475,7 +505,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
             raw[i] = spec.Return ? regs[RegAx] : regs[ArgumentRegisters[i]];
         object?[] values = spec.Decode(raw, new StringSource(tid, regs[RegSp], stack));
         Interlocked.Increment(ref _hits);
-        _onHit(new UprobeHit(spec, pid, tid, time + _monotonicToUnix, values));
+        _consumer.Deliver(new UprobeHit(spec, pid, tid, time + _monotonicToUnix, values));
     }
 
     private static ushort ReadU16(byte* data, long size, long at) => (ushort)(data[at % size] | (data[(at + 1) % size] << 8));

@@ -57,7 +57,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
 
     /// <summary>Each spec's binary and file offset, resolved once before any process is touched.</summary>
     private (string Path, ulong Offset)[] _resolved = [];
-    private readonly Action<UprobeHit> _onHit;
+    private readonly HitConsumer _consumer;
     private readonly string[]? _command;
     private readonly int _standardOutput;
     private readonly Action<int>? _onStarted;
@@ -105,7 +105,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         _pid = pid;
         _command = command;
         _specs = specs.ToList();
-        _onHit = onHit;
+        _consumer = new HitConsumer(onHit);
         _standardOutput = standardOutput;
         _tracer = new Thread(Run) { IsBackground = true, Name = "ptrace tracer" };
     }
@@ -118,6 +118,12 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
 
     /// <summary>Return hits dropped because a thread nested more than 64 probed calls.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <inheritdoc />
+    public long FaultCount => _consumer.FaultCount;
+
+    /// <inheritdoc />
+    public Exception? LastFault => _consumer.LastFault;
 
     /// <summary>A launched process's exit status once it has exited (128 + the signal if a signal killed it); otherwise null.</summary>
     public int? ExitCode => _exitCode;
@@ -804,7 +810,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         object?[] values = spec.Decode(raw, new StringSource(tid));
         Interlocked.Increment(ref _hits);
         long now = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
-        _onHit(new UprobeHit(spec, _pid, tid, now, values));
+        _consumer.Deliver(new UprobeHit(spec, _pid, tid, now, values));
     }
 
     /// <summary>

@@ -45,6 +45,24 @@ public abstract class BackendTests(NativeTargets targets)
     }
 
     [Fact]
+    public void AThrowingConsumerIsContainedCountedAndReported()
+    {
+        string t = Targets["targets"];
+        var fault = new InvalidOperationException("consumer fault");
+        var hits = new Collector { Fault = fault };
+        IUprobeSession session = LaunchSession([UprobeSpec.Parse($"{t}:greet(str,i32)")], [t, "20", "2"], hits, standardOutput: -1);
+        using (session)
+            Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
+
+        // Every hit reached the consumer and every one threw; the process and the trace went on.
+        Assert.Equal(0, session.ExitCode);
+        Assert.Equal(40, hits.Of("greet").Count);
+        Assert.Equal(40, session.Hits);
+        Assert.Equal(40, session.FaultCount);
+        Assert.Same(fault, session.LastFault);
+    }
+
+    [Fact]
     public void ExactCountsAndValuesOfEveryWidthFromFourThreads()
     {
         string t = Targets["targets"];

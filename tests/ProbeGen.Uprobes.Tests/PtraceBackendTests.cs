@@ -172,6 +172,48 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
     }
 
     [Fact]
+    public void ADetachRacingATrapWaitsForTheTrapsReference()
+    {
+        // The interleaving from the review, replayed: a trap has looked its probes up and left the
+        // read-side section; before it uses them, a detach unlinks each one and waits out a grace
+        // period and every reclamation queued by then. The trap must still hold a live probe, for
+        // its entry hit and for the return it hijacked, and drop it only when it is done.
+        string t = Targets["targets"];
+        var raced = new System.Collections.Concurrent.ConcurrentDictionary<bool, UprobeEntry>();
+        var aliveAtDelivery = new System.Collections.Concurrent.ConcurrentDictionary<bool, bool>();
+        PtraceUprobeSession.TrapAcquiredForTests = probe =>
+        {
+            if (!raced.TryAdd(probe.Spec.Return, probe))
+                return;
+            Assert.True(UprobeRegistry.Probes.Remove(probe));
+            Probes.Domain.Synchronize();
+            Probes.Domain.Barrier();
+        };
+        try
+        {
+            // One thread, one iteration: greet runs once, so its unlinked site traps only once.
+            PtraceUprobeSession session = PtraceUprobeSession.Launch(
+                [UprobeSpec.Parse($"{t}:greet(str,i32)"), UprobeSpec.Parse($"{t}:greet%return(i32)")], [t, "1", "1"],
+                hit => aliveAtDelivery[hit.Spec.Return] = raced[hit.Spec.Return].IsAlive, standardOutput: -1);
+            using (session)
+                Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
+            Assert.Equal(0, session.ExitCode);
+            Assert.Equal(0, session.FaultCount);
+        }
+        finally
+        {
+            PtraceUprobeSession.TrapAcquiredForTests = null;
+        }
+
+        Assert.Equal(2, raced.Count);
+        Assert.True(aliveAtDelivery[false], "the entry hit was delivered for a probe already detached and reclaimable");
+        Assert.True(aliveAtDelivery[true], "the return hit was delivered for a probe already detached and reclaimable");
+        // Every reference the trap and the hijacked return took was dropped again.
+        Probes.Domain.Barrier();
+        Assert.All(raced.Values, p => Assert.Equal(0, p.ReferenceCount));
+    }
+
+    [Fact]
     public void DisposingALaunchedSessionEndsTheProgram()
     {
         var hits = new Collector();

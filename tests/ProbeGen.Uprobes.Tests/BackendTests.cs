@@ -41,7 +41,12 @@ public abstract class BackendTests(NativeTargets targets)
     {
         // bash prints the target's pid, then its output, and exits with its status.
         Process shell = NativeTargets.Start("bash", ["-c", "\"$0\" \"$@\" & echo $!; wait $!", file, .. arguments]);
-        return (shell, int.Parse(shell.StandardOutput.ReadLine()!));
+        int pid = int.Parse(shell.StandardOutput.ReadLine()!);
+        // Until it execs, the pid is a fork of bash: an attach then would not find the target's image.
+        string target = System.IO.Path.GetFullPath(file);
+        for (int i = 0; i < 30_000 && new System.IO.FileInfo($"/proc/{pid}/exe").LinkTarget != target && !shell.HasExited; i++)
+            Thread.Sleep(1);
+        return (shell, pid);
     }
 
     [Fact]

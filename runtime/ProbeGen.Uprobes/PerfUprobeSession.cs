@@ -18,22 +18,6 @@ namespace ProbeGen.Uprobes;
 /// <param name="Values">The captured values, typed as the spec says: long, ulong, or string (null for a NULL char*).</param>
 public sealed record UprobeHit(UprobeSpec Spec, int Pid, int Tid, long TimestampNs, object?[] Values);
 
-/// <summary>The registry key of a native probe: the file's inode and the probed file offset, as the kernel's uprobes keys them.</summary>
-/// <param name="Inode">The ELF file's inode.</param>
-/// <param name="Offset">The file offset of the probed instruction.</param>
-/// <param name="Return">True for a return probe, which is a separate probe at the same place.</param>
-public readonly record struct UprobeKey(ulong Inode, ulong Offset, bool Return) : IComparable<UprobeKey>
-{
-    /// <inheritdoc />
-    public int CompareTo(UprobeKey other)
-    {
-        int c = Inode.CompareTo(other.Inode);
-        if (c == 0)
-            c = Offset.CompareTo(other.Offset);
-        return c != 0 ? c : Return.CompareTo(other.Return);
-    }
-}
-
 /// <summary>
 /// Native uprobes through the kernel's uprobe PMU (<c>perf_event_open</c>): the kernel places and
 /// removes the int3, so a crashed tracer leaves nothing behind. One event and one ring buffer per
@@ -226,7 +210,8 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         (uint type, int retprobeBit) = Pmu();
         // A str spec goes through tracefs where it can: the kernel then fetches the strings at the hit.
         TracefsEvent? tracefs = spec.Types.Contains(ArgType.Str) ? TracefsEvent.TryDefine(spec, path, offset) : null;
-        var probe = new AttachedProbe(new UprobeKey(Native.Inode(path), offset, spec.Return), spec, tracefs);
+        (ulong device, ulong inode) = Native.FileId(path);
+        var probe = new AttachedProbe(new UprobeKey(device, inode, offset, spec.Return), spec, tracefs);
         bool copiesStack = tracefs is null && spec.Types.Contains(ArgType.Str);
         // Bursts from several threads must fit while the reader is not scheduled: 1 MB per CPU, 4 MB with stack copies.
         int dataPages = copiesStack ? 1024 : 256;

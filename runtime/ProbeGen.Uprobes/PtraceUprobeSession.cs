@@ -13,7 +13,7 @@ namespace ProbeGen.Uprobes;
 
 /// <summary>
 /// Native uprobes without the kernel's uprobe PMU. The engine writes the int3 itself, through
-/// ptrace. On each trap it looks the probe up by (inode, offset) in the shared lock-free registry
+/// ptrace. On each trap it looks the probe up by (device, inode, offset) in the shared lock-free registry
 /// and runs the displaced instruction out of line (XOL) in a scratch page mapped into the tracee,
 /// relocated with Iced, so no thread ever runs the function without its breakpoint. Return probes
 /// swap the return address for a trampoline (an int3 in the scratch page). Every byte is restored
@@ -578,7 +578,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                 if (page.Next + (ulong)relocated.Count > page.Page + 4096)
                     throw new UprobeException($"too many probes in {path} for one scratch page");
                 WriteBytes(AnyStopped, page.Next, relocated.ToArray());
-                site = new Site(new UprobeKey(mapping.Inode, offset, false), address, original[0], page.Next, relocatedLength, next);
+                site = new Site(new UprobeKey(mapping.Device, mapping.Inode, offset, false), address, original[0], page.Next, relocatedLength, next);
                 _sites[address] = site;
                 pages[mapping.Inode] = (page.Page, page.Next + (ulong)((relocated.Count + 15) & ~15));
             }
@@ -774,7 +774,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
     {
         Site? site = entry?.Site ?? exit?.Site;
         if (site is not null && site.Address != at)
-            site = null;  // the same inode and offset, but another file system's file
+            site = null;  // the same file mapped again elsewhere: not the breakpoint we planted
         if (site is null)
         {
             // Not registered (any more). If the int3 is gone too, a detach raced with this trap:
@@ -1161,7 +1161,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
             {
                 if (address >= m.Start && address < m.End)
                 {
-                    key = new UprobeKey(m.Inode, m.FileOffset + (address - m.Start), false);
+                    key = new UprobeKey(m.Device, m.Inode, m.FileOffset + (address - m.Start), false);
                     return true;
                 }
             }

@@ -45,7 +45,7 @@ public class PerfConsumerTests(NativeTargets targets) : IClassFixture<NativeTarg
             // While the consumer is blocked, another probe is detached and reclaimed: that takes a
             // full grace period of the process-wide domain. The bound only turns a deadlock into a
             // failure; the detach completes at once unless the blocked consumer holds a section.
-            var neighbour = new Neighbour(new UprobeKey(ulong.MaxValue, 0x1, false));
+            var neighbour = new Neighbour(new UprobeKey(ulong.MaxValue, ulong.MaxValue, 0x1, false));
             UprobeRegistry.Probes.Add(neighbour);
             var detach = Task.Run(() =>
             {

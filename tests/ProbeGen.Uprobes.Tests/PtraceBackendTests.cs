@@ -136,12 +136,13 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
     [Fact]
     public void TrapsFindTheirProbesWhileOtherSessionsAttachAndDetachInTheSharedRegistry()
     {
-        // The engine's access pattern for real: every trap of this session looks up (inode,
-        // offset) in the registry both backends share, while entries with the same inode and the
+        // The engine's access pattern for real: every trap of this session looks up (device,
+        // inode, offset) in the registry both backends share, while entries with the same inode and the
         // neighbouring offsets are inserted and removed as fast as one thread can (the open
         // addressing table's deletions shift the session's own entries around).
         string t = Targets["targets"];
-        ulong inode = Native.Inode(t), offset = ElfSymbols.ResolveOffset(t, "add6");
+        (ulong device, ulong inode) = Native.FileId(t);
+        ulong offset = ElfSymbols.ResolveOffset(t, "add6");
         var hits = new Collector();
         long churns = 0;
         using var done = new CancellationTokenSource();
@@ -150,7 +151,7 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
             var random = new Random(11);
             while (!done.IsCancellationRequested)
             {
-                var neighbour = new Neighbour(new UprobeKey(inode, offset + 1 + (ulong)random.Next(64), random.Next(2) == 0));
+                var neighbour = new Neighbour(new UprobeKey(device, inode, offset + 1 + (ulong)random.Next(64), random.Next(2) == 0));
                 if (UprobeRegistry.Probes.TryAdd(neighbour))
                     UprobeRegistry.Probes.Remove(neighbour);
                 churns++;

@@ -3,6 +3,17 @@ using System;
 namespace ProbeGen.Uprobes;
 
 /// <summary>Attached native probes, whichever backend: hits arrive through the callback given at start; dispose to detach.</summary>
+/// <remarks>
+/// <para><b>Consumer contract.</b> The callback runs on one of the engine's threads, never inside a
+/// read-side section of <see cref="Probes.Domain"/>, and one hit at a time per session.</para>
+/// <list type="bullet">
+/// <item>It may block: that delays the session's own hits (a ptrace session's traced thread waits;
+/// a perf session's ring fills and counts drops), never a grace period of the process.</item>
+/// <item>It may throw: the exception is contained and reported through <see cref="FaultCount"/>
+/// and <see cref="LastFault"/>; the trace goes on.</item>
+/// <item>It must not dispose its own session: disposing waits for the thread it runs on.</item>
+/// </list>
+/// </remarks>
 public interface IUprobeSession : IDisposable
 {
     /// <summary>Hits delivered.</summary>
@@ -10,6 +21,15 @@ public interface IUprobeSession : IDisposable
 
     /// <summary>Hits that happened but could not be delivered (full ring buffers, too deeply nested returns).</summary>
     long Dropped { get; }
+
+    /// <summary>
+    /// Exceptions the consumer threw. Each one is contained: the hit is lost to the consumer, the
+    /// trace goes on, and the count and <see cref="LastFault"/> report it.
+    /// </summary>
+    long FaultCount { get; }
+
+    /// <summary>The most recent exception the consumer threw, if any.</summary>
+    System.Exception? LastFault { get; }
 
     /// <summary>A launched program's exit status once it has exited (128 + the signal if a signal killed it); otherwise null.</summary>
     int? ExitCode { get; }

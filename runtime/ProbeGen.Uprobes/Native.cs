@@ -76,13 +76,23 @@ internal static unsafe partial class Native
     public static partial int stat(string path, byte* buffer);
 
     /// <summary>The inode of a file (st_ino, at offset 8 of struct stat on x86-64).</summary>
-    public static ulong Inode(string path)
+    public static ulong Inode(string path) => FileId(path).Inode;
+
+    /// <summary>A file's identity: its device (st_dev, at offset 0 of struct stat on x86-64) and its inode (st_ino, at 8).</summary>
+    public static (ulong Device, ulong Inode) FileId(string path)
     {
         byte* buffer = stackalloc byte[256];
         if (stat(path, buffer) != 0)
             throw new UprobeException($"cannot stat {path}: {Marshal.GetLastPInvokeErrorMessage()}");
-        return *(ulong*)(buffer + 8);
+        return (*(ulong*)buffer, *(ulong*)(buffer + 8));
     }
+
+    /// <summary>
+    /// A dev_t from its major and minor numbers, encoded as glibc's makedev does (and so as stat's
+    /// st_dev reads): <c>/proc/PID/maps</c> prints the two numbers, stat the encoded value.
+    /// </summary>
+    public static ulong MakeDevice(ulong major, ulong minor) =>
+        ((major & 0xfffff000UL) << 32) | ((major & 0xfffUL) << 8) | ((minor & 0xffffff00UL) << 12) | (minor & 0xffUL);
 
     /// <summary>Reads a NUL-terminated string of at most <paramref name="max"/> bytes from another process.</summary>
     public static string? ReadString(int pid, ulong address, int max = 256)

@@ -18,32 +18,18 @@ namespace ProbeGen.Uprobes;
 /// <param name="Values">The captured values, typed as the spec says: long, ulong, or string (null for a NULL char*).</param>
 public sealed record UprobeHit(UprobeSpec Spec, int Pid, int Tid, long TimestampNs, object?[] Values);
 
-/// <summary>The registry key of a native probe: the file's inode and the probed file offset, as the kernel's uprobes keys them.</summary>
-/// <param name="Inode">The ELF file's inode.</param>
-/// <param name="Offset">The file offset of the probed instruction.</param>
-/// <param name="Return">True for a return probe, which is a separate probe at the same place.</param>
-public readonly record struct UprobeKey(ulong Inode, ulong Offset, bool Return) : IComparable<UprobeKey>
-{
-    /// <inheritdoc />
-    public int CompareTo(UprobeKey other)
-    {
-        int c = Inode.CompareTo(other.Inode);
-        if (c == 0)
-            c = Offset.CompareTo(other.Offset);
-        return c != 0 ? c : Return.CompareTo(other.Return);
-    }
-}
-
 /// <summary>
 /// Native uprobes through the kernel's uprobe PMU (<c>perf_event_open</c>): the kernel places and
 /// removes the int3, so a crashed tracer leaves nothing behind. One event and one ring buffer per
 /// probe per CPU, sampling TID, TIME and the argument (or return) registers.
 /// </summary>
 /// <remarks>
-/// Attached probes live in the shared lockless registry, keyed (inode, offset). The reader thread
-/// drains ring buffers inside a read-side section of <see cref="Probes.Domain"/>; a detached
-/// probe's buffers are unmapped and its descriptors closed only after a grace period, when no
-/// reader can still be inside them.
+/// Attached probes live in the shared lockless registry, keyed (device, inode, offset). Before it
+/// drains a probe's rings, the reader thread looks the probe up and takes a reference inside a
+/// read-side section of <see cref="Probes.Domain"/>, and leaves the section at once: records are
+/// decoded and handed to the consumer under the reference only, so a slow consumer never holds up
+/// a grace period. A detached probe's buffers are unmapped and its descriptors closed a grace
+/// period after its last reference is dropped, when no reader can still be inside them.
 /// </remarks>
 public sealed unsafe class PerfUprobeSession : IUprobeSession
 {
@@ -84,7 +70,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     private readonly Lock _drainLock = new();
 
     private readonly List<AttachedProbe> _probes = [];
-    private readonly Action<UprobeHit> _onHit;
+    private readonly HitConsumer _consumer;
     private PtraceUprobeSession? _launched;
 
     /// <summary>CLOCK_MONOTONIC nanoseconds before which hits are ignored (launch mode: before the exec).</summary>
@@ -102,7 +88,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     {
         // -1 matches no process: launch mode starts that way and sets the child's pid once it exists.
         _pid = pid ?? 0;
-        _onHit = onHit;
+        _consumer = new HitConsumer(onHit);
         _reader = new Thread(ReadLoop) { IsBackground = true, Name = "uprobe ring reader" };
     }
 
@@ -122,6 +108,12 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
 
     /// <summary>Hits delivered.</summary>
     public long Hits => Interlocked.Read(ref _hits);
+
+    /// <inheritdoc />
+    public long FaultCount => _consumer.FaultCount;
+
+    /// <inheritdoc />
+    public Exception? LastFault => _consumer.LastFault;
 
     /// <summary>
     /// Attaches every spec, on every CPU, and starts reading. Hits of processes other than
@@ -218,7 +210,8 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         (uint type, int retprobeBit) = Pmu();
         // A str spec goes through tracefs where it can: the kernel then fetches the strings at the hit.
         TracefsEvent? tracefs = spec.Types.Contains(ArgType.Str) ? TracefsEvent.TryDefine(spec, path, offset) : null;
-        var probe = new AttachedProbe(new UprobeKey(Native.Inode(path), offset, spec.Return), spec, tracefs);
+        (ulong device, ulong inode) = Native.FileId(path);
+        var probe = new AttachedProbe(new UprobeKey(device, inode, offset, spec.Return), spec, tracefs);
         bool copiesStack = tracefs is null && spec.Types.Contains(ArgType.Str);
         // Bursts from several threads must fit while the reader is not scheduled: 1 MB per CPU, 4 MB with stack copies.
         int dataPages = copiesStack ? 1024 : 256;
@@ -389,14 +382,36 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
     private void Drain(List<(Ring Ring, AttachedProbe Probe)> rings)
     {
         using Lock.Scope drain = _drainLock.EnterScope();
-        using SrcuReadGuard guard = Probes.Domain.Enter();
         foreach (var (ring, probe) in rings)
         {
-            // Found alive under the section, so its buffers stay mapped until the section ends.
-            if (!probe.IsAlive)
-                continue;
-            ReadRing(ring, probe);
+            if (!TryAcquire(probe))
+                continue;  // detached: its rings may be unmapped already
+            try
+            {
+                // Under our reference, outside any read-side section: the probe cannot be
+                // reclaimed, so its buffers stay mapped, and the consumer may take its time.
+                ReadRing(ring, probe);
+            }
+            finally
+            {
+                probe.Release();
+            }
         }
+    }
+
+    /// <summary>
+    /// find_uprobe() for one of our probes: the lookup and "increment if not zero", the only work
+    /// done inside the read-side section. The probe's last reference may be dropped at any moment by
+    /// <see cref="Dispose"/>; if that wins, the increment fails and the probe counts as gone.
+    /// </summary>
+    private static bool TryAcquire(AttachedProbe probe)
+    {
+        if (!UprobeRegistry.Probes.TryAcquire(probe.Key, out UprobeEntry? found))
+            return false;
+        if (ReferenceEquals(found, probe))
+            return true;
+        found!.Release();  // ours was detached and the key attached again, by another session
+        return false;
     }
 
     private void ReadRing(Ring ring, AttachedProbe probe)
@@ -443,7 +458,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
             int size = BitConverter.ToInt32(record.Slice(24, 4));
             object?[] fetched = tracefs.Decode(record.Slice(28, Math.Min(size, record.Length - 28)));
             Interlocked.Increment(ref _hits);
-            _onHit(new UprobeHit(probe.Spec, pid, tid, time + _monotonicToUnix, fetched));
+            _consumer.Deliver(new UprobeHit(probe.Spec, pid, tid, time + _monotonicToUnix, fetched));
             return;
         }
         // REGS_USER: abi, then the registers of the probe's mask in index order.
@@ -475,7 +490,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
             raw[i] = spec.Return ? regs[RegAx] : regs[ArgumentRegisters[i]];
         object?[] values = spec.Decode(raw, new StringSource(tid, regs[RegSp], stack));
         Interlocked.Increment(ref _hits);
-        _onHit(new UprobeHit(spec, pid, tid, time + _monotonicToUnix, values));
+        _consumer.Deliver(new UprobeHit(spec, pid, tid, time + _monotonicToUnix, values));
     }
 
     private static ushort ReadU16(byte* data, long size, long at) => (ushort)(data[at % size] | (data[(at + 1) % size] << 8));

@@ -273,7 +273,7 @@ internal static unsafe partial class Ptrace
     }
 
     /// <summary>A file mapping of a process.</summary>
-    public readonly record struct Mapping(ulong Start, ulong End, ulong FileOffset, ulong Inode, string Path);
+    public readonly record struct Mapping(ulong Start, ulong End, ulong FileOffset, ulong Device, ulong Inode, string Path);
 
     /// <summary>The file mappings of a process, from <c>/proc/PID/maps</c>.</summary>
     public static List<Mapping> ReadMappings(int pid)
@@ -286,10 +286,14 @@ internal static unsafe partial class Ptrace
             if (parts.Length < 6 || !parts[5].StartsWith('/'))
                 continue;
             string[] range = parts[0].Split('-');
+            string[] device = parts[3].Split(':');  // major:minor, in hex
             mappings.Add(new Mapping(
                 ulong.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
                 ulong.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
                 ulong.Parse(parts[2], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                Native.MakeDevice(
+                    ulong.Parse(device[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                    ulong.Parse(device[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture)),
                 ulong.Parse(parts[4], CultureInfo.InvariantCulture),
                 parts[5].Trim()));
         }

@@ -13,7 +13,7 @@ namespace ProbeGen.Uprobes;
 
 /// <summary>
 /// Native uprobes without the kernel's uprobe PMU. The engine writes the int3 itself, through
-/// ptrace. On each trap it looks the probe up by (inode, offset) in the shared lock-free registry
+/// ptrace. On each trap it looks the probe up by (device, inode, offset) in the shared lock-free registry
 /// and runs the displaced instruction out of line (XOL) in a scratch page mapped into the tracee,
 /// relocated with Iced, so no thread ever runs the function without its breakpoint. Return probes
 /// swap the return address for a trampoline (an int3 in the scratch page). Every byte is restored
@@ -50,14 +50,25 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         public Site Site { get; } = site;
     }
 
-    /// <summary>A hijacked return: where the function really returns to, and the stack slot that held it.</summary>
+    /// <summary>
+    /// A hijacked return: where the function really returns to, the stack slot that held it, and
+    /// the return probe, with a reference of its own (taken at the entry trap, dropped when the
+    /// return is taken or abandoned) so that a detach meanwhile cannot reclaim it.
+    /// </summary>
     private readonly record struct PendingReturn(ulong ReturnAddress, ulong StackSlot, Probe Probe);
+
+    /// <summary>
+    /// Test hook: called on the tracer thread for each probe a trap has acquired, after the
+    /// read-side section ended and before the probe is used, so a test can run a detach in that
+    /// window. Null outside tests.
+    /// </summary>
+    internal static volatile Action<UprobeEntry>? TrapAcquiredForTests;
 
     private readonly List<UprobeSpec> _specs;
 
     /// <summary>Each spec's binary and file offset, resolved once before any process is touched.</summary>
     private (string Path, ulong Offset)[] _resolved = [];
-    private readonly Action<UprobeHit> _onHit;
+    private readonly HitConsumer _consumer;
     private readonly string[]? _command;
     private readonly int _standardOutput;
     private readonly Action<int>? _onStarted;
@@ -105,7 +116,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         _pid = pid;
         _command = command;
         _specs = specs.ToList();
-        _onHit = onHit;
+        _consumer = new HitConsumer(onHit);
         _standardOutput = standardOutput;
         _tracer = new Thread(Run) { IsBackground = true, Name = "ptrace tracer" };
     }
@@ -118,6 +129,12 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
 
     /// <summary>Return hits dropped because a thread nested more than 64 probed calls.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <inheritdoc />
+    public long FaultCount => _consumer.FaultCount;
+
+    /// <inheritdoc />
+    public Exception? LastFault => _consumer.LastFault;
 
     /// <summary>A launched process's exit status once it has exited (128 + the signal if a signal killed it); otherwise null.</summary>
     public int? ExitCode => _exitCode;
@@ -419,7 +436,8 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         _stopped.Remove(tid);
         _trapStops.Remove(tid);
         _vforkChildren.Remove(tid);
-        _returns.Remove(tid);
+        if (_returns.Remove(tid, out List<PendingReturn>? pending))
+            AbandonReturns(pending);
         _heldSignals.Remove(tid);
         if (tid == _pid && status is { } s)
             _exitCode = Ptrace.ExitCode(s);
@@ -453,7 +471,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
             UprobeRegistry.Probes.Remove(probe);
         _probes.Clear();
         _sites.Clear();
-        _returns.Clear();
+        AbandonAllReturns();
         _trampoline = 0;
     }
 
@@ -560,7 +578,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                 if (page.Next + (ulong)relocated.Count > page.Page + 4096)
                     throw new UprobeException($"too many probes in {path} for one scratch page");
                 WriteBytes(AnyStopped, page.Next, relocated.ToArray());
-                site = new Site(new UprobeKey(mapping.Inode, offset, false), address, original[0], page.Next, relocatedLength, next);
+                site = new Site(new UprobeKey(mapping.Device, mapping.Inode, offset, false), address, original[0], page.Next, relocatedLength, next);
                 _sites[address] = site;
                 pages[mapping.Inode] = (page.Page, page.Next + (ulong)((relocated.Count + 15) & ~15));
             }
@@ -715,19 +733,48 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         }
         if (!TryKey(at, out UprobeKey key))
             return false;
-        Probe? entry, exit;
-        using (SrcuReadGuard guard = Probes.Domain.Enter())
+        Probe? entry = Acquire(key), exit = Acquire(key with { Return = true });
+        try
         {
-            entry = UprobeRegistry.Probes.Find(key) as Probe;
-            exit = UprobeRegistry.Probes.Find(key with { Return = true }) as Probe;
+            if (TrapAcquiredForTests is { } hook)
+            {
+                if (entry is not null)
+                    hook(entry);
+                if (exit is not null)
+                    hook(exit);
+            }
+            return OnProbeTrap(tid, at, regs, entry, exit);
         }
-        if (entry?.Owner != this)
-            entry = null;
-        if (exit?.Owner != this)
-            exit = null;
+        finally
+        {
+            entry?.Release();
+            exit?.Release();
+        }
+    }
+
+    /// <summary>
+    /// find_uprobe() at a trap: inside the read-side section, only the lookup and "increment if not
+    /// zero". The trap then uses the probe under that reference, after the section has ended. A
+    /// detach may remove the probe at any moment: if its removal dropped the last reference first,
+    /// the increment fails and the trap sees no probe; if the trap's increment came first, the probe
+    /// lives until the trap releases it, and only then is its reclamation queued.
+    /// </summary>
+    private Probe? Acquire(UprobeKey key)
+    {
+        if (!UprobeRegistry.Probes.TryAcquire(key, out UprobeEntry? found))
+            return null;
+        if (found is Probe probe && probe.Owner == this)
+            return probe;
+        found!.Release();  // another session's probe at the same place
+        return null;
+    }
+
+    /// <summary>A trap at a probed place; <paramref name="entry"/> and <paramref name="exit"/> are referenced by the caller.</summary>
+    private bool OnProbeTrap(int tid, ulong at, Regs regs, Probe? entry, Probe? exit)
+    {
         Site? site = entry?.Site ?? exit?.Site;
         if (site is not null && site.Address != at)
-            site = null;  // the same inode and offset, but another file system's file
+            site = null;  // the same file mapped again elsewhere: not the breakpoint we planted
         if (site is null)
         {
             // Not registered (any more). If the int3 is gone too, a detach raced with this trap:
@@ -735,7 +782,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
             if ((PeekWord(tid, at) & 0xFF) == 0xCC)
                 return false;
             regs.Rip = at;
-            Call(SetRegs, tid, 0, (nint)(&regs));
+            SetRegisters(tid, regs);
             Continue(tid, 0);
             return true;
         }
@@ -744,10 +791,12 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         if (exit is not null)
             HijackReturn(tid, regs.Rsp, exit);
         regs.Rip = site.Slot;  // run the displaced instruction out of line
-        Call(SetRegs, tid, 0, (nint)(&regs));
+        SetRegisters(tid, regs);
         Continue(tid, 0);
         return true;
     }
+
+    private static void SetRegisters(int tid, Regs regs) => Call(SetRegs, tid, 0, (nint)(&regs));
 
     /// <summary>At a probed function's entry, [rsp] is the return address: swap in the trampoline.</summary>
     private void HijackReturn(int tid, ulong rsp, Probe probe)
@@ -759,7 +808,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         // An entry for this very slot is live only if the slot still holds the trampoline (a tail
         // call); if a call has written a real return address there, that frame is gone too.
         while (pending.Count > 0 && (pending[^1].StackSlot < rsp || (pending[^1].StackSlot == rsp && returnAddress != _trampoline)))
-            pending.RemoveAt(pending.Count - 1);
+            PopReturn(pending).Probe.Release();
         if (pending.Count >= MaxReturnDepth)
         {
             Interlocked.Increment(ref _dropped);
@@ -767,9 +816,33 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         }
         // Already the trampoline: a tail call from another probed function. That one's entry holds
         // the real address, and both report when the shared return runs.
+        if (!probe.TryAddRef())
+            return;  // cannot fail: the trap holds a reference
         if (returnAddress != _trampoline)
             PokeWord(tid, rsp, _trampoline);
         pending.Add(new PendingReturn(returnAddress, rsp, probe));
+    }
+
+    private static PendingReturn PopReturn(List<PendingReturn> pending)
+    {
+        PendingReturn top = pending[^1];
+        pending.RemoveAt(pending.Count - 1);
+        return top;
+    }
+
+    /// <summary>Drops the references of returns that will never be taken (the thread or the image is gone, or the session detached).</summary>
+    private static void AbandonReturns(List<PendingReturn> pending)
+    {
+        foreach (PendingReturn p in pending)
+            p.Probe.Release();
+        pending.Clear();
+    }
+
+    private void AbandonAllReturns()
+    {
+        foreach (List<PendingReturn> pending in _returns.Values)
+            AbandonReturns(pending);
+        _returns.Clear();
     }
 
     /// <summary>
@@ -783,13 +856,19 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
             return false;
         ulong slot = rsp - 8;
         while (pending.Count > 0 && pending[^1].StackSlot < slot)
-            pending.RemoveAt(pending.Count - 1);  // skipped by a longjmp
+            PopReturn(pending).Probe.Release();  // skipped by a longjmp
         while (pending.Count > 0 && pending[^1].StackSlot == slot)
         {
-            PendingReturn top = pending[^1];
-            pending.RemoveAt(pending.Count - 1);
-            if (report)
-                Report(top.Probe.Spec, tid, [regs.Rax]);
+            PendingReturn top = PopReturn(pending);
+            try
+            {
+                if (report)
+                    Report(top.Probe.Spec, tid, [regs.Rax]);
+            }
+            finally
+            {
+                top.Probe.Release();
+            }
             if (top.ReturnAddress != _trampoline)
                 returnAddress = top.ReturnAddress;
         }
@@ -804,7 +883,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         object?[] values = spec.Decode(raw, new StringSource(tid));
         Interlocked.Increment(ref _hits);
         long now = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
-        _onHit(new UprobeHit(spec, _pid, tid, now, values));
+        _consumer.Deliver(new UprobeHit(spec, _pid, tid, now, values));
     }
 
     /// <summary>
@@ -940,7 +1019,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         _threads.Clear();
         _stopped.Clear();
         _trapStops.Clear();
-        _returns.Clear();
+        AbandonAllReturns();
         _heldSignals.Clear();
     }
 
@@ -1082,7 +1161,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
             {
                 if (address >= m.Start && address < m.End)
                 {
-                    key = new UprobeKey(m.Inode, m.FileOffset + (address - m.Start), false);
+                    key = new UprobeKey(m.Device, m.Inode, m.FileOffset + (address - m.Start), false);
                     return true;
                 }
             }

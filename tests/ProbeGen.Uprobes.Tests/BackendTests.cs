@@ -41,7 +41,30 @@ public abstract class BackendTests(NativeTargets targets)
     {
         // bash prints the target's pid, then its output, and exits with its status.
         Process shell = NativeTargets.Start("bash", ["-c", "\"$0\" \"$@\" & echo $!; wait $!", file, .. arguments]);
-        return (shell, int.Parse(shell.StandardOutput.ReadLine()!));
+        int pid = int.Parse(shell.StandardOutput.ReadLine()!);
+        // Until it execs, the pid is a fork of bash: an attach then would not find the target's image.
+        string target = System.IO.Path.GetFullPath(file);
+        for (int i = 0; i < 30_000 && new System.IO.FileInfo($"/proc/{pid}/exe").LinkTarget != target && !shell.HasExited; i++)
+            Thread.Sleep(1);
+        return (shell, pid);
+    }
+
+    [Fact]
+    public void AThrowingConsumerIsContainedCountedAndReported()
+    {
+        string t = Targets["targets"];
+        var fault = new InvalidOperationException("consumer fault");
+        var hits = new Collector { Fault = fault };
+        IUprobeSession session = LaunchSession([UprobeSpec.Parse($"{t}:greet(str,i32)")], [t, "20", "2"], hits, standardOutput: -1);
+        using (session)
+            Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
+
+        // Every hit reached the consumer and every one threw; the process and the trace went on.
+        Assert.Equal(0, session.ExitCode);
+        Assert.Equal(40, hits.Of("greet").Count);
+        Assert.Equal(40, session.Hits);
+        Assert.Equal(40, session.FaultCount);
+        Assert.Same(fault, session.LastFault);
     }
 
     [Fact]

@@ -106,7 +106,15 @@ public sealed class Collector
 {
     public ConcurrentQueue<UprobeHit> Hits { get; } = new();
 
-    public void Add(UprobeHit hit) => Hits.Enqueue(hit);
+    /// <summary>When set, a faulty consumer: every hit is collected, then this is thrown.</summary>
+    public Exception? Fault { get; init; }
+
+    public void Add(UprobeHit hit)
+    {
+        Hits.Enqueue(hit);
+        if (Fault is not null)
+            throw Fault;
+    }
 
     /// <summary>The hits of one probe in the order they happened (perf delivers each CPU's ring in turn; the sort is stable).</summary>
     public List<UprobeHit> Of(string symbol, bool isReturn = false) =>

@@ -136,12 +136,13 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
     [Fact]
     public void TrapsFindTheirProbesWhileOtherSessionsAttachAndDetachInTheSharedRegistry()
     {
-        // The engine's access pattern for real: every trap of this session looks up (inode,
-        // offset) in the registry both backends share, while entries with the same inode and the
+        // The engine's access pattern for real: every trap of this session looks up (device,
+        // inode, offset) in the registry both backends share, while entries with the same inode and the
         // neighbouring offsets are inserted and removed as fast as one thread can (the open
         // addressing table's deletions shift the session's own entries around).
         string t = Targets["targets"];
-        ulong inode = Native.Inode(t), offset = ElfSymbols.ResolveOffset(t, "add6");
+        (ulong device, ulong inode) = Native.FileId(t);
+        ulong offset = ElfSymbols.ResolveOffset(t, "add6");
         var hits = new Collector();
         long churns = 0;
         using var done = new CancellationTokenSource();
@@ -150,7 +151,7 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
             var random = new Random(11);
             while (!done.IsCancellationRequested)
             {
-                var neighbour = new Neighbour(new UprobeKey(inode, offset + 1 + (ulong)random.Next(64), random.Next(2) == 0));
+                var neighbour = new Neighbour(new UprobeKey(device, inode, offset + 1 + (ulong)random.Next(64), random.Next(2) == 0));
                 if (UprobeRegistry.Probes.TryAdd(neighbour))
                     UprobeRegistry.Probes.Remove(neighbour);
                 churns++;
@@ -169,6 +170,48 @@ public class PtraceBackendTests(NativeTargets targets) : BackendTests(targets), 
         Assert.True(churns > 10_000, $"only {churns} attach/detach cycles");
         Assert.Equal(12000, hits.Of("add6").Count);
         Assert.Equal(12000, hits.Of("add6", isReturn: true).Count);
+    }
+
+    [Fact]
+    public void ADetachRacingATrapWaitsForTheTrapsReference()
+    {
+        // The interleaving from the review, replayed: a trap has looked its probes up and left the
+        // read-side section; before it uses them, a detach unlinks each one and waits out a grace
+        // period and every reclamation queued by then. The trap must still hold a live probe, for
+        // its entry hit and for the return it hijacked, and drop it only when it is done.
+        string t = Targets["targets"];
+        var raced = new System.Collections.Concurrent.ConcurrentDictionary<bool, UprobeEntry>();
+        var aliveAtDelivery = new System.Collections.Concurrent.ConcurrentDictionary<bool, bool>();
+        PtraceUprobeSession.TrapAcquiredForTests = probe =>
+        {
+            if (!raced.TryAdd(probe.Spec.Return, probe))
+                return;
+            Assert.True(UprobeRegistry.Probes.Remove(probe));
+            Probes.Domain.Synchronize();
+            Probes.Domain.Barrier();
+        };
+        try
+        {
+            // One thread, one iteration: greet runs once, so its unlinked site traps only once.
+            PtraceUprobeSession session = PtraceUprobeSession.Launch(
+                [UprobeSpec.Parse($"{t}:greet(str,i32)"), UprobeSpec.Parse($"{t}:greet%return(i32)")], [t, "1", "1"],
+                hit => aliveAtDelivery[hit.Spec.Return] = raced[hit.Spec.Return].IsAlive, standardOutput: -1);
+            using (session)
+                Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
+            Assert.Equal(0, session.ExitCode);
+            Assert.Equal(0, session.FaultCount);
+        }
+        finally
+        {
+            PtraceUprobeSession.TrapAcquiredForTests = null;
+        }
+
+        Assert.Equal(2, raced.Count);
+        Assert.True(aliveAtDelivery[false], "the entry hit was delivered for a probe already detached and reclaimable");
+        Assert.True(aliveAtDelivery[true], "the return hit was delivered for a probe already detached and reclaimable");
+        // Every reference the trap and the hijacked return took was dropped again.
+        Probes.Domain.Barrier();
+        Assert.All(raced.Values, p => Assert.Equal(0, p.ReferenceCount));
     }
 
     [Fact]

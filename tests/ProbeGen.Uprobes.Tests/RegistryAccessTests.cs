@@ -10,7 +10,7 @@ using Xunit;
 namespace ProbeGen.Uprobes.Tests;
 
 /// <summary>
-/// The registry under the engine's access pattern: a trap handler looks up (inode, offset) on
+/// The registry under the engine's access pattern: a trap handler looks up (device, inode, offset) on
 /// every hit (find_uprobe) and takes a reference for the length of the hit, while specs are
 /// attached and detached concurrently. No lookup may hand out an entry already reclaimed, and
 /// probes that stay attached must always be found.
@@ -29,8 +29,8 @@ public class RegistryAccessTests
     {
         var domain = new SrcuDomain("uprobes test");
         var registry = new LocklessRegistry<UprobeKey, Probe>(domain);
-        const ulong inode = 4242;
-        var stable = Enumerable.Range(0, 64).Select(i => new Probe(new UprobeKey(inode, 0x1000 + (ulong)i * 16, false))).ToList();
+        const ulong device = 0xfe00, inode = 4242;
+        var stable = Enumerable.Range(0, 64).Select(i => new Probe(new UprobeKey(device, inode, 0x1000 + (ulong)i * 16, false))).ToList();
         foreach (Probe p in stable)
             registry.Add(p);
 
@@ -43,7 +43,7 @@ public class RegistryAccessTests
             {
                 // A trap at a stable probe's address, or at a churning one's.
                 bool atStable = random.Next(2) == 0;
-                var key = atStable ? stable[random.Next(stable.Count)].Key : new UprobeKey(inode, 0x8000 + (ulong)random.Next(64) * 16, false);
+                var key = atStable ? stable[random.Next(stable.Count)].Key : new UprobeKey(device, inode, 0x8000 + (ulong)random.Next(64) * 16, false);
                 if (registry.TryAcquire(key, out Probe? probe))
                 {
                     if (probe!.Reclaimed) Interlocked.Increment(ref usedAfterReclaim);
@@ -63,7 +63,7 @@ public class RegistryAccessTests
             var random = new Random(7);
             while (!stop.IsCancellationRequested)
             {
-                var probe = new Probe(new UprobeKey(inode, 0x8000 + (ulong)random.Next(64) * 16, false));
+                var probe = new Probe(new UprobeKey(device, inode, 0x8000 + (ulong)random.Next(64) * 16, false));
                 if (registry.TryAdd(probe))
                 {
                     Thread.SpinWait(random.Next(100));

@@ -146,6 +146,9 @@ internal static class UprobeCommand
             // The summary goes where the hits went; when that reader has gone, to stderr.
             (output.Closed ? Console.Error : output).WriteLine(json ? $"{{\"summary\":{{\"events\":{events},\"dropped\":{dropped}}}}}" : $"{events} events, {dropped} dropped");
             output.Flush();
+            // Hits the CLI's own consumer failed to take (it only queues them): said once, on stderr.
+            if (session.FaultCount > 0)
+                Console.Error.WriteLine($"probegen: {session.FaultCount} hits could not be delivered: {session.LastFault?.Message}");
         }
         if (session is PtraceUprobeSession { Failure: UprobeException failure })
             throw CliException.Usage(failure.Message);

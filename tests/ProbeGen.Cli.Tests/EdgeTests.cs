@@ -97,6 +97,29 @@ public class EdgeTests
         Assert.Equal(ids.Count, ids.Distinct().Count());  // each hit once, not 8,000 times
     }
 
+    /// <summary>
+    /// The target's buffer for a session is bounded (--buffersize): a reader that stalls costs the
+    /// target at most that much memory, and what did not fit is counted as dropped, not lost silently.
+    /// </summary>
+    [Fact]
+    public void AStalledReaderFillsABoundedBufferAndTheDropsAreCounted()
+    {
+        using Target target = Processes.StartSample();
+        using Process trace = Processes.StartCli("trace", "-p", target.Pid.ToString(), "*", "--json", "--buffersize", "1");
+        var stdout = trace.StandardOutput.ReadToEndAsync();
+        Thread.Sleep(1500);
+        Processes.Signal(trace, 19);  // SIGSTOP: the CLI reads nothing while the target keeps firing
+        Thread.Sleep(6000);
+        Processes.Signal(trace, 18);  // SIGCONT
+        Thread.Sleep(1500);
+        Processes.Signal(trace, 15);
+        Assert.True(trace.WaitForExit(Timeout));
+        Assert.Equal(0, trace.ExitCode);
+        var summary = System.Text.Json.JsonDocument.Parse(stdout.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last()).RootElement.GetProperty("summary");
+        Assert.True(summary.GetProperty("dropped").GetInt64() > 0, $"no drop counted after a 6 s stall with a 1 MB buffer: {summary}");
+        Assert.True(summary.GetProperty("events").GetInt64() > 0);
+    }
+
     /// <summary>Another user's process: the reason is the permission, not that the process is gone.</summary>
     [Fact]
     public void AnotherUsersProcessIsPermissionDenied()

@@ -153,20 +153,6 @@ public class CliTests
     }
 
     [Fact]
-    public void CtrlCStopsCleanlyWithASummary()
-    {
-        using Target target = Processes.StartSample();
-        using Process trace = Processes.StartCli("trace", "-p", target.Pid.ToString(), "orders:placed", "--json");
-        Assert.NotNull(trace.StandardOutput.ReadLine());
-        Processes.Signal(trace, 2);
-        string rest = trace.StandardOutput.ReadToEnd();
-        Assert.True(trace.WaitForExit(Timeout));
-        Assert.Equal(0, trace.ExitCode);
-        Assert.Contains("{\"summary\":{\"events\":", rest);
-        Assert.Equal(0, Consumers(target).Values.Sum());
-    }
-
-    [Fact]
     public void ErrorsGetOneLineAndTheirExitCode()
     {
         using Target target = Processes.StartSample();

@@ -56,17 +56,20 @@ public class EdgeTests
         Assert.True(SpinWait.SpinUntil(() => CliTests.Consumers(target).Values.Sum() == 0, TimeSpan.FromSeconds(5)), "the target still has consumers attached");
     }
 
-    [Fact]
-    public void SigtermStopsCleanlyWithASummary()
+    [Theory]
+    [InlineData(2)]
+    [InlineData(15)]
+    public void SigintOrSigtermStopsCleanlyWithASummaryAndDetaches(int signal)
     {
         using Target target = Processes.StartSample();
         using Process trace = Processes.StartCli("trace", "-p", target.Pid.ToString(), "orders:placed", "--json");
         Assert.NotNull(trace.StandardOutput.ReadLine());
-        Processes.Signal(trace, 15);
+        Processes.Signal(trace, signal);
         string rest = trace.StandardOutput.ReadToEnd();
         Assert.True(trace.WaitForExit(Timeout));
         Assert.Equal(0, trace.ExitCode);
         Assert.Contains("{\"summary\":{\"events\":", rest);
+        Assert.Equal(0, CliTests.Consumers(target).Values.Sum());
     }
 
     [Fact]

@@ -25,19 +25,6 @@ public class ControlPlaneTests
         }
     }
 
-    private sealed class SessionListener(string sessionId) : EventListener
-    {
-        public readonly ConcurrentQueue<EventWrittenEventArgs> Events = new();
-
-        protected override void OnEventSourceCreated(EventSource source)
-        {
-            if (source.Name == ControlProtocol.SessionProviderName(sessionId))
-                EnableEvents(source, EventLevel.Verbose);
-        }
-
-        protected override void OnEventWritten(EventWrittenEventArgs e) => Events.Enqueue(e);
-    }
-
     [Fact]
     public void AHitWhoseArgumentFiresTheSameProbeIsDeliveredOnceAndTheNestedOneCountedAsDropped()
     {

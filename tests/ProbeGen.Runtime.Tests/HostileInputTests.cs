@@ -39,33 +39,6 @@ public class HostileInputTests
         public override string ToString() => throw new FormatException("no text for you");
     }
 
-    /// <summary>Enables every session source whose name starts with a prefix, and records their events.</summary>
-    private sealed class Sessions(string prefix) : EventListener
-    {
-        public readonly ConcurrentQueue<EventWrittenEventArgs> Events = new();
-        private readonly ConcurrentBag<EventSource> _sources = [];
-
-        protected override void OnEventSourceCreated(EventSource source)
-        {
-            if (prefix is not null && source.Name.StartsWith(ControlProtocol.SessionProviderName(prefix), StringComparison.Ordinal))
-            {
-                _sources.Add(source);
-                EnableEvents(source, EventLevel.Verbose);
-            }
-        }
-
-        protected override void OnEventWritten(EventWrittenEventArgs e) => Events.Enqueue(e);
-
-        public List<EventWrittenEventArgs> Of(int id) => Events.Where(e => e.EventId == id).ToList();
-
-        /// <summary>Ends every session so far, as a CLI leaving would.</summary>
-        public void EndAll()
-        {
-            foreach (EventSource source in _sources)
-                DisableEvents(source);
-        }
-    }
-
     private static string NewSession(string prefix) => prefix + Guid.NewGuid().ToString("N")[..12];
 
     private static void Enable(string session, string command, params (string Key, string Value)[] arguments)
@@ -86,7 +59,7 @@ public class HostileInputTests
         string provider = TestSites.UniqueProvider("selfire");
         var site = TestSites.Static<ProbeArgs<object>>(provider, "value", new ProbeParameter("value", "Widget"));
         string session = NewSession("h");
-        using var listener = new Sessions(session);
+        using var listener = new SessionListener(session);
         var arguments = new List<(string, string)> { (ControlProtocol.Keys.Patterns, ControlProtocol.Encode(provider + ":*")) };
         if (where is not null)
             arguments.Add((ControlProtocol.Keys.Where, ControlProtocol.Encode(where)));
@@ -114,7 +87,7 @@ public class HostileInputTests
         string provider = TestSites.UniqueProvider("throwing");
         var site = TestSites.Static<ProbeArgs<object, int>>(provider, "value", new ProbeParameter("value", "object"), new ProbeParameter("n", "int"));
         string session = NewSession("h");
-        using var listener = new Sessions(session);
+        using var listener = new SessionListener(session);
         Enable(session, "trace", (ControlProtocol.Keys.Patterns, ControlProtocol.Encode(provider + ":*")));
 
         site.Fire(new ProbeArgs<object, int>(new Throwing(), 7));
@@ -135,7 +108,7 @@ public class HostileInputTests
             string[] overlapping = [provider + ":*", provider + ":tick", "*:tick", provider + ":t?ck"];
             var lines = Enumerable.Range(0, copies).Select(i => overlapping[(i + shape) % (1 + shape)]);
             string session = NewSession("d");
-            using var listener = new Sessions(session);
+            using var listener = new SessionListener(session);
             Enable(session, "trace", (ControlProtocol.Keys.Patterns, ControlProtocol.Encode(string.Join('\n', lines))));
             Assert.Empty(listener.Of(ControlProtocol.ErrorEvent));
             Assert.Equal(1, site.ConsumerCount);
@@ -150,7 +123,7 @@ public class HostileInputTests
     public void TooManyPatternsOrTooMuchTextIsRefusedWithOneError()
     {
         string session = NewSession("b");
-        using var listener = new Sessions(session);
+        using var listener = new SessionListener(session);
         int before = ControlPlane.SessionCount;
         string many = string.Join('\n', Enumerable.Range(0, ControlProtocol.MaxPatterns + 1).Select(i => $"p{i}:*"));
         Enable(session, "trace", (ControlProtocol.Keys.Patterns, ControlProtocol.Encode(many)));
@@ -159,12 +132,12 @@ public class HostileInputTests
         Assert.Contains($"more than {ControlProtocol.MaxPatterns} distinct patterns", (string)error.Payload[1]!);
 
         string huge = NewSession("b");
-        using var second = new Sessions(huge);
+        using var second = new SessionListener(huge);
         Enable(huge, "trace", (ControlProtocol.Keys.Patterns, new string('A', ControlProtocol.MaxArgumentLength + 1)));
         Assert.Contains("the limit is", (string)Assert.Single(second.Of(ControlProtocol.ErrorEvent)).Payload![1]!);
 
         string longPattern = NewSession("b");
-        using var third = new Sessions(longPattern);
+        using var third = new SessionListener(longPattern);
         Enable(longPattern, "trace", (ControlProtocol.Keys.Patterns, ControlProtocol.Encode("a:" + new string('x', ProbePattern.MaxLength))));
         Assert.Contains("characters long", (string)Assert.Single(third.Of(ControlProtocol.ErrorEvent)).Payload![1]!);
         Assert.Equal(before, ControlPlane.SessionCount);
@@ -189,7 +162,7 @@ public class HostileInputTests
         arguments.Sample(args =>
         {
             string session = NewSession("f");
-            using var listener = new Sessions(session);
+            using var listener = new SessionListener(session);
             var all = new Dictionary<string, string?>(args) { [ControlProtocol.Keys.Session] = session };
             ControlPlane.OnEnable(all);  // must not throw
             site.Fire(new ProbeArgs<string, long>("x", 4));

@@ -50,19 +50,6 @@ public class RedactionTests
         Assert.False(descriptor.IsArgumentRedacted(1));
     }
 
-    private sealed class Listener(string session) : EventListener
-    {
-        public readonly ConcurrentQueue<EventWrittenEventArgs> Events = new();
-
-        protected override void OnEventSourceCreated(EventSource source)
-        {
-            if (source.Name == ControlProtocol.SessionProviderName(session))
-                EnableEvents(source, EventLevel.Verbose);
-        }
-
-        protected override void OnEventWritten(EventWrittenEventArgs e) => Events.Enqueue(e);
-    }
-
     [Fact]
     public void ARedactedValueNeverReachesATraceAndCannotBeFilteredOn()
     {
@@ -70,7 +57,7 @@ public class RedactionTests
         var site = TestSites.Method<ProbeArgs<string, string, string>, string>(provider, "login", "string",
             new ProbeParameter("user", "string"), new ProbeParameter("password", "string"), new ProbeParameter("note", "string") { Redact = ProbeRedact.Always });
         string session = "r" + Guid.NewGuid().ToString("N")[..12];
-        using var listener = new Listener(session);
+        using var listener = new SessionListener(session);
         ControlPlane.OnEnable(new Dictionary<string, string?>
         {
             [ControlProtocol.Keys.Session] = session,

@@ -1,3 +1,4 @@
+using System.Diagnostics.Tracing;
 using System;
 using System.Collections.Generic;
 using System.Runtime.ExceptionServices;
@@ -184,5 +185,37 @@ internal static class TaskAssert
     public static void Completes(Task task, string what)
     {
         Assert.True(task.Wait(TimeSpan.FromSeconds(30)), $"{what} did not complete within 30 s");
+    }
+}
+
+/// <summary>
+/// Stands in for the CLI's EventPipe session: enables every session reply source whose name
+/// starts with <c>ProbeGen-{prefix}</c>, records their events, and can end those sessions as a
+/// CLI leaving would.
+/// </summary>
+internal sealed class SessionListener(string prefix) : EventListener
+{
+    public readonly System.Collections.Concurrent.ConcurrentQueue<EventWrittenEventArgs> Events = new();
+    private readonly System.Collections.Concurrent.ConcurrentBag<EventSource> _sources = [];
+
+    protected override void OnEventSourceCreated(EventSource source)
+    {
+        // The base constructor reports existing sources before the primary constructor has run.
+        if (prefix is not null && source.Name.StartsWith(ProbeGen.Control.ControlProtocol.SessionProviderName(prefix), System.StringComparison.Ordinal))
+        {
+            _sources.Add(source);
+            EnableEvents(source, EventLevel.Verbose);
+        }
+    }
+
+    protected override void OnEventWritten(EventWrittenEventArgs e) => Events.Enqueue(e);
+
+    public System.Collections.Generic.List<EventWrittenEventArgs> Of(int id) => System.Linq.Enumerable.ToList(System.Linq.Enumerable.Where(Events, e => e.EventId == id));
+
+    /// <summary>Ends every session so far, as a CLI leaving would.</summary>
+    public void EndAll()
+    {
+        foreach (EventSource source in _sources)
+            DisableEvents(source);
     }
 }

@@ -35,6 +35,7 @@ public static class Program
             ListCommand.Create(),
             TraceCommand.Create(launch),
             StatsCommand.Create(launch),
+            MetricsCommand.Create(launch),
             UprobeCommand.Create(launch),
         };
         ParseResult parsed = root.Parse(own);

@@ -13,7 +13,7 @@ namespace ProbeGen.Control;
 /// arguments as <c>key=value;key=value</c>.</para>
 /// <list type="bullet">
 /// <item><c>session</c>: the session id, [A-Za-z0-9]{1,32}.</item>
-/// <item><c>command</c>: <c>list</c>, <c>trace</c> or <c>stats</c>.</item>
+/// <item><c>command</c>: <c>list</c>, <c>trace</c>, <c>stats</c> or <c>metrics</c>.</item>
 /// <item><c>patterns</c>: base64url of the patterns, one per line.</item>
 /// <item><c>where</c>: base64url of the filter expression (optional).</item>
 /// <item><c>rate</c>: the most hits per second per probe to send; 0 for no limit.</item>
@@ -30,7 +30,7 @@ public static class ControlProtocol
         /// <summary>The session id.</summary>
         public const string Session = "session";
 
-        /// <summary>The command: <c>list</c>, <c>trace</c> or <c>stats</c>.</summary>
+        /// <summary>The command: <c>list</c>, <c>trace</c>, <c>stats</c> or <c>metrics</c>.</summary>
         public const string Command = "command";
 
         /// <summary>Base64url of the patterns, one per line.</summary>
@@ -44,6 +44,9 @@ public static class ControlProtocol
 
         /// <summary>Milliseconds between stats snapshots.</summary>
         public const string Interval = "interval";
+
+        /// <summary>For <c>metrics</c>: argument names to add as tags, comma-separated.</summary>
+        public const string Tags = "tags";
     }
 
     /// <summary>The codes an Error reply carries.</summary>

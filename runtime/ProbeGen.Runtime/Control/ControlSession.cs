@@ -80,13 +80,14 @@ internal sealed class ControlSession
                     break;
                 case "trace":
                 case "stats":
+                case "metrics":
                     if (ControlPlane.RemoteEnablingRefused)
                         Fail(source, E.Refused, $"the process was started with {ControlProtocol.ControlVariable}=0 and refuses remote enabling");
                     else
                         Enable(source, command);
                     break;
                 default:
-                    Fail(source, E.BadCommand, $"unknown command '{Clip(command)}'; expected list, trace or stats");
+                    Fail(source, E.BadCommand, $"unknown command '{Clip(command)}'; expected list, trace, stats or metrics");
                     break;
             }
         }
@@ -170,6 +171,12 @@ internal sealed class ControlSession
                 forwarder = new TraceForwarder(this, where, rate);
                 _attachments.Add(Probes.Attach(pattern!, forwarder));
             }
+            else if (command == "metrics")
+            {
+                // Published for as long as the session lives: dotnet-counters and any other
+                // listener of the ProbeGen meter see the instruments meanwhile.
+                _attachments.Add(ProbeMetrics.Enable(pattern!, new ProbeMetricsOptions { TagArguments = ReadNames(K.Tags) }));
+            }
             else
             {
                 _stats = new StatsReporter(pattern!);
@@ -249,6 +256,16 @@ internal sealed class ControlSession
         if (text is null)
             error = $"the {key} argument did not arrive intact";
         return text is not null;
+    }
+
+    /// <summary>A comma-separated list of argument names; anything else in it is ignored, and it is bounded like every argument.</summary>
+    private string[] ReadNames(string key)
+    {
+        string? text = _arguments.GetValueOrDefault(key);
+        if (text is null || text.Length > 1024)
+            return [];
+        return Array.FindAll(text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            name => name.Length <= 128 && Array.TrueForAll(name.ToCharArray(), c => char.IsAsciiLetterOrDigit(c) || c == '_'));
     }
 
     private static string Clip(string text) => text.Length <= 64 ? text : text[..64] + "...";

@@ -24,12 +24,6 @@ public static class MeterProviderBuilderExtensions
         configure?.Invoke(options);
         ProbeMetricsOptions core = options.ToCore();
         builder.AddMeter(ProbeMeter.Name);
-        return builder.AddInstrumentation(() => new ProbeGenMetricsInstrumentation(ProbeMetrics.Enable(parsed, core)));
+        return builder.AddInstrumentation(() => new ProbeGenInstrumentation(ProbeMetrics.Enable(parsed, core)));
     }
-}
-
-/// <summary>The instrumentation object the provider owns: its disposal detaches the probes.</summary>
-internal sealed class ProbeGenMetricsInstrumentation(ProbeAttachment attachment) : IDisposable
-{
-    public void Dispose() => attachment.Dispose();
 }

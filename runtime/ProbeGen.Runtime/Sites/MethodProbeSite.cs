@@ -116,8 +116,12 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
             return task;
         }
         var pending = new PendingReturn<T>(this, args, startTimestamp);
+        // The continuation captures this flow's context, where the call's span (if any) is still
+        // current, so its return hit can end it; only then does the caller's flow leave it.
         task.ContinueWith(static (t, state) => ((PendingReturn<T>)state!).Complete(t),
             pending, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        if (startTimestamp != 0)
+            ProbeSpans.LeavePending(Descriptor);
         return pending.Task;
     }
 
@@ -130,8 +134,12 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
             return task;
         }
         var pending = new PendingReturn(this, args, startTimestamp);
+        // The continuation captures this flow's context, where the call's span (if any) is still
+        // current, so its return hit can end it; only then does the caller's flow leave it.
         task.ContinueWith(static (t, state) => ((PendingReturn)state!).Complete(t),
             pending, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        if (startTimestamp != 0)
+            ProbeSpans.LeavePending(Descriptor);
         return pending.Task;
     }
 

@@ -15,7 +15,7 @@ public class MetricsTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
 
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "ProbeGen.sln")))
@@ -23,7 +23,7 @@ public class MetricsTests
         return dir?.FullName ?? throw new InvalidOperationException("no ProbeGen.sln above " + AppContext.BaseDirectory);
     }
 
-    private static (int ExitCode, string Output) Dotnet(string workingDirectory, params string[] arguments)
+    internal static (int ExitCode, string Output) Dotnet(string workingDirectory, params string[] arguments)
     {
         var start = new ProcessStartInfo("dotnet") { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string a in arguments)

@@ -23,18 +23,19 @@ internal static class TraceCommand
         Option<long> rate = new("--rate") { Description = "The most hits per second per probe the target sends; the rest count as dropped. 0 for no limit.", DefaultValueFactory = _ => 0 };
         Option<bool> json = CommonOptions.Json();
         Option<int> buffer = CommonOptions.BufferSize();
+        Option<string?> save = new("--output", "-o") { Description = "Also save the session as a .nettrace file (PerfView, dotnet-trace convert, TraceEvent open it)." };
         var command = new Command("trace", "Stream the hits of the probes matching PATTERN from a process.")
         {
-            patterns, pid, where, duration, maxEvents, rate, json, buffer,
+            patterns, pid, where, duration, maxEvents, rate, json, buffer, save,
         };
         command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(new Options(
             result.GetValue(patterns)!, result.GetValue(pid), result.GetValue(where),
             CommonOptions.ParseDuration(result.GetValue(duration), "--duration"), result.GetValue(maxEvents),
-            result.GetValue(rate), result.GetValue(json), launch, CommonOptions.CheckBufferSize(result.GetValue(buffer))), cancel, GuardedOutput.StandardOutput())));
+            result.GetValue(rate), result.GetValue(json), launch, CommonOptions.CheckBufferSize(result.GetValue(buffer)), result.GetValue(save)), cancel, GuardedOutput.StandardOutput())));
         return command;
     }
 
-    internal sealed record Options(string[] Patterns, int? Pid, string? Where, TimeSpan? Duration, long? MaxEvents, long Rate, bool Json, string[] Launch, int BufferMegabytes = CommonOptions.DefaultBufferMegabytes);
+    internal sealed record Options(string[] Patterns, int? Pid, string? Where, TimeSpan? Duration, long? MaxEvents, long Rate, bool Json, string[] Launch, int BufferMegabytes = CommonOptions.DefaultBufferMegabytes, string? Output = null);
 
     internal static ExitCode Run(Options options, CancellationToken cancel, TextWriter stdout)
     {
@@ -46,6 +47,7 @@ internal static class TraceCommand
         if (options.Rate < 0)
             throw CliException.Usage("--rate must be 0 (no limit) or more");
 
+        System.IO.FileStream? saveTo = options.Output is null ? null : CreateOutput(options.Output);
         using TargetProcess target = Connect(options.Pid, options.Launch);
         var arguments = new Dictionary<string, string>
         {
@@ -55,7 +57,7 @@ internal static class TraceCommand
         if (options.Where is not null)
             arguments[ControlProtocol.Keys.Where] = ControlProtocol.Encode(options.Where);
 
-        using var run = new SessionRun(target, cancel) { BufferMegabytes = options.BufferMegabytes };
+        using var run = new SessionRun(target, cancel) { BufferMegabytes = options.BufferMegabytes, SaveTo = saveTo };
         var output = new GuardedOutput(stdout, run.RequestStop);
         TargetEvent ready = run.Start("trace", arguments, options.Duration);
         if (ready["Message"] is string { Length: > 0 } note)
@@ -107,6 +109,19 @@ internal static class TraceCommand
         printer.Summary(events, dropped, output.Closed ? Console.Error : output);
         output.Flush();
         return code;
+    }
+
+    /// <summary>Creates the --output file up front, so that a bad path is a usage error before anything is attached.</summary>
+    private static System.IO.FileStream CreateOutput(string path)
+    {
+        try
+        {
+            return new System.IO.FileStream(path, System.IO.FileMode.Create, System.IO.FileAccess.Write, System.IO.FileShare.Read, 1 << 16);
+        }
+        catch (Exception ex) when (ex is System.IO.IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            throw CliException.Usage($"--output: cannot write '{path}': {ex.Message}");
+        }
     }
 
     internal static TargetProcess Connect(int? pid, string[] launch)

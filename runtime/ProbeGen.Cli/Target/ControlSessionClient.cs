@@ -21,10 +21,13 @@ internal sealed class ControlSessionClient : IDisposable
     private long _eventsLost;
     private int _stopped;
 
-    private ControlSessionClient(EventPipeSession session, string replyProvider, Action<TraceEvent> onEvent)
+    private readonly System.IO.Stream? _saveTo;
+
+    private ControlSessionClient(EventPipeSession session, string replyProvider, System.IO.Stream? saveTo, Action<TraceEvent> onEvent)
     {
         _session = session;
         _replyProvider = replyProvider;
+        _saveTo = saveTo;
         _reader = Task.Factory.StartNew(() => Read(onEvent), TaskCreationOptions.LongRunning);
     }
 
@@ -44,8 +47,9 @@ internal sealed class ControlSessionClient : IDisposable
     /// <param name="command">The command the target runs.</param>
     /// <param name="arguments">Its arguments (see <see cref="ControlProtocol.Keys"/>).</param>
     /// <param name="bufferMegabytes">The target's EventPipe buffer for this session: memory it holds for events not yet read; when full, events are dropped and counted.</param>
+    /// <param name="saveTo">When not null, every byte of the session's stream is also written here (a <c>.nettrace</c>); disposed with the client's reader.</param>
     /// <param name="onEvent">Called for each reply on the reader thread.</param>
-    public static ControlSessionClient Start(TargetProcess target, string command, IDictionary<string, string> arguments, int bufferMegabytes, Action<TraceEvent> onEvent)
+    public static ControlSessionClient Start(TargetProcess target, string command, IDictionary<string, string> arguments, int bufferMegabytes, System.IO.Stream? saveTo, Action<TraceEvent> onEvent)
     {
         string id = Guid.NewGuid().ToString("N")[..16];
         var all = new Dictionary<string, string>(arguments) { [ControlProtocol.Keys.Session] = id, [ControlProtocol.Keys.Command] = command };
@@ -71,7 +75,7 @@ internal sealed class ControlSessionClient : IDisposable
         {
             throw CliException.Failure($"could not open an EventPipe session to process {target.Pid}: {ex.Message}");
         }
-        return new ControlSessionClient(session, ControlProtocol.SessionProviderName(id), onEvent);
+        return new ControlSessionClient(session, ControlProtocol.SessionProviderName(id), saveTo, onEvent);
     }
 
     /// <summary>Ends the session: the target detaches everything it enabled. Idempotent.</summary>
@@ -102,7 +106,7 @@ internal sealed class ControlSessionClient : IDisposable
     {
         try
         {
-            using var source = new EventPipeEventSource(_session.EventStream);
+            using var source = new EventPipeEventSource(_saveTo is null ? _session.EventStream : new TeeStream(_session.EventStream, _saveTo));
             source.Dynamic.All += e =>
             {
                 if (string.Equals(e.ProviderName, _replyProvider, StringComparison.Ordinal))
@@ -117,6 +121,10 @@ internal sealed class ControlSessionClient : IDisposable
             // possibly in the middle of a block (TraceEvent then throws a FormatException or an
             // EndOfStreamException). Whatever arrived before stays delivered; the command says why it ended.
             Volatile.Write(ref _brokenBy, ex);
+        }
+        finally
+        {
+            _saveTo?.Dispose();
         }
     }
 }

@@ -66,6 +66,9 @@ internal sealed class SessionRun : IDisposable
     /// <summary>The target's EventPipe buffer for this session, in megabytes.</summary>
     public int BufferMegabytes { get; init; } = CommonOptions.DefaultBufferMegabytes;
 
+    /// <summary>Where to save the session's raw stream as a <c>.nettrace</c>, or null.</summary>
+    public System.IO.Stream? SaveTo { get; init; }
+
     public CancellationToken Stopping => _stop.Token;
 
     public long EventsLost => _client?.EventsLost ?? 0;
@@ -76,7 +79,7 @@ internal sealed class SessionRun : IDisposable
     /// <summary>Opens the session and waits for the first reply; throws a <see cref="CliException"/> for an Error reply or silence.</summary>
     public TargetEvent Start(string command, IDictionary<string, string> arguments, TimeSpan? duration)
     {
-        _client = ControlSessionClient.Start(_target, command, arguments, BufferMegabytes, e =>
+        _client = ControlSessionClient.Start(_target, command, arguments, BufferMegabytes, SaveTo, e =>
         {
             // TraceEvent reuses its event objects: keep the payload, not the event.
             if ((int)e.ID == ControlProtocol.HeartbeatEvent)

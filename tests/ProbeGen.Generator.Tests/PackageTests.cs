@@ -23,17 +23,29 @@ public sealed class PackedFeed : IDisposable
         Version = "0.1.0-test" + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff");
         Shell.Run(null, root, "dotnet", $"pack \"{Path.Combine(root, "runtime/ProbeGen.Runtime/ProbeGen.Runtime.csproj")}\" -c Release -o \"{Feed}\" -p:Version={Version}");
         Shell.Run(null, root, "dotnet", $"pack \"{Path.Combine(root, "runtime/ProbeGen.Cli/ProbeGen.Cli.csproj")}\" -c Release -o \"{Feed}\" -p:Version={Version}");
+        Shell.Run(null, root, "dotnet", $"pack \"{Path.Combine(root, "runtime/ProbeGen.OpenTelemetry/ProbeGen.OpenTelemetry.csproj")}\" -c Release -o \"{Feed}\" -p:Version={Version}");
         string tools = Path.Combine(Work, "tools");
         Shell.Run(null, Work, "dotnet", $"tool install --tool-path \"{tools}\" --add-source \"{Feed}\" ProbeGen.Cli --version {Version}", ("NUGET_PACKAGES", Packages));
         Probegen = Path.Combine(tools, "probegen");
-        // Only the local feed: the package must bring everything it needs. The repository's
-        // Directory.Build.props and central versions stay out of the fresh projects.
+        // ProbeGen's packages come only from the local feed, so they must bring everything they
+        // need; other packages (OpenTelemetry's, for the Shop) come from nuget.org, as for a user.
+        // The repository's Directory.Build.props and central versions stay out of the fresh projects.
         File.WriteAllText(Path.Combine(Work, "nuget.config"), $"""
             <configuration>
               <packageSources>
                 <clear />
                 <add key="local" value="{Feed}" />
+                <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
               </packageSources>
+              <packageSourceMapping>
+                <packageSource key="local">
+                  <package pattern="ProbeGen" />
+                  <package pattern="ProbeGen.*" />
+                </packageSource>
+                <packageSource key="nuget.org">
+                  <package pattern="*" />
+                </packageSource>
+              </packageSourceMapping>
             </configuration>
             """);
         File.WriteAllText(Path.Combine(Work, "Directory.Build.props"), "<Project />");
@@ -162,7 +174,12 @@ public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassF
         {
             ("Shop.Data", $"<PackageReference Include=\"ProbeGen\" Version=\"{packed.Version}\" />"),
             ("Shop.Services", $"<PackageReference Include=\"ProbeGen\" Version=\"{packed.Version}\" /><ProjectReference Include=\"../Shop.Data/Shop.Data.csproj\" />"),
-            ("Shop.Web", "<ProjectReference Include=\"../Shop.Services/Shop.Services.csproj\" />"),
+            ("Shop.Web", "<ProjectReference Include=\"../Shop.Services/Shop.Services.csproj\" />"
+                + $"<PackageReference Include=\"ProbeGen.OpenTelemetry\" Version=\"{packed.Version}\" />"
+                + "<PackageReference Include=\"OpenTelemetry.Extensions.Hosting\" Version=\"1.20.1\" />"
+                + "<PackageReference Include=\"OpenTelemetry.Instrumentation.AspNetCore\" Version=\"1.20.2\" />"
+                + "<PackageReference Include=\"OpenTelemetry.Exporter.Prometheus.AspNetCore\" Version=\"1.20.1-beta.1\" />"
+                + "<PackageReference Include=\"OpenTelemetry.Exporter.OpenTelemetryProtocol\" Version=\"1.20.1\" />"),
         };
         foreach (var (name, references) in projects)
         {
@@ -217,6 +234,15 @@ public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassF
         };
         Assert.Equal(expected.OrderBy(e => e.Key), counts.OrderBy(e => e.Key));
         Assert.Equal("{\"events\":140,\"dropped\":0}", summary);
+
+        // The same run without probegen: ProbeGen.OpenTelemetry's AddProbeGen and the standard
+        // Prometheus exporter give exactly one call per call on the service's own /metrics.
+        string alone = Run(solution, "dotnet", $"\"{dll}\" --requests 20");
+        var scraped = new System.Collections.Generic.Dictionary<string, int>();
+        foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(alone, @"/metrics probegen_calls_total\{[^}]*probe_id=""([^""]+)""[^}]*\} (\d+)"))
+            scraped[m.Groups[1].Value] = int.Parse(m.Groups[2].Value);
+        var calls = expected.Where(e => e.Key.EndsWith(" return") || e.Key.EndsWith(" fire")).ToDictionary(e => e.Key[..e.Key.IndexOf(' ')], e => e.Value);
+        Assert.Equal(calls.OrderBy(e => e.Key), scraped.OrderBy(e => e.Key));
 
         // probegen list on the running service shows each method probe's call sites per project.
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };

@@ -47,6 +47,11 @@ internal sealed class LoadClient(LoadClient.Options options, IServer server, IHo
                     failed++;
             }
             Console.WriteLine($"Shop: {options.Requests} requests sent, {ok} succeeded, {failed} refused");
+            // What a Prometheus server scraping this instance would read: the per-probe call counts.
+            string scrape = await http.GetStringAsync("/metrics", stoppingToken);
+            foreach (string line in scrape.Split('\n'))
+                if (line.StartsWith("probegen_calls_total{", StringComparison.Ordinal))
+                    Console.WriteLine("Shop: /metrics " + line);
         }
         finally
         {

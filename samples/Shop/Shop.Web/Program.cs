@@ -5,6 +5,9 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
+using ProbeGen.OpenTelemetry;
 using Shop.Data;
 using Shop.Services;
 using Shop.Web;
@@ -26,10 +29,22 @@ if (!args.Any(a => a.StartsWith("--urls", StringComparison.Ordinal)))
 if (!args.Contains("--verbose"))
     builder.Logging.ClearProviders();
 builder.Services.AddShopData().AddShopServices();
+// The probes in the OpenTelemetry pipeline a fleet already runs: per-probe calls, errors and
+// durations on the Prometheus endpoint (GET /metrics), and each probed call a span under its
+// request's span, exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT names a collector.
+builder.Services.AddOpenTelemetry()
+    .WithMetrics(metrics => metrics.AddProbeGen("*").AddPrometheusExporter())
+    .WithTracing(tracing =>
+    {
+        tracing.AddAspNetCoreInstrumentation().AddProbeGen("*");
+        if (Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 })
+            tracing.AddOtlpExporter();
+    });
 if (requests > 0)
     builder.Services.AddSingleton(new LoadClient.Options(requests)).AddHostedService<LoadClient>();
 
 WebApplication app = builder.Build();
+app.MapPrometheusScrapingEndpoint();
 
 // Handlers are lambdas that call the services: an ordinary call site, which the generator
 // intercepts (a method group passed to MapGet would be called by the framework through a delegate).

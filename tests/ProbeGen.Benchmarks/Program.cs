@@ -30,7 +30,7 @@ public static class Program
     [
         typeof(DisabledProbeBenchmarks), typeof(MethodProbeBenchmarks), typeof(InterfaceProbeBenchmarks), typeof(EnabledProbeBenchmarks),
         typeof(EnabledMethodProbeBenchmarks), typeof(SrcuBenchmarks),
-        typeof(RegistryLookupBenchmarks), typeof(SynchronizeBenchmarks),
+        typeof(RegistryLookupBenchmarks), typeof(SynchronizeBenchmarks), typeof(ObservabilityBenchmarks),
     ];
 
     public static int Main(string[] args)
@@ -74,6 +74,14 @@ public static class Program
             .AddLogger(BenchmarkDotNet.Loggers.ConsoleLogger.Default)
             .WithOptions(ConfigOptions.DisableLogFile | ConfigOptions.JoinSummary);
 
+        if (args.Contains("--observability"))
+        {
+            // Only the OpenTelemetry rows (a minute or two): no JSON written.
+            var observed = new Results(BenchmarkRunner.Run(typeof(ObservabilityBenchmarks), config));
+            Print(ObservabilityRows(observed));
+            return 0;
+        }
+
         Summary summary = BenchmarkRunner.Run(AllSuites, config).Single();
         var measured = new Results(summary);
         (double Ns, long Bytes) call = measured["EmptyCall_1Thread"];
@@ -101,6 +109,7 @@ public static class Program
             new Row("synchronize_readers_p99", p99, "p50 of the same run", p50, p99 / p50, $"bounded (report p99; {samples} samples, 2 readers)", true, 0),
         };
 
+        rows.AddRange(ObservabilityRows(measured));
         rows.AddRange(GeneratorCost.Measure(FindRepositoryRoot()));
         rows.AddRange(EndToEnd.Measure());
         rows.AddRange(NativeUprobes.Measure(FindRepositoryRoot()));
@@ -111,6 +120,14 @@ public static class Program
         Console.WriteLine($"wrote {path}");
         return 0;
     }
+
+    /// <summary>A probed call recorded by AddProbeGen into the real OpenTelemetry SDK, against OpenTelemetry's own instruments and a hand-written activity.</summary>
+    private static List<Row> ObservabilityRows(Results measured) =>
+    [
+        Row.Compare("otel_metric_call_vs_histogram_record", measured["ProbeMetricsCall"], "OTel Histogram<double>.Record, same tag", measured["OtelHistogramRecord"], "<= 0.5x peer", max: 0.5),
+        Row.Compare("otel_metric_call_vs_hand_instrumented", measured["ProbeMetricsCall"], "same call + Counter.Add + Histogram.Record", measured["HandInstrumentedCall"], "<= 1.0x peer", max: 1.0),
+        Row.Compare("otel_span_call_vs_start_activity", measured["ProbeSpanCall"], "hand-written StartActivity around the call", measured["HandWrittenActivity"], "<= 1.0x peer", max: 1.0),
+    ];
 
     /// <summary>What one measurement costs on top of another.</summary>
     private static (double Ns, long Bytes) Over((double Ns, long Bytes) measured, (double Ns, long Bytes) baseline) =>

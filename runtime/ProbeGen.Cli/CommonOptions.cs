@@ -1,16 +1,69 @@
 using System;
 using System.CommandLine;
 using System.Globalization;
+using System.Linq;
 
 namespace ProbeGen.Cli;
 
 /// <summary>The options several commands share, named as dotnet-trace names them.</summary>
 internal static class CommonOptions
 {
+    /// <summary>
+    /// JSON for people and grep: still valid JSON, but <c>&lt;</c>, <c>&gt;</c>, <c>&amp;</c>, quotes
+    /// and non-ASCII text as themselves, not <c>\u003C</c>. The output is never embedded in HTML.
+    /// </summary>
+    public static readonly System.Text.Json.JsonSerializerOptions ReadableJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static Option<int?> ProcessId() => new("--process-id", "-p")
     {
         Description = "The process to attach to.",
     };
+
+    public static Option<string?> Name() => new("--name", "-n")
+    {
+        Description = "The process to attach to, by name: its executable's, or for 'dotnet App.dll' the app's (App). Must name exactly one.",
+    };
+
+    /// <summary>The process -p or -n names; null when neither was given. Both, or a name that matches no or several .NET processes, is a usage error.</summary>
+    public static int? ResolveProcess(int? pid, string? name)
+    {
+        if (name is null)
+            return pid;
+        if (pid is not null)
+            throw CliException.Usage("give either -p PID or -n NAME, not both");
+        if (name.Length is 0 or > 256)
+            throw CliException.Usage("-n needs a process name");
+        var matches = new System.Collections.Generic.List<int>();
+        foreach (int candidate in Microsoft.Diagnostics.NETCore.Client.DiagnosticsClient.GetPublishedProcesses())
+        {
+            if (candidate != Environment.ProcessId && NamesOf(candidate).Contains(name))
+                matches.Add(candidate);
+        }
+        return matches.Count switch
+        {
+            1 => matches[0],
+            0 => throw CliException.Usage($"no .NET process named '{name}' (probegen ps lists them)"),
+            _ => throw CliException.Usage($"{matches.Count} .NET processes are named '{name}' ({string.Join(", ", matches.Order())}); pick one with -p"),
+        };
+    }
+
+    /// <summary>What -n matches for a process: its comm, and for a host running an app (<c>dotnet App.dll</c>) the app's name.</summary>
+    private static System.Collections.Generic.HashSet<string> NamesOf(int pid)
+    {
+        var names = new System.Collections.Generic.HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            names.Add(System.IO.File.ReadAllText($"/proc/{pid}/comm").Trim());
+            string[] argv = System.IO.File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries);
+            if (argv.Length > 1 && System.IO.Path.GetFileName(argv[0]) == "dotnet")
+                names.Add(System.IO.Path.GetFileNameWithoutExtension(argv[1]));
+        }
+        catch (Exception ex) when (ex is System.IO.IOException or UnauthorizedAccessException)
+        {
+            // Gone, or another user's: it matches nothing.
+        }
+        return names;
+    }
 
     public static Option<bool> Json() => new("--json")
     {
@@ -79,6 +132,10 @@ internal static class CommonOptions
         var seen = new System.Collections.Generic.HashSet<string>(StringComparer.Ordinal);
         foreach (string pattern in patterns)
         {
+            // What System.CommandLine could not match to an option lands here: a misspelled option
+            // (--wher) must not silently become a pattern that traces nothing, or everything.
+            if (pattern.StartsWith('-'))
+                throw CliException.Usage($"unknown option '{pattern}' (see --help); a pattern cannot start with '-'");
             if (!ProbePattern.TryParse(pattern, out _, out string? error))
                 throw CliException.Usage(error!);
             if (seen.Add(pattern))

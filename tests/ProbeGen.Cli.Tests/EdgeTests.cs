@@ -88,6 +88,22 @@ public class EdgeTests
         CliTests.Expect(2, "--where", "trace", "-p", pid, "orders:*", "--where", new string('(', 5000));
     }
 
+    [Fact]
+    public void MisspelledOptionsAreRejectedAndANameFindsTheProcess()
+    {
+        using Target target = Processes.StartSample();
+        string pid = target.Pid.ToString();
+        CliTests.Expect(2, "unknown option '--wher'", "trace", "-p", pid, "orders:*", "--wher", "amount > 1");
+        CliTests.Expect(2, "unknown option '-x'", "stats", "-p", pid, "orders:*", "-x");
+        CliTests.Expect(2, "no .NET process named 'NoSuchApp'", "list", "-n", "NoSuchApp");
+        CliTests.Expect(2, "either -p PID or -n NAME", "list", "-n", "OrderService", "-p", pid);
+        Result byName = Processes.Run(Timeout, "list", "-n", "OrderService", "--json");
+        Assert.True(byName.ExitCode == 0, byName.ToString());
+        Assert.Contains(byName.Json, j => j.GetProperty("probe").GetString() == "orders:placed");
+        Result help = Processes.Run(Timeout, "trace", "--help");
+        Assert.Contains("-- COMMAND", help.Stdout);
+    }
+
     /// <summary>8,000 copies of one pattern are one pattern: the session starts, and the target delivers each hit once.</summary>
     [Fact]
     public void ThousandsOfDuplicatedPatternsCostWhatOneDoes()

@@ -172,4 +172,18 @@ public class HostileInputTests
                 "a session outlived its listener");
         }, iter: 300, threads: 1);
     }
+
+    [Fact]
+    public void HitsAreJsonPeopleAndGrepCanRead()
+    {
+        string provider = TestSites.UniqueProvider("readable");
+        var site = TestSites.Static<ProbeArgs<string>>(provider, "value", new ProbeParameter("type", "string"));
+        string session = NewSession("j");
+        using var listener = new SessionListener(session);
+        Enable(session, "trace", (ControlProtocol.Keys.Patterns, ControlProtocol.Encode(provider + ":*")));
+        site.Fire(new ProbeArgs<string>("PendNode<T> & 'ü' \"q\""));
+        string args = (string)Assert.Single(listener.Of(ControlProtocol.HitEvent)).Payload![4]!;
+        Assert.Equal("{\"type\":\"PendNode<T> & 'ü' \\\"q\\\"\"}", args);
+        listener.EndAll();
+    }
 }

@@ -16,16 +16,17 @@ internal static class ListCommand
     public static Command Create()
     {
         Option<int?> pid = CommonOptions.ProcessId();
+        Option<string?> name = CommonOptions.Name();
         Option<bool> json = CommonOptions.Json();
-        var command = new Command("list", "List the probes of a process.") { pid, json };
-        command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(result.GetValue(pid), result.GetValue(json), cancel, Console.Out)));
+        var command = new Command("list", "List the probes of a process.") { pid, name, json };
+        command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(CommonOptions.ResolveProcess(result.GetValue(pid), result.GetValue(name)), result.GetValue(json), cancel, Console.Out)));
         return command;
     }
 
     internal static ExitCode Run(int? pid, bool json, CancellationToken cancel, TextWriter output)
     {
         if (pid is not { } id)
-            throw CliException.Usage("list needs -p PID");
+            throw CliException.Usage("list needs -p PID or -n NAME");
         using TargetProcess target = TargetProcess.Attach(id);
         using var run = new SessionRun(target, cancel);
         var probes = new List<TargetEvent>();
@@ -55,7 +56,7 @@ internal static class ListCommand
                     ["consumers"] = p["Consumers"],
                     ["state"] = (int)p.Number("Consumers") > 0 ? "enabled" : "disabled",
                     ["call_sites"] = p["Kind"] is "method" ? CallSites(p) : null,
-                }));
+                }, CommonOptions.ReadableJson));
             }
             return ExitCode.Ok;
         }

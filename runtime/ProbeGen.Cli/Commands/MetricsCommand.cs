@@ -19,14 +19,15 @@ internal static class MetricsCommand
     {
         Argument<string[]> patterns = CommonOptions.Patterns();
         Option<int?> pid = CommonOptions.ProcessId();
+        Option<string?> name = CommonOptions.Name();
         Option<string[]> tags = new("--tag") { Description = "An argument to add as a tag (low-cardinality ones only); repeatable.", AllowMultipleArgumentsPerToken = false };
         Option<string?> duration = CommonOptions.Duration();
-        var command = new Command("metrics", "Publish the probes matching PATTERN as instruments of the process's ProbeGen meter, while this runs.")
+        var command = new Command("metrics", "Publish the probes matching PATTERN as instruments of the ProbeGen meter of a process (-p PID or -n NAME, or -- COMMAND [ARGS...] to launch one), while this runs: dotnet-counters monitor -p PID --counters ProbeGen shows them.")
         {
-            patterns, pid, tags, duration,
+            patterns, pid, name, tags, duration,
         };
         command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(
-            result.GetValue(patterns)!, result.GetValue(pid), result.GetValue(tags) ?? [],
+            result.GetValue(patterns)!, CommonOptions.ResolveProcess(result.GetValue(pid), result.GetValue(name)), result.GetValue(tags) ?? [],
             CommonOptions.ParseDuration(result.GetValue(duration), "--duration"), launch, cancel)));
         return command;
     }

@@ -29,7 +29,7 @@ internal static class PsCommand
         if (json)
         {
             foreach (var p in processes)
-                output.WriteLine(JsonSerializer.Serialize(new { pid = p.Pid, name = p.Name, probegen = p.ProbeGen, command = p.Command, note = p.Reachable ? null : denied }));
+                output.WriteLine(JsonSerializer.Serialize(new { pid = p.Pid, name = p.Name, probegen = p.ProbeGen, command = p.Command, note = p.Reachable ? null : denied }, CommonOptions.ReadableJson));
             return ExitCode.Ok;
         }
         output.WriteLine($"{"PID",7} {"PROBEGEN",-8} {"NAME",-16} COMMAND");

@@ -21,23 +21,25 @@ internal static class StatsCommand
     {
         Argument<string[]> patterns = CommonOptions.Patterns();
         Option<int?> pid = CommonOptions.ProcessId();
+        Option<string?> name = CommonOptions.Name();
         Option<string?> interval = new("--interval") { Description = "Time between snapshots, e.g. 1s.", DefaultValueFactory = _ => "1s" };
         Option<string?> duration = CommonOptions.Duration();
         Option<bool> json = CommonOptions.Json();
         Option<int> buffer = CommonOptions.BufferSize();
-        var command = new Command("stats", "Count hits and histogram latencies of the probes matching PATTERN.")
+        Option<bool> all = new("--all") { Description = "Show every matching probe, also those not hit yet." };
+        var command = new Command("stats", "Count calls and histogram latencies of the probes matching PATTERN in a process (-p PID or -n NAME), or in a command it launches: probegen stats PATTERN... -- COMMAND [ARGS...]. Only probes that were hit are shown, unless --all.")
         {
-            patterns, pid, interval, duration, json, buffer,
+            patterns, pid, name, interval, duration, json, buffer, all,
         };
         command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(
-            result.GetValue(patterns)!, result.GetValue(pid),
+            result.GetValue(patterns)!, CommonOptions.ResolveProcess(result.GetValue(pid), result.GetValue(name)),
             CommonOptions.ParseDuration(result.GetValue(interval), "--interval")!.Value,
             CommonOptions.ParseDuration(result.GetValue(duration), "--duration"),
-            result.GetValue(json), launch, cancel, Console.Out, CommonOptions.CheckBufferSize(result.GetValue(buffer)))));
+            result.GetValue(json), launch, cancel, Console.Out, CommonOptions.CheckBufferSize(result.GetValue(buffer)), result.GetValue(all))));
         return command;
     }
 
-    internal static ExitCode Run(string[] patterns, int? pid, TimeSpan interval, TimeSpan? duration, bool json, string[] launch, CancellationToken cancel, TextWriter stdout, int bufferMegabytes = CommonOptions.DefaultBufferMegabytes)
+    internal static ExitCode Run(string[] patterns, int? pid, TimeSpan interval, TimeSpan? duration, bool json, string[] launch, CancellationToken cancel, TextWriter stdout, int bufferMegabytes = CommonOptions.DefaultBufferMegabytes, bool all = false)
     {
         patterns = CommonOptions.DistinctPatterns(patterns);
         if (interval < TimeSpan.FromMilliseconds(50))
@@ -63,14 +65,14 @@ internal static class StatsCommand
             if (e.Id != ControlProtocol.StatsEvent)
                 continue;
             last = e.Text("Json");
-            Print(last, interval, previous, json, live, output);
+            Print(last, interval, previous, json, live, all, output);
             snapshots++;
         }
         foreach (TargetEvent e in run.StopAndDrain())
         {
             if (e.Id == ControlProtocol.StatsEvent)
             {
-                Print(e.Text("Json"), interval, previous, json, live, output);
+                Print(e.Text("Json"), interval, previous, json, live, all, output);
                 snapshots++;
             }
         }
@@ -83,7 +85,7 @@ internal static class StatsCommand
         return code;
     }
 
-    private static void Print(string snapshot, TimeSpan interval, Dictionary<string, long> previous, bool json, bool live, TextWriter output)
+    private static void Print(string snapshot, TimeSpan interval, Dictionary<string, long> previous, bool json, bool live, bool all, TextWriter output)
     {
         using JsonDocument doc = JsonDocument.Parse(snapshot);
         // Rates over the time the target says passed since its previous snapshot.
@@ -92,7 +94,9 @@ internal static class StatsCommand
         var rows = doc.RootElement.GetProperty("probes").EnumerateArray().Select(p => (
             Probe: p.GetProperty("probe").GetString()!,
             Count: p.GetProperty("count").GetInt64(),
-            Buckets: p.GetProperty("latency_ns").EnumerateArray().Select(b => (Bucket: b[0].GetInt32(), Count: b[1].GetInt64())).ToArray())).ToList();
+            Buckets: p.GetProperty("latency_ns").EnumerateArray().Select(b => (Bucket: b[0].GetInt32(), Count: b[1].GetInt64())).ToArray()))
+            .Where(r => all || r.Count > 0)  // 588 probes of a library, most never hit, would bury the few that are
+            .ToList();
         if (json)
         {
             var line = new StringBuilder("{\"ts\":").Append(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1_000_000).Append(",\"probes\":[");
@@ -100,7 +104,7 @@ internal static class StatsCommand
             {
                 var r = rows[i];
                 double rate = (r.Count - previous.GetValueOrDefault(r.Probe)) / interval.TotalSeconds;
-                line.Append(i > 0 ? "," : "").Append("{\"probe\":").Append(JsonSerializer.Serialize(r.Probe))
+                line.Append(i > 0 ? "," : "").Append("{\"probe\":").Append(JsonSerializer.Serialize(r.Probe, CommonOptions.ReadableJson))
                     .Append(",\"count\":").Append(r.Count).Append(",\"rate\":").Append(rate.ToString("F1", System.Globalization.CultureInfo.InvariantCulture))
                     .Append(",\"latency_ns\":[").Append(string.Join(",", r.Buckets.Select(b => $"[{Low(b.Bucket)},{High(b.Bucket)},{b.Count}]"))).Append("]}");
                 previous[r.Probe] = r.Count;
@@ -111,12 +115,13 @@ internal static class StatsCommand
         var text = new StringBuilder();
         if (live)
             text.Append("\u001b[H\u001b[2J");  // refresh in place: home the cursor and clear the screen
-        text.AppendLine($"{"PROBE",-32} {"COUNT",10} {"RATE/s",10}");
+        int width = Math.Max(32, rows.Count == 0 ? 0 : rows.Max(r => r.Probe.Length));
+        text.AppendLine($"{"PROBE".PadRight(width)} {"CALLS",10} {"RATE/s",10}");
         foreach (var r in rows)
         {
             double rate = (r.Count - previous.GetValueOrDefault(r.Probe)) / interval.TotalSeconds;
             previous[r.Probe] = r.Count;
-            text.AppendLine(System.FormattableString.Invariant($"{r.Probe,-32} {r.Count,10} {rate,10:F1}"));
+            text.AppendLine(System.FormattableString.Invariant($"{r.Probe.PadRight(width)} {r.Count,10} {rate,10:F1}"));
             if (r.Buckets.Length > 0)
             {
                 long max = r.Buckets.Max(b => b.Count);

@@ -17,6 +17,7 @@ internal static class TraceCommand
     {
         Argument<string[]> patterns = CommonOptions.Patterns();
         Option<int?> pid = CommonOptions.ProcessId();
+        Option<string?> name = CommonOptions.Name();
         Option<string?> where = new("--where") { Description = "Only hits for which this holds, evaluated in the target: amount > 100 && customer == \"ada\"." };
         Option<string?> duration = CommonOptions.Duration();
         Option<long?> maxEvents = new("--max-events") { Description = "Stop after this many hits." };
@@ -24,12 +25,12 @@ internal static class TraceCommand
         Option<bool> json = CommonOptions.Json();
         Option<int> buffer = CommonOptions.BufferSize();
         Option<string?> save = new("--output", "-o") { Description = "Also save the session as a .nettrace file (PerfView, dotnet-trace convert, TraceEvent open it)." };
-        var command = new Command("trace", "Stream the hits of the probes matching PATTERN from a process.")
+        var command = new Command("trace", "Stream the hits of the probes matching PATTERN from a process (-p PID or -n NAME), or from a command it launches and traces from its first instruction: probegen trace PATTERN... -- COMMAND [ARGS...].")
         {
-            patterns, pid, where, duration, maxEvents, rate, json, buffer, save,
+            patterns, pid, name, where, duration, maxEvents, rate, json, buffer, save,
         };
         command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(new Options(
-            result.GetValue(patterns)!, result.GetValue(pid), result.GetValue(where),
+            result.GetValue(patterns)!, CommonOptions.ResolveProcess(result.GetValue(pid), result.GetValue(name)), result.GetValue(where),
             CommonOptions.ParseDuration(result.GetValue(duration), "--duration"), result.GetValue(maxEvents),
             result.GetValue(rate), result.GetValue(json), launch, CommonOptions.CheckBufferSize(result.GetValue(buffer)), result.GetValue(save)), cancel, GuardedOutput.StandardOutput())));
         return command;
@@ -165,7 +166,7 @@ internal sealed class HitPrinter(TextWriter output, bool json, int pid)
             return;
         }
         _buffer.SetLength(0);
-        using (var w = new Utf8JsonWriter(_buffer))
+        using (var w = new Utf8JsonWriter(_buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             w.WriteNumber("ts", ts);

@@ -173,7 +173,7 @@ internal static class UprobeCommand
         {
             var line = new StringBuilder();
             line.Append("{\"ts\":").Append(hit.TimestampNs).Append(",\"pid\":").Append(hit.Pid).Append(",\"tid\":").Append(hit.Tid)
-                .Append(",\"probe\":").Append(JsonSerializer.Serialize(probe))
+                .Append(",\"probe\":").Append(JsonSerializer.Serialize(probe, CommonOptions.ReadableJson))
                 .Append(",\"point\":\"").Append(hit.Spec.Return ? "return" : "entry").Append('"');
             if (hit.Spec.Return)
                 line.Append(",\"ret\":").Append(hit.Values.Length > 0 ? Json(hit.Values[0]) : "null");
@@ -189,9 +189,9 @@ internal static class UprobeCommand
     private static string Json(object? value) => value switch
     {
         null => "null",
-        string s => JsonSerializer.Serialize(s),
+        string s => JsonSerializer.Serialize(s, CommonOptions.ReadableJson),
         long l => l.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ulong u => u.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        _ => JsonSerializer.Serialize(value.ToString()),
+        _ => JsonSerializer.Serialize(value.ToString(), CommonOptions.ReadableJson),
     };
 }

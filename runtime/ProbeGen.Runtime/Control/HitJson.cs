@@ -120,7 +120,7 @@ internal static class HitJson
         buffer = t_buffer ??= new ArrayBufferWriter<byte>(256);
         buffer.ResetWrittenCount();
         if (t_writer is null)
-            t_writer = new Utf8JsonWriter(buffer);
+            t_writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         else
             t_writer.Reset(buffer);
         return t_writer;

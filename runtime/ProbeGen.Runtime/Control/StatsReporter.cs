@@ -13,11 +13,12 @@ internal sealed class StatsReporter
     private readonly ProbeHistogram _latency;
     private long _lastSnapshot = Stopwatch.GetTimestamp();
 
-    /// <summary>Attaches a counter and a latency histogram, each once, to every probe <paramref name="pattern"/> matches.</summary>
+    /// <summary>Attaches a call counter and a latency histogram, each once, to every probe <paramref name="pattern"/> matches.</summary>
     public StatsReporter(ProbePattern pattern)
     {
         _counter = new ProbeCounter();
-        _counter.Attachment = Probes.Attach(pattern, _counter);
+        // Calls, not hits: a method probe's call is one return (entry plus return would count it twice).
+        _counter.Attachment = Probes.Attach(pattern, _counter, ProbeAttachOptions.Default with { Points = ProbePoints.Fire | ProbePoints.Return });
         _latency = new ProbeHistogram(null);
         _latency.Attachment = Probes.Attach(pattern, _latency, ProbeAttachOptions.Default with { Points = ProbePoints.Return });
     }

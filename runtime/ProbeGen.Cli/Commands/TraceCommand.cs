@@ -24,19 +24,20 @@ internal static class TraceCommand
         Option<long> rate = new("--rate") { Description = "The most hits per second per probe the target sends; the rest count as dropped. 0 for no limit.", DefaultValueFactory = _ => 0 };
         Option<bool> json = CommonOptions.Json();
         Option<int> buffer = CommonOptions.BufferSize();
-        Option<string?> save = new("--output", "-o") { Description = "Also save the session as a .nettrace file (PerfView, dotnet-trace convert, TraceEvent open it)." };
+        Option<string?> save = new("--output", "-o") { Description = "Also save the trace to FILE, in the --format given or named by its extension (.nettrace, .json, .speedscope.json, .chromium.json)." };
+        Option<string?> format = new("--format") { Description = "The -o file's format: nettrace (PerfView, dotnet-trace convert), json (one hit per line), speedscope, or chromium (chrome://tracing, Perfetto)." };
         var command = new Command("trace", "Stream the hits of the probes matching PATTERN from a process (-p PID or -n NAME), or from a command it launches and traces from its first instruction: probegen trace PATTERN... -- COMMAND [ARGS...].")
         {
-            patterns, pid, name, where, duration, maxEvents, rate, json, buffer, save,
+            patterns, pid, name, where, duration, maxEvents, rate, json, buffer, save, format,
         };
         command.SetAction((result, cancel) => System.Threading.Tasks.Task.FromResult((int)Run(new Options(
             result.GetValue(patterns)!, CommonOptions.ResolveProcess(result.GetValue(pid), result.GetValue(name)), result.GetValue(where),
             CommonOptions.ParseDuration(result.GetValue(duration), "--duration"), result.GetValue(maxEvents),
-            result.GetValue(rate), result.GetValue(json), launch, CommonOptions.CheckBufferSize(result.GetValue(buffer)), result.GetValue(save)), cancel, GuardedOutput.StandardOutput())));
+            result.GetValue(rate), result.GetValue(json), launch, CommonOptions.CheckBufferSize(result.GetValue(buffer)), result.GetValue(save), result.GetValue(format)), cancel, GuardedOutput.StandardOutput())));
         return command;
     }
 
-    internal sealed record Options(string[] Patterns, int? Pid, string? Where, TimeSpan? Duration, long? MaxEvents, long Rate, bool Json, string[] Launch, int BufferMegabytes = CommonOptions.DefaultBufferMegabytes, string? Output = null);
+    internal sealed record Options(string[] Patterns, int? Pid, string? Where, TimeSpan? Duration, long? MaxEvents, long Rate, bool Json, string[] Launch, int BufferMegabytes = CommonOptions.DefaultBufferMegabytes, string? Output = null, string? Format = null);
 
     internal static ExitCode Run(Options options, CancellationToken cancel, TextWriter stdout)
     {
@@ -48,7 +49,12 @@ internal static class TraceCommand
         if (options.Rate < 0)
             throw CliException.Usage("--rate must be 0 (no limit) or more");
 
-        System.IO.FileStream? saveTo = options.Output is null ? null : CreateOutput(options.Output);
+        if (options.Format is not null && options.Output is null)
+            throw CliException.Usage("--format needs -o FILE");
+        TraceFiles.TraceFileFormat fileFormat = options.Output is null ? default : TraceFiles.TraceFileFormats.Resolve(options.Format, options.Output);
+        System.IO.FileStream? file = options.Output is null ? null : CreateOutput(options.Output);
+        System.IO.FileStream? saveTo = fileFormat == TraceFiles.TraceFileFormat.Nettrace ? file : null;
+        var recorded = new List<TraceFiles.RecordedHit>();
         using TargetProcess target = Connect(options.Pid, options.Launch);
         var arguments = new Dictionary<string, string>
         {
@@ -74,6 +80,8 @@ internal static class TraceCommand
             {
                 case ControlProtocol.HitEvent:
                     printer.Print(e);
+                    if (file is not null && saveTo is null)
+                        recorded.Add(new TraceFiles.RecordedHit(e.Number("Timestamp"), (int)e.Number("ThreadId"), e.Text("Probe"), e.Text("Point"), e.Number("ElapsedNs"), e.Text("Args"), e.Text("Ret"), e.Text("Exception")));
                     events++;
                     return options.MaxEvents is not { } max || events < max;
                 case ControlProtocol.DroppedEvent:
@@ -103,6 +111,8 @@ internal static class TraceCommand
                 Handle(e);
         }
         dropped += run.EventsLost + run.Overflow;
+        if (file is not null && saveTo is null)
+            WriteFile(file, fileFormat, target.Pid, recorded);
         (string? line, ExitCode code) = run.Outcome(output.Closed);
         if (line is not null)
             Console.Error.WriteLine($"probegen: {line}");
@@ -110,6 +120,31 @@ internal static class TraceCommand
         printer.Summary(events, dropped, output.Closed ? Console.Error : output);
         output.Flush();
         return code;
+    }
+
+    /// <summary>Writes the hits a run printed to the -o file, in a format other than nettrace (which the session writes as it streams).</summary>
+    private static void WriteFile(System.IO.FileStream file, TraceFiles.TraceFileFormat format, int pid, List<TraceFiles.RecordedHit> hits)
+    {
+        using (file)
+        {
+            switch (format)
+            {
+                case TraceFiles.TraceFileFormat.Speedscope:
+                    TraceFiles.SpeedscopeWriter.Write(file, hits);
+                    break;
+                case TraceFiles.TraceFileFormat.Chromium:
+                    TraceFiles.ChromiumTraceWriter.Write(file, pid, hits);
+                    break;
+                default:
+                    using (var writer = new System.IO.StreamWriter(file, new UTF8Encoding(false)))
+                    {
+                        var lines = new HitPrinter(writer, json: true, pid);
+                        foreach (TraceFiles.RecordedHit hit in hits)
+                            lines.Print(hit);
+                    }
+                    break;
+            }
+        }
     }
 
     /// <summary>Creates the --output file up front, so that a bad path is a usage error before anything is attached.</summary>
@@ -142,16 +177,14 @@ internal sealed class HitPrinter(TextWriter output, bool json, int pid)
 {
     private readonly MemoryStream _buffer = new();
 
-    public void Print(TargetEvent e)
+    public void Print(TargetEvent e) =>
+        Print(e.Text("Probe"), e.Text("Point"), (int)e.Number("ThreadId"), e.Number("Timestamp"), e.Text("Args"), e.Text("Ret"), e.Number("ElapsedNs"), e.Text("Exception"));
+
+    public void Print(TraceFiles.RecordedHit hit) =>
+        Print(hit.Probe, hit.Point, hit.ThreadId, hit.TimestampNs, hit.Args, hit.Ret, hit.ElapsedNs, hit.Exception ?? "");
+
+    private void Print(string probe, string point, int tid, long ts, string args, string ret, long elapsed, string exception)
     {
-        string probe = e.Text("Probe");
-        string point = e.Text("Point");
-        int tid = (int)e.Number("ThreadId");
-        long ts = e.Number("Timestamp");
-        string args = e.Text("Args");
-        string ret = e.Text("Ret");
-        long elapsed = e.Number("ElapsedNs");
-        string exception = e.Text("Exception");
         if (!json)
         {
             var line = new StringBuilder();

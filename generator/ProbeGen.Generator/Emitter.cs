@@ -22,7 +22,7 @@ internal static class Emitter
     public static string SitesClass(string assemblyName) => "ProbeSites_" + ProbeSpec.Sanitize(assemblyName);
 
     /// <summary>One probed type's file: its sites and its static probe bodies.</summary>
-    public static string EmitType(string sitesClass, ProbedType type)
+    public static string EmitType(string sitesClass, ProbedType type, string projectDirectory)
     {
         var w = new SourceWriter();
         w.Line(Header).Line("#nullable enable").Line(Pragmas).Line();
@@ -31,7 +31,7 @@ internal static class Emitter
         using (w.Block($"internal static partial class {sitesClass}"))
         {
             foreach (ProbeSpec probe in type.Probes)
-                w.Line($"internal static readonly {probe.SiteType} {probe.SiteField} = new({Descriptor(probe)});");
+                w.Line($"internal static readonly {probe.SiteType} {probe.SiteField} = new({Descriptor(probe, projectDirectory)});");
         }
 
         ProbeSpec[] statics = type.Probes.Where(p => p.Shape == ProbeShape.Static).ToArray();
@@ -76,14 +76,33 @@ internal static class Emitter
         return w.ToString();
     }
 
-    private static string Descriptor(ProbeSpec probe)
+    /// <summary>
+    /// A source path as a descriptor carries it: relative to the project, with '/' separators, so
+    /// that no path of the build machine ends up in the app; a file outside the project (a linked
+    /// file) by its name alone.
+    /// </summary>
+    internal static string PortablePath(string path, string projectDirectory)
+    {
+        if (path.Length == 0)
+            return path;
+        string normalized = path.Replace('\\', '/');
+        string root = projectDirectory.Replace('\\', '/');
+        if (root.Length > 0 && !root.EndsWith("/", System.StringComparison.Ordinal))
+            root += "/";
+        if (root.Length > 1 && normalized.StartsWith(root, System.StringComparison.Ordinal))
+            return normalized.Substring(root.Length);
+        bool rooted = normalized.StartsWith("/", System.StringComparison.Ordinal) || (normalized.Length > 2 && normalized[1] == ':');
+        return rooted ? normalized.Substring(normalized.LastIndexOf('/') + 1) : normalized;
+    }
+
+    private static string Descriptor(ProbeSpec probe, string projectDirectory)
     {
         string parameters = probe.Method.Parameters.Count == 0
             ? "global::System.Array.Empty<global::ProbeGen.ProbeParameter>()"
             : "new global::ProbeGen.ProbeParameter[] { " + string.Join(", ", probe.Method.Parameters.Select(p => $"new({Literal(p.DeclaredName)}, {Literal(p.DisplayType)})" + (p.Redact.Length == 0 ? "" : $" {{ Redact = global::ProbeGen.ProbeRedact.{p.Redact} }}"))) + " }";
         string kind = probe.Shape == ProbeShape.Static ? "Static" : "Method";
         string returnType = probe.ReturnDisplay is null ? "null" : Literal(probe.ReturnDisplay);
-        string descriptor = $"new global::ProbeGen.ProbeDescriptor({Literal(probe.Provider)}, {Literal(probe.Name)}, global::ProbeGen.ProbeKind.{kind}, {parameters}, {returnType}, {Literal(probe.File)}, {probe.Line})";
+        string descriptor = $"new global::ProbeGen.ProbeDescriptor({Literal(probe.Provider)}, {Literal(probe.Name)}, global::ProbeGen.ProbeKind.{kind}, {parameters}, {returnType}, {Literal(PortablePath(probe.File, projectDirectory))}, {probe.Line})";
         if (probe.Shape == ProbeShape.Method)
             descriptor += $" {{ MethodKey = {Literal(probe.MethodKey)}, DeclaringType = typeof({probe.ContainingTypeOf}), MethodName = {Literal(probe.MetadataName)}{(probe.ReturnRedacted ? ", ReturnRedacted = true" : "")} }}";
         return descriptor;

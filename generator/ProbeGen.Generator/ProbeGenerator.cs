@@ -55,13 +55,18 @@ public sealed class ProbeGenerator : IIncrementalGenerator
             .Select(static (c, _) => c.AssemblyName ?? "Assembly")
             .WithTrackingName(Steps.AssemblyName);
 
+        // The project's directory (a compiler-visible property the package's props expose), so that
+        // descriptors carry source paths relative to it, never the build machine's.
+        IncrementalValueProvider<string> projectDirectory = context.AnalyzerConfigOptionsProvider
+            .Select(static (o, _) => o.GlobalOptions.TryGetValue("build_property.projectdir", out string? dir) ? dir : "");
+
         // One source output per probed type: its sites and static probe bodies.
         IncrementalValuesProvider<ProbedType> probedTypes = probes
             .SelectMany(static (p, _) => p.Unique.GroupBy(s => s.ContainingTypeKey)
                 .Select(g => new ProbedType(g.Key, g.ToEquatableArray())))
             .WithTrackingName(Steps.ProbedTypes);
-        context.RegisterSourceOutput(probedTypes.Combine(assemblyName), static (spc, input) =>
-            spc.AddSource($"{input.Left.Key}.Probes.g.cs", Emitter.EmitType(Emitter.SitesClass(input.Right), input.Left)));
+        context.RegisterSourceOutput(probedTypes.Combine(assemblyName).Combine(projectDirectory), static (spc, input) =>
+            spc.AddSource($"{input.Left.Left.Key}.Probes.g.cs", Emitter.EmitType(Emitter.SitesClass(input.Left.Right), input.Left.Left, input.Right)));
 
         // The method probes of referenced assemblies, which calls here may reach too.
         IncrementalValueProvider<EquatableArray<ProbeSpec>> referenced = context.CompilationProvider

@@ -82,6 +82,7 @@ public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassF
         AppProbes.Started(42, "packaged");
         int sum = await new Worker().AddAsync(2, 3);
         Console.WriteLine($"sum={sum} fired={fired} entries={entries} returns={returns} last={lastReturn} probes={ProbeCatalog.All.Count}");
+        Console.WriteLine($"files={string.Join(",", System.Linq.Enumerable.Select(ProbeCatalog.All, p => p.File))}");
         return sum == 5 && fired == 1 && entries == 1 && returns == 1 && Equals(lastReturn, 5) ? 0 : 1;
 
         [ProbeProvider("app")]
@@ -100,7 +101,23 @@ public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassF
     [Fact]
     public void AFreshProjectWithOnlyThePackageReferenceGetsWorkingProbes()
     {
-        Assert.True(File.Exists(Path.Combine(packed.Feed, $"ProbeGen.{packed.Version}.nupkg")));
+        string nupkg = Path.Combine(packed.Feed, $"ProbeGen.{packed.Version}.nupkg");
+        Assert.True(File.Exists(nupkg));
+        // Ready for nuget.org: license, icon, a README, symbols, and no path of this machine in any binary.
+        Assert.True(File.Exists(Path.ChangeExtension(nupkg, ".snupkg")));
+        using (var package = System.IO.Compression.ZipFile.OpenRead(nupkg))
+        {
+            Assert.Contains(package.Entries, e => e.FullName == "LICENSE");
+            Assert.Contains(package.Entries, e => e.FullName == "icon.png");
+            Assert.Contains(package.Entries, e => e.FullName == "README.md");
+            string root = Harness.RepositoryRoot();
+            foreach (var dll in package.Entries.Where(e => e.FullName.EndsWith(".dll", StringComparison.Ordinal)))
+            {
+                using var stream = dll.Open();
+                using var reader = new StreamReader(stream, System.Text.Encoding.Latin1);
+                Assert.DoesNotContain(root, reader.ReadToEnd());
+            }
+        }
         string app = Path.Combine(packed.Work, "app");
         Directory.CreateDirectory(app);
         File.WriteAllText(Path.Combine(app, "App.csproj"), $"""
@@ -120,6 +137,8 @@ public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassF
 
         string stdout = Run(app, "dotnet", "run -c Release", ("NUGET_PACKAGES", packed.Packages));
         Assert.Contains("sum=5 fired=1 entries=1 returns=1 last=5 probes=2", stdout);
+        // Source paths relative to the project: nothing of the build machine's file system in the app.
+        Assert.Contains("files=Program.cs,Program.cs", stdout);
 
         // The same app under the packed probegen tool, in launch mode, as a user would run it.
         string trace = Run(app, packed.Probegen, $"trace app:* --json -- dotnet \"{Path.Combine(app, "bin/Release/net10.0/App.dll")}\"");

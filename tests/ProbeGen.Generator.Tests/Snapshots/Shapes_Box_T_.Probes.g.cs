@@ -6,7 +6,7 @@ namespace ProbeGen.Generated
 {
     internal static partial class ProbeSites_Shapes
     {
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, object?> P_g_Get_438016178 = new(new global::ProbeGen.ProbeDescriptor("g", "Get", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "T", "/src/Shapes/File0.cs", 69) { MethodKey = "M:Shapes.Box`1.Get", DeclaringType = typeof(global::Shapes.Box<>), MethodName = "Get" });
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<object?>, object?> P_g_Map_2795122487 = new(new global::ProbeGen.ProbeDescriptor("g", "Map", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("f", "System.Func<T, TOut>") }, "TOut", "/src/Shapes/File0.cs", 70) { MethodKey = "M:Shapes.Box`1.Map``1(System.Func{`0,``0})", DeclaringType = typeof(global::Shapes.Box<>), MethodName = "Map" });
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, object?> P_g_Get_438016178 = new(new global::ProbeGen.ProbeDescriptor("g", "Get", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "T", "File0.cs", 69) { MethodKey = "M:Shapes.Box`1.Get", DeclaringType = typeof(global::Shapes.Box<>), MethodName = "Get" });
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<object?>, object?> P_g_Map_2795122487 = new(new global::ProbeGen.ProbeDescriptor("g", "Map", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("f", "System.Func<T, TOut>") }, "TOut", "File0.cs", 70) { MethodKey = "M:Shapes.Box`1.Map``1(System.Func{`0,``0})", DeclaringType = typeof(global::Shapes.Box<>), MethodName = "Map" });
     }
 }

@@ -6,7 +6,7 @@ namespace ProbeGen.Generated
 {
     internal static partial class ProbeSites_Shapes
     {
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_s_Increment_1905485139 = new(new global::ProbeGen.ProbeDescriptor("s", "Increment", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("by", "int") }, "int", "/src/Shapes/File0.cs", 83) { MethodKey = "M:Shapes.Counter.Increment(System.Int32)", DeclaringType = typeof(global::Shapes.Counter), MethodName = "Increment" });
-        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, int> P_s_Peek_2270261595 = new(new global::ProbeGen.ProbeDescriptor("s", "Peek", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "int", "/src/Shapes/File0.cs", 84) { MethodKey = "M:Shapes.Counter.Peek", DeclaringType = typeof(global::Shapes.Counter), MethodName = "Peek" });
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs<int>, int> P_s_Increment_1905485139 = new(new global::ProbeGen.ProbeDescriptor("s", "Increment", global::ProbeGen.ProbeKind.Method, new global::ProbeGen.ProbeParameter[] { new("by", "int") }, "int", "File0.cs", 83) { MethodKey = "M:Shapes.Counter.Increment(System.Int32)", DeclaringType = typeof(global::Shapes.Counter), MethodName = "Increment" });
+        internal static readonly global::ProbeGen.MethodProbeSite<global::ProbeGen.ProbeArgs, int> P_s_Peek_2270261595 = new(new global::ProbeGen.ProbeDescriptor("s", "Peek", global::ProbeGen.ProbeKind.Method, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), "int", "File0.cs", 84) { MethodKey = "M:Shapes.Counter.Peek", DeclaringType = typeof(global::Shapes.Counter), MethodName = "Peek" });
     }
 }

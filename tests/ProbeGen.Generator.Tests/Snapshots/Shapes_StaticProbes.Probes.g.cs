@@ -6,9 +6,9 @@ namespace ProbeGen.Generated
 {
     internal static partial class ProbeSites_Shapes
     {
-        internal static readonly global::ProbeGen.StaticProbeSite<global::ProbeGen.ProbeArgs<int, decimal, string, global::Shapes.Point, int?, string?, global::Shapes.Color>> P_st_Values_269833905 = new(new global::ProbeGen.ProbeDescriptor("st", "Values", global::ProbeGen.ProbeKind.Static, new global::ProbeGen.ProbeParameter[] { new("i", "int"), new("d", "decimal"), new("s", "string"), new("p", "Shapes.Point"), new("n", "int?"), new("maybe", "string?"), new("c", "Shapes.Color") }, null, "/src/Shapes/File0.cs", 19));
-        internal static readonly global::ProbeGen.StaticProbeSite<global::ProbeGen.ProbeArgs<global::Shapes.Point, long>> P_st_in_param_1458458041 = new(new global::ProbeGen.ProbeDescriptor("st", "in_param", global::ProbeGen.ProbeKind.Static, new global::ProbeGen.ProbeParameter[] { new("p", "Shapes.Point"), new("big", "long") }, null, "/src/Shapes/File0.cs", 20));
-        internal static readonly global::ProbeGen.StaticProbeSite<global::ProbeGen.ProbeArgs> P_st_NoArgs_801285665 = new(new global::ProbeGen.ProbeDescriptor("st", "NoArgs", global::ProbeGen.ProbeKind.Static, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), null, "/src/Shapes/File0.cs", 21));
+        internal static readonly global::ProbeGen.StaticProbeSite<global::ProbeGen.ProbeArgs<int, decimal, string, global::Shapes.Point, int?, string?, global::Shapes.Color>> P_st_Values_269833905 = new(new global::ProbeGen.ProbeDescriptor("st", "Values", global::ProbeGen.ProbeKind.Static, new global::ProbeGen.ProbeParameter[] { new("i", "int"), new("d", "decimal"), new("s", "string"), new("p", "Shapes.Point"), new("n", "int?"), new("maybe", "string?"), new("c", "Shapes.Color") }, null, "File0.cs", 19));
+        internal static readonly global::ProbeGen.StaticProbeSite<global::ProbeGen.ProbeArgs<global::Shapes.Point, long>> P_st_in_param_1458458041 = new(new global::ProbeGen.ProbeDescriptor("st", "in_param", global::ProbeGen.ProbeKind.Static, new global::ProbeGen.ProbeParameter[] { new("p", "Shapes.Point"), new("big", "long") }, null, "File0.cs", 20));
+        internal static readonly global::ProbeGen.StaticProbeSite<global::ProbeGen.ProbeArgs> P_st_NoArgs_801285665 = new(new global::ProbeGen.ProbeDescriptor("st", "NoArgs", global::ProbeGen.ProbeKind.Static, global::System.Array.Empty<global::ProbeGen.ProbeParameter>(), null, "File0.cs", 21));
     }
 }
 

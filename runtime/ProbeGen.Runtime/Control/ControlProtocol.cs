@@ -71,7 +71,7 @@ public static class ControlProtocol
         public const string Internal = "internal";
     }
 
-    /// <summary>The field names of a Stats reply's JSON: <c>{"elapsed_ms":n,"probes":[{"probe":id,"count":n,"latency_ns":[[bucket,count],...]}]}</c>.</summary>
+    /// <summary>The field names of a Stats reply's JSON: <c>{"elapsed_ms":n,"probes":[{"probe":id,"count":n,"errors":n,"latency_ns":[[bucket,count],...]}]}</c>.</summary>
     public static class StatsFields
     {
         /// <summary>Milliseconds since the previous snapshot.</summary>
@@ -83,8 +83,11 @@ public static class ControlProtocol
         /// <summary>A row's probe id.</summary>
         public const string Probe = "probe";
 
-        /// <summary>A row's hit count since the session started.</summary>
+        /// <summary>A row's calls since the session started: a method probe's completed calls, a static probe's fires.</summary>
         public const string Count = "count";
+
+        /// <summary>A row's calls that ended with an exception (method probes).</summary>
+        public const string Errors = "errors";
 
         /// <summary>A row's log2 latency buckets, <c>[bucket, count]</c> pairs for non-empty buckets.</summary>
         public const string LatencyNs = "latency_ns";

@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using System.Threading;
 using F = ProbeGen.Control.ControlProtocol.StatsFields;
 
 namespace ProbeGen.Control;
@@ -9,22 +10,21 @@ namespace ProbeGen.Control;
 /// <summary>A stats session's aggregation: a hit counter and a latency histogram over its patterns, written as a snapshot each interval.</summary>
 internal sealed class StatsReporter
 {
-    private readonly ProbeCounter _counter;
+    private readonly CallCounter _calls = new();
+    private readonly ProbeAttachment _callsAttachment;
     private readonly ProbeHistogram _latency;
     private long _lastSnapshot = Stopwatch.GetTimestamp();
 
-    /// <summary>Attaches a call counter and a latency histogram, each once, to every probe <paramref name="pattern"/> matches.</summary>
+    /// <summary>Attaches a call and error counter and a latency histogram, each once, to every probe <paramref name="pattern"/> matches.</summary>
     public StatsReporter(ProbePattern pattern)
     {
-        _counter = new ProbeCounter();
-        // Calls, not hits: a method probe's call is one return (entry plus return would count it twice).
-        _counter.Attachment = Probes.Attach(pattern, _counter, ProbeAttachOptions.Default with { Points = ProbePoints.Fire | ProbePoints.Return });
+        _callsAttachment = Probes.Attach(pattern, _calls, ProbeAttachOptions.Default with { Points = ProbePoints.Fire | ProbePoints.Return });
         _latency = new ProbeHistogram(null);
         _latency.Attachment = Probes.Attach(pattern, _latency, ProbeAttachOptions.Default with { Points = ProbePoints.Return });
     }
 
     /// <summary>What the session detaches when it ends.</summary>
-    public IEnumerable<ProbeAttachment> Attachments => [_counter.Attachment, _latency.Attachment];
+    public IEnumerable<ProbeAttachment> Attachments => [_callsAttachment, _latency.Attachment];
 
     /// <summary>The snapshot JSON; see <see cref="ControlProtocol.StatsFields"/>. Called from the session's timer only.</summary>
     public string Snapshot()
@@ -42,11 +42,12 @@ internal sealed class StatsReporter
             var histograms = new Dictionary<string, Log2Histogram>(System.StringComparer.Ordinal);
             foreach (var (probe, histogram) in _latency.ByProbe)
                 histograms[probe.Id] = histogram;
-            foreach (var (id, count) in _counter.ByProbe)
+            foreach (var (id, counts) in _calls.ByProbe)
             {
                 w.WriteStartObject();
                 w.WriteString(F.Probe, id);
-                w.WriteNumber(F.Count, count);
+                w.WriteNumber(F.Count, Interlocked.Read(ref counts.Calls));
+                w.WriteNumber(F.Errors, Interlocked.Read(ref counts.Errors));
                 w.WriteStartArray(F.LatencyNs);
                 if (histograms.TryGetValue(id, out Log2Histogram? histogram))
                 {

@@ -176,6 +176,26 @@ public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassF
         Assert.Contains("error PG0010", failed);
         Assert.Contains("a member of an extension block", failed);
         Assert.DoesNotContain("error CS", failed);
+
+        // A project for an older .NET gets one plain error from the package, not a compiler error about missing types.
+        string old = Path.Combine(packed.Work, "app8");
+        Directory.CreateDirectory(old);
+        File.WriteAllText(Path.Combine(old, "App8.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net8.0</TargetFramework>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="ProbeGen" Version="{packed.Version}" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Combine(old, "Program.cs"), "ProbeGen.Probes.Attach(\"*\", (in ProbeGen.ProbeHit h) => { });");
+        var (oldExit, oldBuild) = Shell.Start(output, old, "dotnet", "build", ("NUGET_PACKAGES", packed.Packages));
+        Assert.NotEqual(0, oldExit);
+        Assert.Contains("error PG0100: ProbeGen needs .NET 10 or later", oldBuild);
+        Assert.DoesNotContain("error CS", oldBuild);
     }
 
     /// <summary>

@@ -64,6 +64,7 @@ internal sealed class SessionEventSource : EventSource
 
     /// <summary>One probe hit. Written with WriteEventCore: the params-object overload would box every field of every hit.</summary>
     [Event(ControlProtocol.HitEvent, Level = EventLevel.Informational)]
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Every field is a string, an int or a long: nothing for the trimmer to remove.")]
     public unsafe void Hit(string Probe, string Point, int ThreadId, long Timestamp, string Args, string Ret, long ElapsedNs, string Exception)
     {
         fixed (char* probe = Probe, point = Point, args = Args, ret = Ret, exception = Exception)

@@ -63,6 +63,7 @@ public sealed class ProbeDispatch
     [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = "A receiver's type exists at run time with the methods it dispatches to; a member the trimmer removed was never called.")]
     [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "As above.")]
     [UnconditionalSuppressMessage("Trimming", "IL2075", Justification = "As above.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2067", Justification = "An interface a receiver implements at run time keeps the methods it maps; one the trimmer removed was never called.")]
     private bool Resolve(Type receiver, Type called)
     {
         Type? declaring = _probe.DeclaringType;

@@ -20,8 +20,11 @@ namespace ProbeGen;
 internal static class TaskFaults
 {
     private static readonly FieldInfo? s_contingentProperties = typeof(Task).GetField("m_contingentProperties", BindingFlags.Instance | BindingFlags.NonPublic);
-    private static readonly FieldInfo? s_exceptionsHolder = s_contingentProperties?.FieldType.GetField("m_exceptionsHolder", BindingFlags.Instance | BindingFlags.NonPublic);
-    private static readonly FieldInfo? s_isHandled = s_exceptionsHolder?.FieldType.GetField("m_isHandled", BindingFlags.Instance | BindingFlags.NonPublic);
+    private static readonly FieldInfo? s_exceptionsHolder = FieldOf(s_contingentProperties, "m_exceptionsHolder");
+    private static readonly FieldInfo? s_isHandled = FieldOf(s_exceptionsHolder, "m_isHandled");
+
+    [UnconditionalSuppressMessage("Trimming", "IL2075", Justification = "Task's fields are in the core library, which is not trimmed below its own use; a missing field falls back.")]
+    private static FieldInfo? FieldOf(FieldInfo? owner, string name) => owner?.FieldType.GetField(name, BindingFlags.Instance | BindingFlags.NonPublic);
 
     /// <summary>True when exceptions can be read and put back unobserved on this runtime.</summary>
     internal static bool CanReadUnobserved => s_isHandled is not null && s_isHandled.FieldType == typeof(bool);

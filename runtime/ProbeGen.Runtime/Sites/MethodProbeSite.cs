@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading;
@@ -219,19 +220,7 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
             }
             else
             {
-                CancellationToken canceledBy = default;
-                AggregateException? faults = null;
-                try
-                {
-                    site.CompleteFailed(task, in args, startTimestamp, out canceledBy, out faults);
-                }
-                finally
-                {
-                    if (faults is null)
-                        SetCanceled(canceledBy);
-                    else
-                        SetException(faults.InnerExceptions);
-                }
+                site.CompleteFailed(task, in args, startTimestamp, SetCanceled, SetException);
             }
         }
     }
@@ -255,41 +244,42 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
             }
             else
             {
-                CancellationToken canceledBy = default;
-                AggregateException? faults = null;
-                try
-                {
-                    site.CompleteFailed(task, in args, startTimestamp, out canceledBy, out faults);
-                }
-                finally
-                {
-                    if (faults is null)
-                        SetCanceled(canceledBy);
-                    else
-                        SetException(faults.InnerExceptions);
-                }
+                site.CompleteFailed(task, in args, startTimestamp, SetCanceled, SetException);
             }
         }
     }
 
     /// <summary>
-    /// Fires the return hit of a faulted or canceled task and returns what the caller's task must
-    /// carry: the cancellation token, or every exception (reading them here observes the original).
+    /// Fires the return hit of a faulted or canceled task, then hands the caller's task the same
+    /// outcome, even if the hit failed: the cancellation token, or every exception (reading them
+    /// here observes the original; the caller's task holds them unobserved in its place).
     /// </summary>
-    private void CompleteFailed(Task task, in TArgs args, long startTimestamp, out CancellationToken canceledBy, out AggregateException? faults)
+    private void CompleteFailed(Task task, in TArgs args, long startTimestamp, Action<CancellationToken> setCanceled, Action<IEnumerable<Exception>> setException)
     {
         TResult none = default!;
         if (task.IsCanceled)
         {
             var canceled = new TaskCanceledException(task);
-            (canceledBy, faults) = (canceled.CancellationToken, null);
-            Complete(in args, in none, startTimestamp, canceled);
+            try
+            {
+                Complete(in args, in none, startTimestamp, canceled);
+            }
+            finally
+            {
+                setCanceled(canceled.CancellationToken);
+            }
         }
         else
         {
             AggregateException all = task.Exception!;
-            (canceledBy, faults) = (default, all);
-            Complete(in args, in none, startTimestamp, all.InnerExceptions.Count == 1 ? all.InnerExceptions[0] : all);
+            try
+            {
+                Complete(in args, in none, startTimestamp, all.InnerExceptions.Count == 1 ? all.InnerExceptions[0] : all);
+            }
+            finally
+            {
+                setException(all.InnerExceptions);
+            }
         }
     }
 

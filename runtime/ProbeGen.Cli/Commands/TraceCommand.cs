@@ -177,6 +177,9 @@ internal sealed class HitPrinter(TextWriter output, bool json, int pid)
 {
     private readonly MemoryStream _buffer = new();
 
+    /// <summary>The longest probe id printed so far: ids are padded to it, so columns line up for ids of any length.</summary>
+    private int _probeWidth;
+
     public void Print(TargetEvent e) =>
         Print(e.Text("Probe"), e.Text("Point"), (int)e.Number("ThreadId"), e.Number("Timestamp"), e.Text("Args"), e.Text("Ret"), e.Number("ElapsedNs"), e.Text("Exception"));
 
@@ -189,7 +192,8 @@ internal sealed class HitPrinter(TextWriter output, bool json, int pid)
         {
             var line = new StringBuilder();
             line.Append(DateTimeOffset.FromUnixTimeMilliseconds(ts / 1_000_000).ToLocalTime().ToString("HH:mm:ss.fff"))
-                .Append(" [").Append(tid).Append("] ").Append(probe).Append(' ').Append(point).Append(' ').Append(args);
+                .Append(" [").Append(tid.ToString(System.Globalization.CultureInfo.InvariantCulture).PadLeft(5)).Append("] ")
+                .Append(probe.PadRight(_probeWidth = Math.Max(_probeWidth, probe.Length))).Append(' ').Append(point.PadRight(6)).Append(' ').Append(args);
             if (point == "return")
             {
                 line.Append(exception.Length > 0 ? " threw " + exception : ret.Length > 0 ? " -> " + ret : "");

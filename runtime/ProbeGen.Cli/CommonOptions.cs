@@ -47,7 +47,7 @@ internal static class CommonOptions
         };
     }
 
-    /// <summary>What -n matches for a process: its comm, and for a host running an app (<c>dotnet App.dll</c>) the app's name.</summary>
+    /// <summary>What -n matches for a process: its comm, its executable's name, and for a host running an app (<c>dotnet App.dll</c>) the app's name.</summary>
     private static System.Collections.Generic.HashSet<string> NamesOf(int pid)
     {
         var names = new System.Collections.Generic.HashSet<string>(StringComparer.Ordinal);
@@ -55,6 +55,9 @@ internal static class CommonOptions
         {
             names.Add(System.IO.File.ReadAllText($"/proc/{pid}/comm").Trim());
             string[] argv = System.IO.File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries);
+            // comm is cut at 15 characters: the executable's own name, whole, counts too.
+            if (argv.Length > 0)
+                names.Add(System.IO.Path.GetFileName(argv[0]));
             if (argv.Length > 1 && System.IO.Path.GetFileName(argv[0]) == "dotnet")
                 names.Add(System.IO.Path.GetFileNameWithoutExtension(argv[1]));
         }

@@ -97,11 +97,16 @@ public class EdgeTests
         CliTests.Expect(2, "unknown option '-x'", "stats", "-p", pid, "orders:*", "-x");
         CliTests.Expect(2, "no .NET process named 'NoSuchApp'", "list", "-n", "NoSuchApp");
         CliTests.Expect(2, "either -p PID or -n NAME", "list", "-n", "OrderService", "-p", pid);
-        Result byName = Processes.Run(Timeout, "list", "-n", "OrderService", "--json");
+        // A name no other process on the machine has (other tests' samples may still be exiting),
+        // longer than the 15 characters of a process's comm: -n matches the executable's own name.
+        string unique = "probegen-named-" + Guid.NewGuid().ToString("N")[..8];
+        using Target named = Processes.StartSampleNamed(unique);
+        Result byName = Processes.Run(Timeout, "list", "-n", unique, "--json");
         Assert.True(byName.ExitCode == 0, byName.ToString());
         Assert.Contains(byName.Json, j => j.GetProperty("probe").GetString() == "orders:placed");
         Result help = Processes.Run(Timeout, "trace", "--help");
-        Assert.Contains("-- COMMAND", help.Stdout);
+        // Help is wrapped to the terminal's width, which may fall between "--" and "COMMAND".
+        Assert.Contains("-- COMMAND", System.Text.RegularExpressions.Regex.Replace(help.Stdout, @"\s+", " "));
     }
 
     /// <summary>8,000 copies of one pattern are one pattern: the session starts, and the target delivers each hit once.</summary>

@@ -28,11 +28,44 @@ internal static class Processes
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(Sample);
-        start.ArgumentList.Add("--forever");
-        start.ArgumentList.Add("--quiet");
         foreach (var (name, value) in environment)
             start.Environment[name] = value;
-        var process = Process.Start(start)!;
+        return StartAndWait(start);
+    }
+
+    /// <summary>
+    /// Starts the sample through a copy of its apphost named <paramref name="executable"/>, next to
+    /// the original (the apphost finds the app's dll beside itself): a process with a name no other
+    /// process on the machine has. The copy is deleted when the target is disposed.
+    /// </summary>
+    public static Target StartSampleNamed(string executable)
+    {
+        string apphost = Path.Combine(Path.GetDirectoryName(Sample)!, "OrderService");
+        string copy = Path.Combine(Path.GetDirectoryName(Sample)!, executable);
+        File.Copy(apphost, copy, overwrite: true);
+        File.SetUnixFileMode(copy, File.GetUnixFileMode(apphost));
+        return StartAndWait(new ProcessStartInfo(copy) { RedirectStandardOutput = true, RedirectStandardError = true }, copy);
+    }
+
+    private static Target StartAndWait(ProcessStartInfo start, string? deleteAtDispose = null)
+    {
+        start.ArgumentList.Add("--forever");
+        start.ArgumentList.Add("--quiet");
+        Process process;
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                process = Process.Start(start)!;
+                break;
+            }
+            catch (System.ComponentModel.Win32Exception) when (deleteAtDispose is not null && attempt < 20)
+            {
+                // ETXTBSY: a process forked elsewhere in this test host while the copy was being
+                // written still holds it open for writing until it execs.
+                Thread.Sleep(100);
+            }
+        }
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
@@ -44,7 +77,7 @@ internal static class Processes
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the sample did not load ProbeGen in 30 s");
             Thread.Sleep(50);
         }
-        return new Target(process);
+        return new Target(process, deleteAtDispose);
     }
 
     /// <summary>Runs the CLI to completion.</summary>
@@ -93,7 +126,7 @@ internal sealed record Result(int ExitCode, string Stdout, string Stderr)
 }
 
 /// <summary>A running sample, killed at dispose.</summary>
-internal sealed class Target(Process process) : IDisposable
+internal sealed class Target(Process process, string? deleteAtDispose = null) : IDisposable
 {
     public int Pid => process.Id;
 
@@ -111,5 +144,7 @@ internal sealed class Target(Process process) : IDisposable
         {
         }
         process.Dispose();
+        if (deleteAtDispose is not null)
+            File.Delete(deleteAtDispose);
     }
 }

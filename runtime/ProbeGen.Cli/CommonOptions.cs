@@ -36,7 +36,7 @@ internal static class CommonOptions
         var matches = new System.Collections.Generic.List<int>();
         foreach (int candidate in Microsoft.Diagnostics.NETCore.Client.DiagnosticsClient.GetPublishedProcesses())
         {
-            if (candidate != Environment.ProcessId && NamesOf(candidate).Contains(name))
+            if (candidate != Environment.ProcessId && Target.TargetProcess.IsProcess(candidate) && NamesOf(candidate).Contains(name))
                 matches.Add(candidate);
         }
         return matches.Count switch

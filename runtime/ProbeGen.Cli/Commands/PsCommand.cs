@@ -21,7 +21,7 @@ internal static class PsCommand
     internal static ExitCode Run(bool json, TextWriter output)
     {
         var processes = DiagnosticsClient.GetPublishedProcesses()
-            .Where(pid => pid != Environment.ProcessId)
+            .Where(pid => pid != Environment.ProcessId && Target.TargetProcess.IsProcess(pid))
             .Order()
             .Select(pid => (Pid: pid, Name: Read($"/proc/{pid}/comm")?.Trim() ?? "?", Command: CommandLine(pid), ProbeGen: HasProbeGen(pid), Reachable: Target.TargetProcess.CanReach(pid)))
             .ToList();

@@ -36,11 +36,32 @@ internal sealed class TargetProcess : IDisposable
         {
             throw CliException.Usage($"no such process: {pid}");
         }
+        if (!IsProcess(pid))
+            throw CliException.Usage($"no such process: {pid}");
         if (!CanReach(pid))
             throw CliException.Failure(PermissionDenied(pid));
         if (!DiagnosticsClient.GetPublishedProcesses().Contains(pid))
             throw CliException.Failure($"process {pid} is not a .NET process with a diagnostics port");
         return new TargetProcess(pid, new DiagnosticsClient(pid), null);
+    }
+
+    /// <summary>
+    /// True when <paramref name="pid"/> is a process, not one of a process's threads: /proc answers
+    /// for thread ids too, and a diagnostics socket left by a dead process can carry a number that
+    /// is now a thread of another.
+    /// </summary>
+    public static bool IsProcess(int pid)
+    {
+        try
+        {
+            foreach (string line in System.IO.File.ReadLines($"/proc/{pid}/status"))
+                if (line.StartsWith("Tgid:", StringComparison.Ordinal))
+                    return int.TryParse(line.AsSpan(5).Trim(), out int tgid) && tgid == pid;
+        }
+        catch (Exception ex) when (ex is System.IO.IOException or UnauthorizedAccessException)
+        {
+        }
+        return false;
     }
 
     /// <summary>The one line for a process this user may not attach to.</summary>

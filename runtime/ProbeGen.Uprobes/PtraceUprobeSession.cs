@@ -328,10 +328,17 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
                     int errno = Marshal.GetLastPInvokeError();
                     if (errno == 3 /* ESRCH: the thread exited meanwhile */)
                         continue;
-                    if (errno == 1 && TracerOf(tid) == Environment.ProcessId)
+                    int tracer = errno == 1 ? TracerOf(tid) : 0;
+                    if (tracer != 0 && (tracer == Environment.ProcessId || tracer == gettid()))
                     {
                         // Started by a thread seized a moment ago: already ours, its first stop is on the way.
                         _threads.Add(tid);
+                        found = true;
+                        continue;
+                    }
+                    if (tracer != 0 && Directory.Exists($"/proc/self/task/{tracer}") && WaitForRelease(tid))
+                    {
+                        // An earlier session of this process was still letting go of the thread: seize it again.
                         found = true;
                         continue;
                     }
@@ -1042,6 +1049,22 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession
         int.TryParse(StatusField(tid, field), NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) ? value : -1;
 
     private static int TracerOf(int tid) => StatusNumber(tid, "TracerPid:");
+
+    /// <summary>Waits up to two seconds for another tracer thread of this process to detach from <paramref name="tid"/>.</summary>
+    private static bool WaitForRelease(int tid)
+    {
+        for (int i = 0; i < 400; i++)
+        {
+            int tracer = TracerOf(tid);
+            if (tracer <= 0)
+                return true;
+            Thread.Sleep(5);
+        }
+        return false;
+    }
+
+    [DllImport("libc", SetLastError = false)]
+    private static extern int gettid();
 
     /// <summary>Queues a signal to one thread again (tgkill).</summary>
     private static void ThreadKill(int tid, int signal) => Ptrace.ThreadKill(StatusNumber(tid, "Tgid:"), tid, signal);

@@ -162,6 +162,7 @@ internal sealed class ControlSession
         _interval = int.TryParse(_arguments.GetValueOrDefault(K.Interval), out int ms) && ms >= 50 ? ms : 1000;
 
         TraceForwarder? forwarder = null;
+        ProbeAttachment bindsEveryMatch;
         lock (_lock)
         {
             if (_ended)
@@ -182,9 +183,12 @@ internal sealed class ControlSession
                 _stats = new StatsReporter(pattern!);
                 _attachments.AddRange(_stats.Attachments);
             }
+            // Each command's first attachment sees fires, entries or returns of every matching probe,
+            // so it is bound to all of them: its bindings are the count, without matching again.
+            bindsEveryMatch = _attachments[0];
         }
 
-        int bound = ProbeCatalog.MatchUnderLock(pattern!).Count;
+        int bound = bindsEveryMatch.Probes.Count;
         if (forwarder is not null && where is not null && forwarder.BoundProbes > 0 && forwarder.FilterableProbes == 0)
         {
             Fail(source, E.BadWhere, forwarder.FirstBindError ?? "the --where expression fits none of the matching probes");

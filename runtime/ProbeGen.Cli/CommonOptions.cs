@@ -34,9 +34,9 @@ internal static class CommonOptions
         if (name.Length is 0 or > 256)
             throw CliException.Usage("-n needs a process name");
         var matches = new System.Collections.Generic.List<int>();
-        foreach (int candidate in Microsoft.Diagnostics.NETCore.Client.DiagnosticsClient.GetPublishedProcesses())
+        foreach (int candidate in Target.TargetProcess.PublishedRuntimes())
         {
-            if (candidate != Environment.ProcessId && Target.TargetProcess.IsProcess(candidate) && NamesOf(candidate).Contains(name))
+            if (NamesOf(candidate).Contains(name))
                 matches.Add(candidate);
         }
         return matches.Count switch

@@ -198,6 +198,103 @@ public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassF
         Assert.DoesNotContain("error CS", oldBuild);
     }
 
+    private const string PublishedApp = """
+        using System;
+        using System.Threading;
+        using ProbeGen;
+
+        // Runs until killed when given no count, so that probegen can find it running.
+        int n = args.Length > 0 ? int.Parse(args[0]) : int.MaxValue;
+        for (int i = 0; i < n; i++)
+        {
+            AppProbes.Tick(i, "published");
+            new Worker().Add(i, 1);
+            Thread.Sleep(n == int.MaxValue ? 20 : 0);
+        }
+        Console.WriteLine("done");
+
+        [ProbeProvider("app")]
+        static partial class AppProbes
+        {
+            [Probe] public static partial void Tick(int id, string name);
+        }
+
+        [ProbeProvider("app")]
+        class Worker
+        {
+            [Probe("add")] public int Add(int a, int b) => a + b;
+        }
+        """;
+
+    /// <summary>
+    /// The app published trimmed, and published NativeAOT, as a user would: no setting beyond
+    /// PublishTrimmed or PublishAot, warnings as errors, and both traced by the packed tool.
+    /// A NativeAOT app has ProbeGen compiled into its executable; <c>ps</c> still finds it.
+    /// </summary>
+    [Theory]
+    [InlineData("PublishTrimmed", "App.dll")]
+    [InlineData("PublishAot", "App")]
+    public void AnAppPublishedTrimmedOrNativeAotBuildsWithoutWarningsAndCanBeTraced(string publish, string entry)
+    {
+        string app = Path.Combine(packed.Work, publish);
+        Directory.CreateDirectory(app);
+        File.WriteAllText(Path.Combine(app, "App.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <{publish}>true</{publish}>
+                <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="ProbeGen" Version="{packed.Version}" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Combine(app, "Program.cs"), PublishedApp);
+        string published = Run(app, "dotnet", "publish -c Release -r linux-x64 -o out", ("NUGET_PACKAGES", packed.Packages));
+        Assert.DoesNotContain("warning", published, StringComparison.OrdinalIgnoreCase);
+        string binary = Path.Combine(app, "out", entry);
+        string command = entry.EndsWith(".dll", StringComparison.Ordinal) ? $"dotnet \"{binary}\"" : $"\"{binary}\"";
+
+        // Launch mode: traced from startup, every hit, in order.
+        string trace = Run(app, packed.Probegen, $"trace app:* --json -- {command} 2");
+        string[] lines = trace.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(7, lines.Length);
+        Assert.Contains("\"probe\":\"app:Tick\",\"point\":\"fire\",\"args\":{\"id\":1,\"name\":\"published\"}", lines[3]);
+        Assert.Contains("\"probe\":\"app:add\",\"point\":\"return\",\"args\":{\"a\":1,\"b\":1},\"ret\":2,", lines[5]);
+        Assert.Equal("{\"summary\":{\"events\":6,\"dropped\":0}}", lines[6]);
+
+        // Attach mode, found by ps as a process with ProbeGen in it.
+        var start = new ProcessStartInfo(entry.EndsWith(".dll", StringComparison.Ordinal) ? "dotnet" : binary) { RedirectStandardOutput = true };
+        if (entry.EndsWith(".dll", StringComparison.Ordinal))
+            start.ArgumentList.Add(binary);
+        using Process running = Process.Start(start)!;
+        try
+        {
+            string runtime = publish == "PublishAot" ? "nativeaot" : "coreclr";
+            string? listed = null;
+            for (int attempt = 0; attempt < 50 && listed is null; attempt++)
+            {
+                System.Threading.Thread.Sleep(100);
+                listed = Run(app, packed.Probegen, "ps --json").Split('\n').FirstOrDefault(l => l.StartsWith($"{{\"pid\":{running.Id},", StringComparison.Ordinal));
+            }
+            Assert.NotNull(listed);
+            Assert.Contains($"\"probegen\":true,\"runtime\":\"{runtime}\"", listed);
+            string attached = Run(app, packed.Probegen, $"trace app:add -p {running.Id} --json --max-events 2");
+            string[] hits = attached.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(3, hits.Length);
+            Assert.Contains("\"probe\":\"app:add\",\"point\":\"entry\"", hits[0]);
+            Assert.Contains("\"probe\":\"app:add\",\"point\":\"return\"", hits[1]);
+            Assert.Equal("{\"summary\":{\"events\":2,\"dropped\":0}}", hits[2]);
+        }
+        finally
+        {
+            running.Kill(entireProcessTree: true);
+        }
+    }
+
     /// <summary>
     /// The Shop sample as a user's solution: three projects, ProbeGen referenced by the two
     /// libraries only (it reaches the web project transitively), probes on internal

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
 using System.Threading;
@@ -40,7 +41,7 @@ internal sealed class TargetProcess : IDisposable
             throw CliException.Usage($"no such process: {pid}");
         if (!CanReach(pid))
             throw CliException.Failure(PermissionDenied(pid));
-        if (!DiagnosticsClient.GetPublishedProcesses().Contains(pid))
+        if (!HasLiveDiagnosticsPort(pid))
             throw CliException.Failure($"process {pid} is not a .NET process with a diagnostics port");
         return new TargetProcess(pid, new DiagnosticsClient(pid), null);
     }
@@ -62,6 +63,52 @@ internal sealed class TargetProcess : IDisposable
         {
         }
         return false;
+    }
+
+    /// <summary>
+    /// The processes whose .NET runtime listens on a diagnostics port now, this process excluded.
+    /// A runtime names its socket <c>dotnet-diagnostic-{pid}-{start time}-socket</c>; a socket left
+    /// by a dead process keeps its number, which may since belong to any other process (a kernel
+    /// worker was seen in <c>ps</c>), so the start time must be the process's own.
+    /// </summary>
+    public static IEnumerable<int> PublishedRuntimes() =>
+        DiagnosticsClient.GetPublishedProcesses().Distinct().Where(pid => pid != Environment.ProcessId && HasLiveDiagnosticsPort(pid));
+
+    /// <summary>True when <paramref name="pid"/> is a process and a diagnostics socket carries its start time.</summary>
+    public static bool HasLiveDiagnosticsPort(int pid)
+    {
+        if (!IsProcess(pid) || StartTime(pid) is not { } start)
+            return false;
+        string prefix = $"dotnet-diagnostic-{pid}-";
+        try
+        {
+            foreach (string socket in System.IO.Directory.EnumerateFiles(System.IO.Path.GetTempPath(), prefix + "*-socket"))
+            {
+                ReadOnlySpan<char> name = System.IO.Path.GetFileName(socket.AsSpan());
+                if (name[prefix.Length..^"-socket".Length].SequenceEqual(start))
+                    return true;
+            }
+        }
+        catch (Exception ex) when (ex is System.IO.IOException or UnauthorizedAccessException)
+        {
+        }
+        return false;
+    }
+
+    /// <summary>The process's start time in clock ticks since boot (field 22 of its stat), as text.</summary>
+    private static string? StartTime(int pid)
+    {
+        try
+        {
+            string stat = System.IO.File.ReadAllText($"/proc/{pid}/stat");
+            // The command name, field 2, is in parentheses and may hold spaces or parentheses itself.
+            string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return fields.Length > 19 ? fields[19] : null;
+        }
+        catch (Exception ex) when (ex is System.IO.IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+        {
+            return null;
+        }
     }
 
     /// <summary>The one line for a process this user may not attach to.</summary>

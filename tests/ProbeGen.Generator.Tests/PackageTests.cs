@@ -198,6 +198,49 @@ public class PackageTests(ITestOutputHelper output, PackedFeed packed) : IClassF
         Assert.DoesNotContain("error CS", oldBuild);
     }
 
+    /// <summary>
+    /// Packed from a clone whose origin is on GitHub, as a release would be: the package names
+    /// its repository, commit and project page, and SourceLink maps every source in the symbols
+    /// to that commit's raw files, under the /_/ root rather than a path of this machine.
+    /// The clone holds the committed state of the repository.
+    /// </summary>
+    [Fact]
+    public void APackFromAGitHubCloneCarriesSourceLinkAndTheProjectUrl()
+    {
+        string clone = Path.Combine(packed.Work, "clone");
+        Shell.Run(output, packed.Work, "git", $"clone -q \"{Harness.RepositoryRoot()}\" \"{clone}\"");
+        Shell.Run(output, clone, "git", "remote set-url origin https://github.com/probegen/probegen.git");
+        string commit = Shell.Run(output, clone, "git", "rev-parse HEAD").Trim();
+        string feed = Path.Combine(clone, "feed");
+        Shell.Run(output, clone, "dotnet", $"pack runtime/ProbeGen.Runtime/ProbeGen.Runtime.csproj -c Release -o \"{feed}\" -p:Version={packed.Version}");
+
+        using var package = System.IO.Compression.ZipFile.OpenRead(Path.Combine(feed, $"ProbeGen.{packed.Version}.nupkg"));
+        using (var nuspec = new StreamReader(package.GetEntry("ProbeGen.nuspec")!.Open()))
+        {
+            string text = nuspec.ReadToEnd();
+            Assert.Contains("<projectUrl>https://github.com/probegen/probegen</projectUrl>", text);
+            Assert.Contains($"<repository type=\"git\" url=\"https://github.com/probegen/probegen.git\" branch=\"refs/heads/main\" commit=\"{commit}\" />", text);
+        }
+
+        using var symbols = System.IO.Compression.ZipFile.OpenRead(Path.Combine(feed, $"ProbeGen.{packed.Version}.snupkg"));
+        using var pdbStream = new MemoryStream();
+        using (var entry = symbols.GetEntry("lib/net10.0/ProbeGen.Runtime.pdb")!.Open())
+            entry.CopyTo(pdbStream);
+        pdbStream.Position = 0;
+        using var provider = System.Reflection.Metadata.MetadataReaderProvider.FromPortablePdbStream(pdbStream);
+        var pdb = provider.GetMetadataReader();
+        var sourceLinkKind = new Guid("CC110556-A091-4D38-9FEC-25AB9A351A6A");
+        string? sourceLink = pdb.CustomDebugInformation
+            .Select(pdb.GetCustomDebugInformation)
+            .Where(info => pdb.GetGuid(info.Kind) == sourceLinkKind)
+            .Select(info => System.Text.Encoding.UTF8.GetString(pdb.GetBlobBytes(info.Value)))
+            .SingleOrDefault();
+        Assert.Equal($"{{\"documents\":{{\"/_/*\":\"https://raw.githubusercontent.com/probegen/probegen/{commit}/*\"}}}}", sourceLink);
+        var documents = pdb.Documents.Select(d => pdb.GetString(pdb.GetDocument(d).Name)).ToList();
+        Assert.Contains("/_/runtime/ProbeGen.Runtime/Sites/ProbeSite.cs", documents);
+        Assert.All(documents, d => Assert.StartsWith("/_/", d));
+    }
+
     private const string PublishedApp = """
         using System;
         using System.Threading;

@@ -26,6 +26,7 @@ internal static class TraceCommand
         Option<int> buffer = CommonOptions.BufferSize();
         Option<string?> save = new("--output", "-o") { Description = "Also save the trace to FILE, in the --format given or named by its extension (.nettrace, .json, .speedscope.json, .chromium.json)." };
         Option<string?> format = new("--format") { Description = "The -o file's format: nettrace (PerfView, dotnet-trace convert), json (one hit per line), speedscope, or chromium (chrome://tracing, Perfetto)." };
+        format.CompletionSources.Add("nettrace", "json", "speedscope", "chromium");
         var command = new Command("trace", "Stream the hits of the probes matching PATTERN from a process (-p PID or -n NAME), or from a command it launches and traces from its first instruction: probegen trace PATTERN... -- COMMAND [ARGS...].")
         {
             patterns, pid, name, where, duration, maxEvents, rate, json, buffer, save, format,

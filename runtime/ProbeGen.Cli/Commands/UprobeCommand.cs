@@ -28,6 +28,7 @@ internal static class UprobeCommand
             Description = "perf (the kernel's uprobe PMU), ptrace, or auto: perf wherever perf_event_open allows it, else ptrace.",
             DefaultValueFactory = _ => "auto",
         };
+        backend.CompletionSources.Add("auto", "perf", "ptrace");
         Option<bool> all = new("--all-processes", "-a") { Description = "Every process that runs the probed code, system-wide, until Ctrl-C or --duration (perf only)." };
         Option<bool> json = CommonOptions.Json();
         Option<string?> duration = CommonOptions.Duration();

@@ -89,6 +89,39 @@ public class SrcuDomainTests
     }
 
     /// <summary>
+    /// Sections that end out of order, by hand: the outer one ends while the inner one is still
+    /// open, and Synchronize must still wait for the inner one. An exit that restores the count
+    /// its section found, without checking that the sections ended in order, lets it return.
+    /// </summary>
+    [Fact]
+    public void SectionsEndedOutOfOrderStillHoldAGracePeriod()
+    {
+        var domain = new SrcuDomain("out of order");
+        using var inside = new ManualResetEventSlim();
+        using var leave = new ManualResetEventSlim();
+        bool stillInside = true;
+        var reader = new Thread(() =>
+        {
+            SrcuReadGuard outer = domain.Enter();
+            SrcuReadGuard inner = domain.Enter();
+            outer.Dispose();
+            inside.Set();
+            leave.Wait();
+            inner.Dispose();
+            stillInside = domain.ReadOngoing;
+        });
+        reader.Start();
+        inside.Wait();
+
+        var sync = Task.Run(domain.Synchronize);
+        TaskAssert.StillWaitingFor(sync, domain, reader, "Synchronize returned while a section that outlived the one it was nested in was still open");
+        leave.Set();
+        TaskAssert.Completes(sync, "Synchronize after the last section ended");
+        reader.Join();
+        Assert.False(stillInside);
+    }
+
+    /// <summary>
     /// Starvation freedom, forced: reader A holds the old index; Synchronize flips; reader B enters
     /// after the flip and stays inside. Synchronize must finish as soon as A leaves, B or no B.
     /// A single-counter design (wait until no reader at all) never finishes here.

@@ -168,8 +168,9 @@ public sealed class SrcuDomain
         // that: the grace-period scan's MemoryBarrierProcessWide does, by making this thread
         // execute a full fence (see WaitForReaders). The volatile store only keeps the JIT from
         // moving the increment across the section's volatile loads of published pointers.
-        Volatile.Write(ref counter, counter + 1);
-        return new SrcuReadGuard(slot, index);
+        int before = counter;
+        Volatile.Write(ref counter, before + 1);
+        return new SrcuReadGuard(slot, index, before);
     }
 
     /// <summary>

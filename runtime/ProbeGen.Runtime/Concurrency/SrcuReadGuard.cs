@@ -16,10 +16,14 @@ public ref struct SrcuReadGuard
     private ReaderSlot? _slot;
     private readonly int _index;
 
-    internal SrcuReadGuard(ReaderSlot slot, int index)
+    /// <summary>The counter's value before this section entered.</summary>
+    private readonly int _before;
+
+    internal SrcuReadGuard(ReaderSlot slot, int index, int before)
     {
         _slot = slot;
         _index = index;
+        _before = before;
     }
 
     /// <summary>Exits the read-side section. A second call does nothing.</summary>
@@ -31,8 +35,15 @@ public ref struct SrcuReadGuard
             return;
         _slot = null;
         ref int counter = ref slot.Counter(_index);
+        // A decrement. When sections end in the reverse order they began (a using block always
+        // does), the count is the one this section left, and the decremented value is the one it
+        // found, already in a register: storing that instead keeps the exit out of the chain of
+        // dependent loads and stores that back-to-back sections form on the counter, because the
+        // comparison only feeds a predicted branch.
+        int now = counter;
+        int after = now == _before + 1 ? _before : now - 1;
         // Release: the section's loads complete before the count drops. Pairs with the
         // Volatile.Read of the counter in SrcuDomain.WaitForReaders.
-        Volatile.Write(ref counter, counter - 1);
+        Volatile.Write(ref counter, after);
     }
 }

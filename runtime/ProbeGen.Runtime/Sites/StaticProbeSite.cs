@@ -45,15 +45,55 @@ public sealed class StaticProbeSite<TArgs> : ProbeSite where TArgs : struct, IPr
 
     /// <summary>Delivers a hit to every attached consumer, on this thread. Never throws a consumer's exception.</summary>
     /// <param name="args">The probe's arguments.</param>
+    /// <remarks>
+    /// No exception can leave <see cref="Deliver"/>, so the read-side section needs no finally:
+    /// without an exception frame this method inlines into the probe's body, and the section's
+    /// guard stays in registers.
+    /// </remarks>
     public void Fire(in TArgs args)
+    {
+        if (TestHooks.Enabled)
+        {
+            FireHooked(in args);
+            return;
+        }
+        SrcuReadGuard guard = Probes.Domain.Enter();
+        // Acquire, pairing with the release in BindingArray: a binding we load is complete.
+        FireBinding<TArgs>[]? bindings = Volatile.Read(ref _bindings);
+        if (bindings is not null)
+        {
+            // A site almost always has one consumer: that call needs no loop, and no loop index
+            // kept in memory for the catch.
+            if (bindings.Length == 1)
+                DeliverOne(bindings[0], in args);
+            else
+                Deliver(bindings, in args);
+        }
+        guard.Dispose();
+    }
+
+    /// <summary>Calls one handler; never throws (ReportFault contains its own failures).</summary>
+    private static void DeliverOne(FireBinding<TArgs> binding, in TArgs args)
+    {
+        try
+        {
+            binding.Handler(in args);
+        }
+        catch (Exception ex)
+        {
+            binding.Attachment.ReportFault(ex);
+        }
+    }
+
+    /// <summary><see cref="Fire"/> in a process with test hooks, whose callbacks may throw: the section ends on every path.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FireHooked(in TArgs args)
     {
         SrcuReadGuard guard = Probes.Domain.Enter();
         try
         {
-            // Acquire, pairing with the release in BindingArray: a binding we load is complete.
             FireBinding<TArgs>[]? bindings = Volatile.Read(ref _bindings);
-            if (TestHooks.Enabled)
-                TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
+            TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
             if (bindings is not null)
                 Deliver(bindings, in args);
         }
@@ -64,8 +104,9 @@ public sealed class StaticProbeSite<TArgs> : ProbeSite where TArgs : struct, IPr
     }
 
     /// <summary>
-    /// Calls each handler in turn. The try block sits outside the loop, so the common path is a
-    /// plain loop of delegate calls; a fault is reported and delivery resumes at the next binding.
+    /// Calls each handler in turn; never throws. The try block sits outside the loop, so the
+    /// common path is a plain loop of delegate calls; a fault is reported (ReportFault contains
+    /// its own failures) and delivery resumes at the next binding.
     /// </summary>
     private static void Deliver(FireBinding<TArgs>[] bindings, in TArgs args)
     {

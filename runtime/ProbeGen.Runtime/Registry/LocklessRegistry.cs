@@ -90,6 +90,11 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     /// <summary>The number of linked entries (a snapshot).</summary>
     public int Count => Volatile.Read(ref _sorted).Length;
 
+    private long _retries;
+
+    /// <summary>Lookups that missed while a writer moved the sequence and so ran again, for diagnostics and benchmarks.</summary>
+    public long Retries => Interlocked.Read(ref _retries);
+
     /// <summary>The seqcount, for tests and diagnostics.</summary>
     public int Sequence => Volatile.Read(ref _sequence);
 
@@ -145,6 +150,8 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
             // If they do not find, it needs to be validated."
             if (!SequenceMoved(sequence))
                 return null;
+            // Only a miss during a write gets here, so the count costs nothing on a lookup's usual path.
+            Interlocked.Increment(ref _retries);
             spin.SpinOnce(sleep1Threshold: -1);
         }
     }

@@ -337,6 +337,9 @@ public sealed class SrcuDomain
         }
     }
 
+    /// <summary>How long the reclaimer lets deferred callbacks gather before it starts a grace period for them.</summary>
+    private const int ReclaimBatchDelayMilliseconds = 1;
+
     private void StartReclaimer()
     {
         var thread = new Thread(RunReclaimer)
@@ -358,6 +361,13 @@ public sealed class SrcuDomain
 
             if (batch.Count > 0)
             {
+                // Let more callbacks gather first, as call_srcu does: under a writer that churns,
+                // one grace period then serves a whole batch, instead of grace periods running
+                // back to back, each forcing a fence on every reader thread and scanning their
+                // counters while they run.
+                Thread.Sleep(ReclaimBatchDelayMilliseconds);
+                while (_deferred.TryDequeue(out Action? callback))
+                    batch.Add(callback);
                 // Every callback in the batch was queued before this grace period began.
                 Synchronize();
                 foreach (Action callback in batch)

@@ -62,15 +62,32 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
     public override int ConsumerCount => Volatile.Read(ref _bindings)?.Length ?? 0;
 
     /// <summary>Delivers an entry hit and returns the start timestamp to pass to <see cref="Return"/> or <see cref="Throw"/>.</summary>
+    /// <remarks>No exception leaves the delivery, so the section needs no finally (see <see cref="StaticProbeSite{TArgs}.Fire"/>).</remarks>
     public long Entry(in TArgs args)
     {
         long start = Stopwatch.GetTimestamp();
+        if (TestHooks.Enabled)
+        {
+            EntryHooked(in args, start);
+            return start;
+        }
+        SrcuReadGuard guard = Probes.Domain.Enter();
+        CallBinding<TArgs, TResult>[]? bindings = Volatile.Read(ref _bindings);
+        if (bindings is not null)
+            DeliverEntry(bindings, in args, start);
+        guard.Dispose();
+        return start;
+    }
+
+    /// <summary><see cref="Entry"/> in a process with test hooks, whose callbacks may throw: the section ends on every path.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void EntryHooked(in TArgs args, long start)
+    {
         SrcuReadGuard guard = Probes.Domain.Enter();
         try
         {
             CallBinding<TArgs, TResult>[]? bindings = Volatile.Read(ref _bindings);
-            if (TestHooks.Enabled)
-                TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
+            TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
             if (bindings is not null)
                 DeliverEntry(bindings, in args, start);
         }
@@ -78,7 +95,6 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
         {
             guard.Dispose();
         }
-        return start;
     }
 
     /// <summary>Delivers a return hit for a call that returned <paramref name="result"/>.</summary>
@@ -287,12 +303,26 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
     {
         long end = Stopwatch.GetTimestamp();
         long elapsed = startTimestamp == 0 ? 0 : end - startTimestamp;
+        if (TestHooks.Enabled)
+        {
+            CompleteHooked(in args, in result, end, elapsed, exception);
+            return;
+        }
+        SrcuReadGuard guard = Probes.Domain.Enter();
+        CallBinding<TArgs, TResult>[]? bindings = Volatile.Read(ref _bindings);
+        if (bindings is not null)
+            DeliverReturn(bindings, in args, in result, end, elapsed, exception);
+        guard.Dispose();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void CompleteHooked(in TArgs args, in TResult result, long end, long elapsed, Exception? exception)
+    {
         SrcuReadGuard guard = Probes.Domain.Enter();
         try
         {
             CallBinding<TArgs, TResult>[]? bindings = Volatile.Read(ref _bindings);
-            if (TestHooks.Enabled)
-                TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
+            TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
             if (bindings is not null)
                 DeliverReturn(bindings, in args, in result, end, elapsed, exception);
         }
@@ -302,7 +332,7 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
         }
     }
 
-    /// <summary>Calls each entry handler; the try block sits outside the loop (see <see cref="StaticProbeSite{TArgs}"/>).</summary>
+    /// <summary>Calls each entry handler; never throws. The try block sits outside the loop (see <see cref="StaticProbeSite{TArgs}"/>).</summary>
     private static void DeliverEntry(CallBinding<TArgs, TResult>[] bindings, in TArgs args, long timestamp)
     {
         int i = 0;
@@ -322,6 +352,7 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
         }
     }
 
+    /// <summary>Calls each return handler; never throws.</summary>
     private static void DeliverReturn(CallBinding<TArgs, TResult>[] bindings, in TArgs args, in TResult result, long timestamp, long elapsed, Exception? exception)
     {
         int i = 0;

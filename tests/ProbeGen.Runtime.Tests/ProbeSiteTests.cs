@@ -287,6 +287,26 @@ public class ProbeSiteTests
         faulty.Dispose();  // disposing an auto-detached attachment is fine
     }
 
+    /// <summary>
+    /// The single-consumer path: one handler, and it throws. The hit does not throw, the fault is
+    /// counted, and the hit's read-side section ended (a grace period completes), though the hit
+    /// path has no finally. A delivery that let the exception out would fail here twice: the
+    /// probed code would see it, and the section would never end.
+    /// </summary>
+    [Fact]
+    public void AThrowingSoleHandlerIsContainedAndItsSectionEnds()
+    {
+        var site = TestSites.Static<ProbeArgs<int>>(TestSites.UniqueProvider("sole"), "hit", new ProbeParameter("n", "int"));
+        using var faulty = Probes.Attach(site, (in ProbeArgs<int> a) => throw new FormatException($"bad {a.Arg1}"),
+            new ProbeAttachOptions { MaxFaults = 100 });
+        for (int i = 0; i < 3; i++)
+            site.Fire(new ProbeArgs<int>(i));
+        Assert.Equal(3, faulty.FaultCount);
+        Assert.Equal("bad 2", faulty.LastFault!.Message);
+        Assert.False(Probes.Domain.ReadOngoing);
+        TaskAssert.Completes(Task.Run(Probes.Domain.Synchronize), "a grace period after the faulting hits");
+    }
+
     [Fact]
     public void MaxFaultsMustBePositive()
     {

@@ -36,6 +36,20 @@ internal static class TestHooks
     /// <summary>The test's callback. Written by tests; read by the hooked code paths.</summary>
     public static volatile Action<HookPoint, object?>? Callback;
 
+    /// <summary>The last exception a callback threw. A hook sits on paths that must not throw (inside a read-side section with no finally), so it is kept here instead.</summary>
+    public static volatile Exception? Failure;
+
+    /// <summary>Calls the test's callback; never throws.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    public static void Hit(HookPoint point, object? subject) => Callback?.Invoke(point, subject);
+    public static void Hit(HookPoint point, object? subject)
+    {
+        try
+        {
+            Callback?.Invoke(point, subject);
+        }
+        catch (Exception ex)
+        {
+            Failure = ex;
+        }
+    }
 }

@@ -66,35 +66,14 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
     public long Entry(in TArgs args)
     {
         long start = Stopwatch.GetTimestamp();
-        if (TestHooks.Enabled)
-        {
-            EntryHooked(in args, start);
-            return start;
-        }
         SrcuReadGuard guard = Probes.Domain.Enter();
         CallBinding<TArgs, TResult>[]? bindings = Volatile.Read(ref _bindings);
+        if (TestHooks.Enabled)
+            TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
         if (bindings is not null)
             DeliverEntry(bindings, in args, start);
         guard.Dispose();
         return start;
-    }
-
-    /// <summary><see cref="Entry"/> in a process with test hooks, whose callbacks may throw: the section ends on every path.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void EntryHooked(in TArgs args, long start)
-    {
-        SrcuReadGuard guard = Probes.Domain.Enter();
-        try
-        {
-            CallBinding<TArgs, TResult>[]? bindings = Volatile.Read(ref _bindings);
-            TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
-            if (bindings is not null)
-                DeliverEntry(bindings, in args, start);
-        }
-        finally
-        {
-            guard.Dispose();
-        }
     }
 
     /// <summary>Delivers a return hit for a call that returned <paramref name="result"/>.</summary>
@@ -303,33 +282,13 @@ public sealed class MethodProbeSite<TArgs, TResult> : ProbeSite where TArgs : st
     {
         long end = Stopwatch.GetTimestamp();
         long elapsed = startTimestamp == 0 ? 0 : end - startTimestamp;
-        if (TestHooks.Enabled)
-        {
-            CompleteHooked(in args, in result, end, elapsed, exception);
-            return;
-        }
         SrcuReadGuard guard = Probes.Domain.Enter();
         CallBinding<TArgs, TResult>[]? bindings = Volatile.Read(ref _bindings);
+        if (TestHooks.Enabled)
+            TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
         if (bindings is not null)
             DeliverReturn(bindings, in args, in result, end, elapsed, exception);
         guard.Dispose();
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void CompleteHooked(in TArgs args, in TResult result, long end, long elapsed, Exception? exception)
-    {
-        SrcuReadGuard guard = Probes.Domain.Enter();
-        try
-        {
-            CallBinding<TArgs, TResult>[]? bindings = Volatile.Read(ref _bindings);
-            TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
-            if (bindings is not null)
-                DeliverReturn(bindings, in args, in result, end, elapsed, exception);
-        }
-        finally
-        {
-            guard.Dispose();
-        }
     }
 
     /// <summary>Calls each entry handler; never throws. The try block sits outside the loop (see <see cref="StaticProbeSite{TArgs}"/>).</summary>

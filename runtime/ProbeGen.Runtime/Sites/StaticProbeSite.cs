@@ -46,20 +46,17 @@ public sealed class StaticProbeSite<TArgs> : ProbeSite where TArgs : struct, IPr
     /// <summary>Delivers a hit to every attached consumer, on this thread. Never throws a consumer's exception.</summary>
     /// <param name="args">The probe's arguments.</param>
     /// <remarks>
-    /// No exception can leave <see cref="Deliver"/>, so the read-side section needs no finally:
+    /// No exception can leave the delivery (nor a test hook), so the read-side section needs no finally:
     /// without an exception frame this method inlines into the probe's body, and the section's
     /// guard stays in registers.
     /// </remarks>
     public void Fire(in TArgs args)
     {
-        if (TestHooks.Enabled)
-        {
-            FireHooked(in args);
-            return;
-        }
         SrcuReadGuard guard = Probes.Domain.Enter();
         // Acquire, pairing with the release in BindingArray: a binding we load is complete.
         FireBinding<TArgs>[]? bindings = Volatile.Read(ref _bindings);
+        if (TestHooks.Enabled)
+            TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
         if (bindings is not null)
         {
             // A site almost always has one consumer: that call needs no loop, and no loop index
@@ -82,24 +79,6 @@ public sealed class StaticProbeSite<TArgs> : ProbeSite where TArgs : struct, IPr
         catch (Exception ex)
         {
             binding.Attachment.ReportFault(ex);
-        }
-    }
-
-    /// <summary><see cref="Fire"/> in a process with test hooks, whose callbacks may throw: the section ends on every path.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void FireHooked(in TArgs args)
-    {
-        SrcuReadGuard guard = Probes.Domain.Enter();
-        try
-        {
-            FireBinding<TArgs>[]? bindings = Volatile.Read(ref _bindings);
-            TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
-            if (bindings is not null)
-                Deliver(bindings, in args);
-        }
-        finally
-        {
-            guard.Dispose();
         }
     }
 

@@ -26,6 +26,48 @@ internal sealed class OrdersEventSource : EventSource
     }
 }
 
+/// <summary>
+/// The streamed-hit peer: an event with exactly the fields of ProbeGen's binary hit event (int32,
+/// uint8, int32, int64, int64, and a byte array of the same length as the storm probe's Data),
+/// written with WriteEventCore from a buffer it already has, so it pays only EventPipe's write.
+/// </summary>
+[EventSource(Name = "ProbeGen-Benchmarks-Hits")]
+internal sealed class HitPeerEventSource : EventSource
+{
+    public static readonly HitPeerEventSource Log = new();
+
+    /// <summary>
+    /// The storm probe's Data in the hit layout: the argument count (1), an int32 (1 + 4), a decimal
+    /// (1 + 16) and the 3-character string "ada" (1 + 4 + 6).
+    /// </summary>
+    public const int DataBytes = 1 + 5 + 17 + 11;
+
+    private static readonly byte[] Data = new byte[DataBytes];
+
+    [Event(1, Level = EventLevel.Informational)]
+    public void Hit(int Probe, byte Point, int ThreadId, long Timestamp, long ElapsedNs, byte[] Data) =>
+        WriteHit(Probe, Point, ThreadId, Timestamp, ElapsedNs);
+
+    [NonEvent]
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Integers and a byte array.")]
+    public unsafe void WriteHit(int probe, byte point, int threadId, long timestamp, long elapsedNs)
+    {
+        int length = DataBytes;
+        fixed (byte* bytes = Data)
+        {
+            EventData* fields = stackalloc EventData[7];
+            fields[0] = new EventData { DataPointer = (IntPtr)(&probe), Size = sizeof(int) };
+            fields[1] = new EventData { DataPointer = (IntPtr)(&point), Size = sizeof(byte) };
+            fields[2] = new EventData { DataPointer = (IntPtr)(&threadId), Size = sizeof(int) };
+            fields[3] = new EventData { DataPointer = (IntPtr)(&timestamp), Size = sizeof(long) };
+            fields[4] = new EventData { DataPointer = (IntPtr)(&elapsedNs), Size = sizeof(long) };
+            fields[5] = new EventData { DataPointer = (IntPtr)(&length), Size = sizeof(int) };
+            fields[6] = new EventData { DataPointer = (IntPtr)bytes, Size = length };
+            WriteEventCore(1, 7, fields);
+        }
+    }
+}
+
 /// <summary>An in-process EventListener that sums the peer's order ids, as the probe's consumer does.</summary>
 internal sealed class CountingListener : EventListener
 {

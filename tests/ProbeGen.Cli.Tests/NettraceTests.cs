@@ -2,13 +2,14 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using Microsoft.Diagnostics.Tracing;
+using ProbeGen.Control;
 using Xunit;
 
 namespace ProbeGen.Cli.Tests;
 
 /// <summary>
-/// <c>probegen trace -o FILE</c> saves the session as a .nettrace: TraceEvent reads every hit back
-/// with its payload, and the real <c>dotnet-trace convert</c> opens it.
+/// <c>probegen trace -o FILE</c> saves the session as a .nettrace: TraceEvent reads every hit back,
+/// its binary payload decodes with the runtime's reader, and the real <c>dotnet-trace convert</c> opens it.
 /// </summary>
 public class NettraceTests
 {
@@ -22,19 +23,44 @@ public class NettraceTests
             Result result = Processes.Run(TimeSpan.FromSeconds(60), "trace", "-p", target.Pid.ToString(), "orders:placed", "payments:charge", "--max-events", "30", "--json", "-o", file);
             Assert.True(result.ExitCode == 0, result.ToString());
 
+            // Hits carry binary payloads (ProbeGen.Control.HitLayout): the file's reader decodes them
+            // with HitPayloadReader, after the Bind events that name each probe index.
             var probes = new List<string>();
             var cards = new List<string>();
+            var bindings = new Dictionary<int, (string Probe, string[] Names)>();
+            int malformed = 0;
             using (var source = new EventPipeEventSource(file))
             {
                 source.Dynamic.All += e =>
                 {
-                    if (!e.ProviderName.StartsWith("ProbeGen-", StringComparison.Ordinal) || (int)e.ID != 5)  // ControlProtocol.HitEvent
+                    if (!e.ProviderName.StartsWith("ProbeGen-", StringComparison.Ordinal))
                         return;
-                    probes.Add((string)e.PayloadByName("Probe"));
-                    cards.Add((string)e.PayloadByName("Args"));
+                    if ((int)e.ID == ControlProtocol.BindEvent)
+                        bindings[(int)e.PayloadByName("Index")] = ((string)e.PayloadByName("Probe"), ((string)e.PayloadByName("Parameters")).Split('\n'));
+                    if ((int)e.ID != ControlProtocol.HitEvent)
+                        return;
+                    Assert.True(HitPayloadReader.TryReadEvent(e.EventData(), out HitHeader hit, out ReadOnlySpan<byte> data));
+                    var (probe, names) = bindings[hit.Probe];
+                    probes.Add(probe);
+                    var json = new System.Buffers.ArrayBufferWriter<byte>();
+                    using (var w = new System.Text.Json.Utf8JsonWriter(json))
+                    {
+                        var reader = new HitPayloadReader(data);
+                        Assert.True(reader.TryReadCount(out int count));
+                        w.WriteStartObject();
+                        for (int i = 0; i < count; i++)
+                        {
+                            w.WritePropertyName(names[i]);
+                            if (!reader.TryWriteValue(w))
+                                malformed++;
+                        }
+                        w.WriteEndObject();
+                    }
+                    cards.Add(System.Text.Encoding.UTF8.GetString(json.WrittenSpan));
                 };
                 source.Process();
             }
+            Assert.Equal(0, malformed);
             // Every printed hit is in the file (hits in flight when --max-events stopped the run may follow).
             Assert.True(probes.Count >= 30, $"{probes.Count} hits in the file");
             Assert.All(probes, p => Assert.Contains(p, new[] { "orders:placed", "payments:charge" }));

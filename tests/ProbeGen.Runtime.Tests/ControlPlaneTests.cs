@@ -44,7 +44,7 @@ public class ControlPlaneTests
 
         var hits = listener.Events.Where(e => e.EventId == ControlProtocol.HitEvent).ToList();
         Assert.Single(hits);
-        Assert.Contains("recursive", (string)hits[0].Payload![4]!);
+        Assert.Contains("recursive", HitView.Of(listener, hits[0]).Args);
         SpinWait.SpinUntil(() => listener.Events.Any(e => e.EventId == ControlProtocol.DroppedEvent), TimeSpan.FromSeconds(5));
         Assert.Equal(1L, listener.Events.Where(e => e.EventId == ControlProtocol.DroppedEvent).Sum(e => (long)e.Payload![0]!));
 

@@ -77,7 +77,7 @@ public class HostileInputTests
         // Only serialising a hit that passed calls the app's ToString, once; the filter never does.
         Assert.Equal(expected, value.ToStringCalls);
         if (expected == 1)
-            Assert.Contains("self-firing", (string)hits[0].Payload![4]!);
+            Assert.Contains("self-firing", HitView.Of(listener, hits[0]).Args);
         listener.EndAll();
     }
 
@@ -92,7 +92,7 @@ public class HostileInputTests
 
         site.Fire(new ProbeArgs<object, int>(new Throwing(), 7));
 
-        string args = (string)Assert.Single(listener.Of(ControlProtocol.HitEvent)).Payload![4]!;
+        string args = HitView.Of(listener, Assert.Single(listener.Of(ControlProtocol.HitEvent))).Args;
         Assert.Equal("{\"value\":\"(Throwing.ToString() threw FormatException)\",\"n\":7}", args);
         listener.EndAll();
     }
@@ -182,7 +182,7 @@ public class HostileInputTests
         using var listener = new SessionListener(session);
         Enable(session, "trace", (ControlProtocol.Keys.Patterns, ControlProtocol.Encode(provider + ":*")));
         site.Fire(new ProbeArgs<string>("PendNode<T> & 'ü' \"q\""));
-        string args = (string)Assert.Single(listener.Of(ControlProtocol.HitEvent)).Payload![4]!;
+        string args = HitView.Of(listener, Assert.Single(listener.Of(ControlProtocol.HitEvent))).Args;
         Assert.Equal("{\"type\":\"PendNode<T> & 'ü' \\\"q\\\"\"}", args);
         listener.EndAll();
     }

@@ -219,3 +219,59 @@ internal sealed class SessionListener(string prefix) : EventListener
             DisableEvents(source);
     }
 }
+
+/// <summary>A hit event read back as <c>probegen</c> prints it: the probe its Bind named, and JSON text for the values.</summary>
+internal sealed record HitView(string Probe, ProbePoint Point, string Args, string Ret, string Exception)
+{
+    /// <summary>Everything a reader of the hit sees, for checks that something never appears in it.</summary>
+    public string All => $"{Probe} {Args} {Ret} {Exception}";
+
+    /// <summary>Decodes a hit event that <paramref name="listener"/> received, with the Bind event it received before it.</summary>
+    public static HitView Of(SessionListener listener, System.Diagnostics.Tracing.EventWrittenEventArgs hit)
+    {
+        int index = (int)hit.Payload![0]!;
+        var bind = System.Linq.Enumerable.First(listener.Of(ProbeGen.Control.ControlProtocol.BindEvent), b => (int)b.Payload![0]! == index);
+        string[] names = ((string)bind.Payload![3]!).Split('\n', System.StringSplitOptions.RemoveEmptyEntries);
+        var point = (ProbePoint)(byte)hit.Payload[1]!;
+        var reader = new ProbeGen.Control.HitPayloadReader((byte[])hit.Payload[5]!);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var w = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        Xunit.Assert.True(reader.TryReadCount(out int count));
+        w.WriteStartObject();
+        for (int i = 0; i < count; i++)
+        {
+            w.WritePropertyName(i < names.Length ? names[i] : "arg" + i);
+            Xunit.Assert.True(reader.TryWriteValue(w), "a malformed argument");
+        }
+        w.WriteEndObject();
+        string args = Take(w, buffer);
+        string ret = "", exception = "";
+        if (point == ProbePoint.Return)
+        {
+            Xunit.Assert.True(reader.TryReadAbsent(out bool noValue));
+            if (!noValue)
+            {
+                Xunit.Assert.True(reader.TryWriteValue(w));
+                ret = Take(w, buffer);
+            }
+            Xunit.Assert.True(reader.TryReadAbsent(out bool noException));
+            if (!noException)
+            {
+                Xunit.Assert.True(reader.TryReadText(out System.ReadOnlySpan<char> text));
+                exception = text.ToString();
+            }
+        }
+        Xunit.Assert.True(reader.AtEnd, "bytes left over after the hit's values");
+        return new HitView((string)bind.Payload[1]!, point, args, ret, exception);
+    }
+
+    /// <summary>The JSON written so far, and a writer ready for the next value.</summary>
+    private static string Take(System.Text.Json.Utf8JsonWriter w, System.Buffers.ArrayBufferWriter<byte> buffer)
+    {
+        w.Flush();
+        string text = System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+        buffer.ResetWrittenCount();
+        w.Reset(buffer);
+        return text;
+    }
+}

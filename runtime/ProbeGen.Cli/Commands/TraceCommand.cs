@@ -67,51 +67,39 @@ internal static class TraceCommand
 
         using var run = new SessionRun(target, cancel) { BufferMegabytes = options.BufferMegabytes, SaveTo = saveTo };
         var output = new GuardedOutput(stdout, run.RequestStop);
-        TargetEvent ready = run.Start("trace", arguments, options.Duration);
+        var printer = new HitPrinter(output, options.Json, target.Pid);
+        var stream = new TraceStream(printer, output, options.MaxEvents, file is not null && saveTo is null ? recorded : null, run.RequestStop, target.Pid);
+        // Hits never reach this thread: the stream prints them on the reader thread as they arrive.
+        TargetEvent ready = run.Start("trace", arguments, options.Duration, stream.Take);
         if (ready["Message"] is string { Length: > 0 } note)
             Console.Error.WriteLine($"probegen: {note}");
         if (!options.Json)
             Console.Error.WriteLine($"probegen: tracing {ready["Probes"]} probe(s) in process {target.Pid}; Ctrl-C to stop");
 
-        var printer = new HitPrinter(output, options.Json, target.Pid);
-        long events = 0, dropped = 0;
-        bool Handle(TargetEvent e)
+        long dropped = 0;
+        void Handle(TargetEvent e)
         {
             switch (e.Id)
             {
-                case ControlProtocol.HitEvent:
-                    printer.Print(e);
-                    if (file is not null && saveTo is null)
-                        recorded.Add(new TraceFiles.RecordedHit(e.Number("Timestamp"), (int)e.Number("ThreadId"), e.Text("Probe"), e.Text("Point"), e.Number("ElapsedNs"), e.Text("Args"), e.Text("Ret"), e.Text("Exception")));
-                    events++;
-                    return options.MaxEvents is not { } max || events < max;
                 case ControlProtocol.DroppedEvent:
                     dropped += e.Number("Count");
-                    return true;
+                    break;
                 case ControlProtocol.ErrorEvent:
                     Console.Error.WriteLine($"probegen: process {target.Pid}: {e["Message"]}");
-                    return true;
-                default:
-                    return true;
+                    break;
             }
         }
-        while (run.Next(idle: output.FlushAndCheck) is { } e)
-        {
-            if (!Handle(e))
-            {
-                run.RequestStop();
-                break;
-            }
-        }
+        while (run.Next(idle: stream.Idle) is { } e)
+            Handle(e);
+        // Hits already in flight when we stopped are printed by the stream, up to --max-events.
         foreach (TargetEvent e in run.StopAndDrain())
         {
-            // Hits already in flight when we stopped: counted, not printed past --max-events.
             if (e.Id == ControlProtocol.DroppedEvent)
                 dropped += e.Number("Count");
-            else if (e.Id == ControlProtocol.HitEvent && (options.MaxEvents is not { } max || events < max))
-                Handle(e);
         }
-        dropped += run.EventsLost + run.Overflow;
+        stream.Close();
+        long events = stream.Events;
+        dropped += run.EventsLost + run.Overflow + stream.Malformed;
         if (file is not null && saveTo is null)
             WriteFile(file, fileFormat, target.Pid, recorded);
         (string? line, ExitCode code) = run.Outcome(output.Closed);
@@ -142,6 +130,7 @@ internal static class TraceCommand
                         var lines = new HitPrinter(writer, json: true, pid);
                         foreach (TraceFiles.RecordedHit hit in hits)
                             lines.Print(hit);
+                        lines.Flush();
                     }
                     break;
             }
@@ -170,73 +159,5 @@ internal static class TraceCommand
         if (launch.Length > 0)
             return TargetProcess.Launch(launch);
         throw CliException.Usage("give -p PID to attach to a process, or -- COMMAND to launch one");
-    }
-}
-
-/// <summary>Prints hits as a readable stream or as JSON lines.</summary>
-internal sealed class HitPrinter(TextWriter output, bool json, int pid)
-{
-    private readonly MemoryStream _buffer = new();
-
-    /// <summary>The longest probe id printed so far: ids are padded to it, so columns line up for ids of any length.</summary>
-    private int _probeWidth;
-
-    public void Print(TargetEvent e) =>
-        Print(e.Text("Probe"), e.Text("Point"), (int)e.Number("ThreadId"), e.Number("Timestamp"), e.Text("Args"), e.Text("Ret"), e.Number("ElapsedNs"), e.Text("Exception"));
-
-    public void Print(TraceFiles.RecordedHit hit) =>
-        Print(hit.Probe, hit.Point, hit.ThreadId, hit.TimestampNs, hit.Args, hit.Ret, hit.ElapsedNs, hit.Exception ?? "");
-
-    private void Print(string probe, string point, int tid, long ts, string args, string ret, long elapsed, string exception)
-    {
-        if (!json)
-        {
-            var line = new StringBuilder();
-            line.Append(DateTimeOffset.FromUnixTimeMilliseconds(ts / 1_000_000).ToLocalTime().ToString("HH:mm:ss.fff"))
-                .Append(" [").Append(tid.ToString(System.Globalization.CultureInfo.InvariantCulture).PadLeft(5)).Append("] ")
-                .Append(probe.PadRight(_probeWidth = Math.Max(_probeWidth, probe.Length))).Append(' ').Append(point.PadRight(6)).Append(' ').Append(args);
-            if (point == "return")
-            {
-                line.Append(exception.Length > 0 ? " threw " + exception : ret.Length > 0 ? " -> " + ret : "");
-                line.Append(System.FormattableString.Invariant($" in {elapsed / 1e6:F3} ms"));
-            }
-            output.WriteLine(line.ToString());
-            return;
-        }
-        _buffer.SetLength(0);
-        using (var w = new Utf8JsonWriter(_buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-        {
-            w.WriteStartObject();
-            w.WriteNumber("ts", ts);
-            w.WriteNumber("pid", pid);
-            w.WriteNumber("tid", tid);
-            w.WriteString("probe", probe);
-            w.WriteString("point", point);
-            w.WritePropertyName("args");
-            w.WriteRawValue(args.Length > 0 ? args : "{}", skipInputValidation: false);
-            if (point == "return")
-            {
-                w.WritePropertyName("ret");
-                if (ret.Length > 0)
-                    w.WriteRawValue(ret);
-                else
-                    w.WriteNullValue();
-                w.WriteNumber("elapsed_ns", elapsed);
-                if (exception.Length > 0)
-                    w.WriteString("exception", exception);
-                else
-                    w.WriteNull("exception");
-            }
-            w.WriteEndObject();
-        }
-        output.WriteLine(Encoding.UTF8.GetString(_buffer.GetBuffer(), 0, (int)_buffer.Length));
-    }
-
-    public void Summary(long events, long dropped, TextWriter to)
-    {
-        if (json)
-            to.WriteLine($"{{\"summary\":{{\"events\":{events},\"dropped\":{dropped}}}}}");
-        else
-            to.WriteLine($"{events} events, {dropped} dropped");
     }
 }

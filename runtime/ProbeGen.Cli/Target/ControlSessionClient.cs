@@ -47,7 +47,7 @@ internal sealed class ControlSessionClient : IDisposable
     /// <param name="command">The command the target runs.</param>
     /// <param name="arguments">Its arguments (see <see cref="ControlProtocol.Keys"/>).</param>
     /// <param name="bufferMegabytes">The target's EventPipe buffer for this session: memory it holds for events not yet read; when full, events are dropped and counted.</param>
-    /// <param name="saveTo">When not null, every byte of the session's stream is also written here (a <c>.nettrace</c>); disposed with the client's reader.</param>
+    /// <param name="saveTo">When not null, every byte of the session's stream is also written here (a <c>.nettrace</c>, with a stack per event for viewers); disposed with the client's reader.</param>
     /// <param name="onEvent">Called for each reply on the reader thread.</param>
     public static ControlSessionClient Start(TargetProcess target, string command, IDictionary<string, string> arguments, int bufferMegabytes, System.IO.Stream? saveTo, Action<TraceEvent> onEvent)
     {
@@ -61,7 +61,9 @@ internal sealed class ControlSessionClient : IDisposable
         EventPipeSession session;
         try
         {
-            session = target.Client.StartEventPipeSession(providers, requestRundown: false, circularBufferMB: bufferMegabytes);
+            // No stack per event unless the session is saved for a viewer: walking the stack is most
+            // of what an event costs the target, and the live stream never shows it.
+            session = target.Client.StartEventPipeSession(new EventPipeSessionConfiguration(providers, bufferMegabytes, requestRundown: false, requestStackwalk: saveTo is not null));
         }
         catch (ServerNotAvailableException)
         {

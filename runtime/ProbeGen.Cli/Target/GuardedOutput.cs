@@ -33,6 +33,34 @@ internal sealed class GuardedOutput(TextWriter inner, Action onClosed) : TextWri
     public override void Flush() => Guard(inner.Flush);
 
     /// <summary>
+    /// Writes text that is already UTF-8 (lines formatted straight from hit payloads). Over a stream
+    /// writer the bytes go to its stream after any text it still holds, so the order is kept, with no
+    /// round trip through UTF-16.
+    /// </summary>
+    public void WriteUtf8(ReadOnlySpan<byte> utf8)
+    {
+        if (Closed)
+            return;
+        try
+        {
+            if (inner is StreamWriter writer)
+            {
+                writer.Flush();
+                writer.BaseStream.Write(utf8);
+            }
+            else
+            {
+                inner.Write(Encoding.UTF8.GetString(utf8));
+            }
+        }
+        catch (IOException)
+        {
+            Closed = true;
+            onClosed();
+        }
+    }
+
+    /// <summary>
     /// Flushes, and notices a reader that went away even when there is nothing to write: a quiet
     /// trace piped into <c>head</c> must end too. poll(2) reports POLLERR on a pipe whose read end
     /// has closed.

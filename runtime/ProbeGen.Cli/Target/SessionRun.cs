@@ -73,14 +73,42 @@ internal sealed class SessionRun : IDisposable
 
     public long EventsLost => _client?.EventsLost ?? 0;
 
-    /// <summary>Asks the run to stop (duration over, max events reached).</summary>
-    public void RequestStop() => _stop.Cancel();
+    /// <summary>Set once the target replied; a stop asked for before that waits for it (see <see cref="RequestStop"/>).</summary>
+    private bool _replied, _stopOnReply;
+    private readonly System.Threading.Lock _replyGate = new();
+
+    /// <summary>
+    /// Asks the run to stop (duration over, max events reached, stdout closed). Safe on any thread.
+    /// Hits can arrive on the reader thread before the reply does; a stop they cause takes effect
+    /// once the reply is in, so that it is never mistaken for a target that did not answer.
+    /// </summary>
+    public void RequestStop()
+    {
+        lock (_replyGate)
+        {
+            if (!_replied)
+            {
+                _stopOnReply = true;
+                return;
+            }
+        }
+        _stop.Cancel();
+    }
 
     /// <summary>Opens the session and waits for the first reply; throws a <see cref="CliException"/> for an Error reply or silence.</summary>
-    public TargetEvent Start(string command, IDictionary<string, string> arguments, TimeSpan? duration)
+    /// <param name="command">The command the target runs.</param>
+    /// <param name="arguments">Its arguments.</param>
+    /// <param name="duration">How long the run lasts, or null for no limit.</param>
+    /// <param name="direct">
+    /// Sees every event first, on the reader thread, while TraceEvent's object is valid; the events it
+    /// returns true for are consumed there and never queued. The hot path of a stream.
+    /// </param>
+    public TargetEvent Start(string command, IDictionary<string, string> arguments, TimeSpan? duration, Func<TraceEvent, bool>? direct = null)
     {
         _client = ControlSessionClient.Start(_target, command, arguments, BufferMegabytes, SaveTo, e =>
         {
+            if (direct is not null && direct(e))
+                return;
             // TraceEvent reuses its event objects: keep the payload, not the event.
             if ((int)e.ID == ControlProtocol.HeartbeatEvent)
                 return;
@@ -92,7 +120,7 @@ internal sealed class SessionRun : IDisposable
         if (duration is { } d)
             _stop.CancelAfter(d);
 
-        // The reply is the first Ready, Error, Probe or ListEnd. A hit stamped before the Ready
+        // The reply is the first Ready, Error, Probe or ListEnd. An event stamped before the Ready
         // (the target attaches before it replies) may arrive first: keep it for Next().
         TargetEvent? first = null;
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -111,6 +139,12 @@ internal sealed class SessionRun : IDisposable
         catch (OperationCanceledException)
         {
             throw CliException.Failure($"stopped before process {_target.Pid} answered");
+        }
+        lock (_replyGate)
+        {
+            _replied = true;
+            if (_stopOnReply)
+                _stop.Cancel();
         }
         if (first is null)
         {

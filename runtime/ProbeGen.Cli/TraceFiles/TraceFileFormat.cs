@@ -5,7 +5,11 @@ namespace ProbeGen.Cli.TraceFiles;
 /// <summary>What <c>probegen trace -o FILE</c> writes.</summary>
 internal enum TraceFileFormat
 {
-    /// <summary>The session's EventPipe stream, byte for byte: PerfView, <c>dotnet-trace convert</c>, TraceEvent.</summary>
+    /// <summary>
+    /// The session's EventPipe stream, byte for byte, with a stack per event: PerfView, <c>dotnet-trace convert</c>,
+    /// TraceEvent. Hits carry their values in a binary field (see <see cref="Control.HitLayout"/>), which viewers
+    /// show as bytes; <see cref="Control.HitPayloadReader"/> decodes it.
+    /// </summary>
     Nettrace,
 
     /// <summary>One JSON object per hit, as <c>--json</c> prints them.</summary>

@@ -1,3 +1,4 @@
+using System;
 using System.Diagnostics.Tracing;
 
 namespace ProbeGen.Control;
@@ -62,29 +63,39 @@ internal sealed class SessionEventSource : EventSource
     [Event(ControlProtocol.ListEndEvent, Level = EventLevel.Informational)]
     public void ListEnd(int Count) => WriteEvent(ControlProtocol.ListEndEvent, Count);
 
-    /// <summary>One probe hit. Written with WriteEventCore: the params-object overload would box every field of every hit.</summary>
+    /// <summary>Announces a probe's index in this session, before its first hit (see <see cref="HitLayout"/>).</summary>
+    [Event(ControlProtocol.BindEvent, Level = EventLevel.Informational)]
+    public void Bind(int Index, string Probe, string Kind, string Parameters) => WriteEvent(ControlProtocol.BindEvent, Index, Probe, Kind, Parameters);
+
+    /// <summary>
+    /// One probe hit, in the layout of <see cref="HitLayout"/>. Only declared here, so that the event's
+    /// metadata names its fields: the forwarder writes hits through <see cref="WriteHit"/>, from its own
+    /// buffer, with no array to allocate.
+    /// </summary>
     [Event(ControlProtocol.HitEvent, Level = EventLevel.Informational)]
-    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Every field is a string, an int or a long: nothing for the trimmer to remove.")]
-    public unsafe void Hit(string Probe, string Point, int ThreadId, long Timestamp, string Args, string Ret, long ElapsedNs, string Exception)
+    public void Hit(int Probe, byte Point, int ThreadId, long Timestamp, long ElapsedNs, byte[] Data) =>
+        WriteHit(Probe, Point, ThreadId, Timestamp, ElapsedNs, Data);
+
+    /// <summary>Writes a <see cref="Hit"/> event with WriteEventCore: the params-object overloads would box every field.</summary>
+    [NonEvent]
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Every field is an integer or a byte array: nothing for the trimmer to remove.")]
+    public unsafe void WriteHit(int probe, byte point, int threadId, long timestamp, long elapsedNs, ReadOnlySpan<byte> data)
     {
-        fixed (char* probe = Probe, point = Point, args = Args, ret = Ret, exception = Exception)
+        int length = data.Length;
+        fixed (byte* bytes = data)
         {
-            EventData* data = stackalloc EventData[8];
-            data[0] = Text(probe, Probe);
-            data[1] = Text(point, Point);
-            data[2] = new EventData { DataPointer = (nint)(&ThreadId), Size = sizeof(int) };
-            data[3] = new EventData { DataPointer = (nint)(&Timestamp), Size = sizeof(long) };
-            data[4] = Text(args, Args);
-            data[5] = Text(ret, Ret);
-            data[6] = new EventData { DataPointer = (nint)(&ElapsedNs), Size = sizeof(long) };
-            data[7] = Text(exception, Exception);
-            WriteEventCore(ControlProtocol.HitEvent, 8, data);
+            EventData* fields = stackalloc EventData[7];
+            fields[0] = new EventData { DataPointer = (nint)(&probe), Size = sizeof(int) };
+            fields[1] = new EventData { DataPointer = (nint)(&point), Size = sizeof(byte) };
+            fields[2] = new EventData { DataPointer = (nint)(&threadId), Size = sizeof(int) };
+            fields[3] = new EventData { DataPointer = (nint)(&timestamp), Size = sizeof(long) };
+            fields[4] = new EventData { DataPointer = (nint)(&elapsedNs), Size = sizeof(long) };
+            // A byte[] field is its int32 length, then its bytes: two descriptors, as EventSource counts it.
+            fields[5] = new EventData { DataPointer = (nint)(&length), Size = sizeof(int) };
+            fields[6] = new EventData { DataPointer = (nint)bytes, Size = length };
+            WriteEventCore(ControlProtocol.HitEvent, 7, fields);
         }
     }
-
-    /// <summary>A string field as EventSource lays it out: UTF-16 with its terminating NUL.</summary>
-    private static unsafe EventData Text(char* chars, string text) =>
-        new() { DataPointer = (nint)chars, Size = (text.Length + 1) * sizeof(char) };
 
     [Event(ControlProtocol.DroppedEvent, Level = EventLevel.Informational)]
     public void Dropped(long Count) => WriteEvent(ControlProtocol.DroppedEvent, Count);

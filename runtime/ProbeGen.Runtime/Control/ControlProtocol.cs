@@ -105,8 +105,20 @@ public static class ControlProtocol
     /// <summary>The control provider.</summary>
     public const string ProviderName = "ProbeGen";
 
-    /// <summary>Event ids of the session provider.</summary>
-    public const int ReadyEvent = 1, ErrorEvent = 2, ProbeEvent = 3, ListEndEvent = 4, HitEvent = 5, DroppedEvent = 6, StatsEvent = 7, HeartbeatEvent = 8;
+    /// <summary>
+    /// Event ids of the session provider. A trace session announces each probe with a
+    /// <see cref="BindEvent"/> before any <see cref="HitEvent"/> of it (see <see cref="HitLayout"/>).
+    /// </summary>
+    public const int ReadyEvent = 1, ErrorEvent = 2, ProbeEvent = 3, ListEndEvent = 4, DroppedEvent = 6, StatsEvent = 7, HeartbeatEvent = 8, BindEvent = 9, HitEvent = 10;
+
+    /// <summary>
+    /// The hit event of protocol version 1, whose arguments were JSON text built in the target.
+    /// No longer written; a <c>probegen</c> that receives it is talking to an older target.
+    /// </summary>
+    public const int LegacyHitEvent = 5;
+
+    /// <summary>The protocol version: 2 since hits carry <see cref="HitLayout"/> payloads instead of JSON text.</summary>
+    public const int Version = 2;
 
     /// <summary>
     /// How often a session's source writes a heartbeat. TraceEvent's EventPipe reader holds events

@@ -3,20 +3,24 @@ using System;
 namespace ProbeGen.Control;
 
 /// <summary>
-/// A trace session's consumer: filters each hit, applies the rate limit, serialises what passes
-/// (redacted values as <see cref="ProbeRedaction.Placeholder"/>) and writes it to the session.
-/// Attached once with all of the session's patterns, so each probe is delivered once.
+/// A trace session's consumer: filters each hit, applies the rate limit, encodes what passes
+/// (redacted values as <see cref="HitValueTag.Redacted"/>) and writes it to the session in the
+/// layout of <see cref="HitLayout"/>. Attached once with all of the session's patterns, so each
+/// probe is delivered once; each probe it binds gets the next index and a Bind event that names it.
 /// </summary>
 internal sealed class TraceForwarder(ControlSession session, WhereFilter? where, long rate) : ProbeConsumer
 {
-    /// <summary>Probes bound so far, and how many of them the filter fits. Written under the writer lock.</summary>
+    /// <summary>
+    /// Probes bound so far, and how many of them the filter fits. Written under the writer lock, so
+    /// <see cref="BoundProbes"/> also numbers the probes: each binding's index is its value before.
+    /// </summary>
     public int BoundProbes, FilterableProbes;
 
     /// <summary>Why the filter did not fit the first probe it did not fit.</summary>
     public string? FirstBindError;
 
     /// <summary>
-    /// Set while this thread filters or serialises a hit. Serialising runs the app's ToString(); if
+    /// Set while this thread filters or encodes a hit. Encoding runs the app's ToString(); if
     /// that hits a traced probe again, the inner hit is dropped (and counted) instead of recursing.
     /// The filter itself calls no app code, but it sits inside the guard too, so that no future
     /// change to it can reopen the recursion.
@@ -25,7 +29,7 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
 
     protected internal override object? OnAttach(ProbeDescriptor probe)
     {
-        BoundProbes++;
+        int index = BoundProbes++;
         HitPredicate? predicate = null;
         if (where is not null)
         {
@@ -33,11 +37,21 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
             if (predicate is null)
             {
                 FirstBindError ??= error;
-                return new ProbeState(null, Skip: true, null);
+                return new ProbeState(index, null, Skip: true, null, [], default);
             }
         }
         FilterableProbes++;
-        return new ProbeState(predicate, Skip: false, rate > 0 ? new RateLimiter(rate) : null);
+        var kinds = new HitPayloadWriter.Kind[probe.Parameters.Count];
+        var names = new System.Text.StringBuilder();
+        for (int i = 0; i < kinds.Length; i++)
+        {
+            kinds[i] = HitPayloadWriter.KindOf(probe.Parameters[i].Type);
+            names.Append(i == 0 ? "" : "\n").Append(probe.Parameters[i].Name);
+        }
+        // Before the probe can fire into this session: EventPipe stamps the Bind earlier than any
+        // of its hits, and the CLI's reader delivers events in timestamp order.
+        session.Source?.Bind(index, probe.Id, probe.Kind == ProbeKind.Static ? "static" : "method", names.ToString());
+        return new ProbeState(index, predicate, Skip: false, rate > 0 ? new RateLimiter(rate) : null, kinds, HitPayloadWriter.KindOf(probe.ReturnType));
     }
 
     protected internal override void OnHit(in ProbeHit hit)
@@ -61,7 +75,7 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
                 return;
             }
             if (session.Source is { } source)
-                Forward(in hit, source);
+                Forward(in hit, state, source);
         }
         finally
         {
@@ -69,12 +83,22 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
         }
     }
 
-    private void Forward(in ProbeHit hit, SessionEventSource source)
+    private void Forward(in ProbeHit hit, ProbeState state, SessionEventSource source)
     {
-        string point = hit.Point switch { ProbePoint.Fire => "fire", ProbePoint.Entry => "entry", _ => "return" };
-        string exception = hit.Exception is null ? "" : $"{hit.Exception.GetType().FullName}: {Scrub(hit.Exception.Message, in hit)}";
-        source.Hit(hit.Probe.Id, point, hit.ThreadId, session.UnixNanos(hit.Timestamp), HitJson.Arguments(in hit),
-            hit.Point == ProbePoint.Return ? HitJson.Return(in hit) : "", hit.Point == ProbePoint.Return ? hit.ElapsedNanoseconds : 0, exception);
+        HitPayloadWriter payload = HitPayloadWriter.Begin();
+        payload.WriteArguments(in hit, state.Kinds);
+        bool isReturn = hit.Point == ProbePoint.Return;
+        if (isReturn)
+        {
+            payload.WriteReturn(in hit, state.ReturnKind);
+            payload.WriteException(hit.Exception is null ? null : $"{hit.Exception.GetType().FullName}: {Scrub(hit.Exception.Message, in hit)}");
+        }
+        if (payload.Overflowed)
+        {
+            session.CountDropped();
+            return;
+        }
+        source.WriteHit(state.Index, (byte)hit.Point, hit.ThreadId, session.UnixNanos(hit.Timestamp), isReturn ? hit.ElapsedNanoseconds : 0, payload.Written);
     }
 
     /// <summary>
@@ -91,6 +115,6 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
         return message;
     }
 
-    /// <summary>Per-probe state: the bound filter and the rate limiter.</summary>
-    private sealed record ProbeState(HitPredicate? Predicate, bool Skip, RateLimiter? Limiter);
+    /// <summary>Per-probe state: the session's index of the probe, the bound filter, the rate limiter, and how to read its arguments and return value.</summary>
+    private sealed record ProbeState(int Index, HitPredicate? Predicate, bool Skip, RateLimiter? Limiter, HitPayloadWriter.Kind[] Kinds, HitPayloadWriter.Kind ReturnKind);
 }

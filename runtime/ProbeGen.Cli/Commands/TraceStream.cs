@@ -1,0 +1,152 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using Microsoft.Diagnostics.Tracing;
+using ProbeGen.Cli.Target;
+using ProbeGen.Control;
+
+namespace ProbeGen.Cli.Commands;
+
+/// <summary>
+/// The hot path of <c>probegen trace</c>: runs on the session's reader thread and prints each hit
+/// as TraceEvent hands it over, straight from the event's bytes, so nothing per hit is copied,
+/// queued or handed to another thread. Bind events teach it the probe behind each index.
+/// </summary>
+/// <remarks>
+/// The payloads come from another process and are not trusted: a hit that does not decode, or that
+/// names an index no Bind announced, is counted in <see cref="Malformed"/> (the run adds it to its
+/// dropped count) and said once on stderr.
+/// </remarks>
+internal sealed class TraceStream(HitPrinter printer, GuardedOutput output, long? maxEvents, List<TraceFiles.RecordedHit>? recorded, Action stop, int pid)
+{
+    /// <summary>Serialises the printer between the reader thread (hits, heartbeats) and the main thread (idle flushes, the end).</summary>
+    private readonly Lock _gate = new();
+
+    /// <summary>Bindings by index. Written and read only on the reader thread.</summary>
+    private HitBinding?[] _bindings = new HitBinding?[16];
+
+    /// <summary>Hits printed. Written under <see cref="_gate"/>.</summary>
+    private long _events;
+
+    /// <summary>Set under <see cref="_gate"/> by <see cref="Close"/>: hits still arriving are neither printed nor counted.</summary>
+    private bool _closed;
+
+    private long _malformed;
+    private int _warned;
+
+    /// <summary>Hits printed so far.</summary>
+    public long Events
+    {
+        get
+        {
+            lock (_gate)
+                return _events;
+        }
+    }
+
+    /// <summary>Hits that could not be decoded, counted as dropped.</summary>
+    public long Malformed => Interlocked.Read(ref _malformed);
+
+    /// <summary>Takes the trace events on the reader thread: true for those consumed here, false for the rest.</summary>
+    public unsafe bool Take(TraceEvent e)
+    {
+        switch ((int)e.ID)
+        {
+            case ControlProtocol.HitEvent:
+                Hit(new ReadOnlySpan<byte>((void*)e.DataStart, e.EventDataLength));
+                return true;
+            case ControlProtocol.BindEvent:
+                Bind(e);
+                return true;
+            case ControlProtocol.LegacyHitEvent:
+                Drop($"process {pid} runs an older ProbeGen that sends hits as JSON text; update its ProbeGen package to match this probegen");
+                return true;
+            case ControlProtocol.HeartbeatEvent:
+                // A quiet moment in the stream: what is buffered goes out now, not at the next 48 KB.
+                Idle();
+                return false;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>Writes out buffered lines and notices a closed stdout; called on either thread.</summary>
+    public void Idle()
+    {
+        lock (_gate)
+        {
+            if (_closed)
+                return;
+            printer.Flush();
+            output.FlushAndCheck();
+        }
+    }
+
+    /// <summary>Stops printing: the run is over and its summary comes next.</summary>
+    public void Close()
+    {
+        lock (_gate)
+        {
+            printer.Flush();
+            _closed = true;
+        }
+    }
+
+    private void Bind(TraceEvent e)
+    {
+        try
+        {
+            if (e.PayloadValue(0) is not int index || index < 0 || index > 1 << 20 || e.PayloadValue(1) is not string probe || e.PayloadValue(3) is not string parameters)
+            {
+                Drop("a Bind event did not decode");
+                return;
+            }
+            if (index >= _bindings.Length)
+                Array.Resize(ref _bindings, Math.Max(_bindings.Length * 2, index + 1));
+            _bindings[index] = new HitBinding(probe, parameters.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // TraceEvent parses the fields on demand, from bytes another process wrote.
+            Drop($"a Bind event did not decode ({ex.GetType().Name})");
+        }
+    }
+
+    private void Hit(ReadOnlySpan<byte> payload)
+    {
+        if (!HitPayloadReader.TryReadEvent(payload, out HitHeader hit, out ReadOnlySpan<byte> data))
+        {
+            Drop("a hit event has the wrong size or point");
+            return;
+        }
+        HitBinding? binding = (uint)hit.Probe < (uint)_bindings.Length ? _bindings[hit.Probe] : null;
+        if (binding is null)
+        {
+            Drop($"a hit names probe index {hit.Probe}, which no Bind event announced");
+            return;
+        }
+        lock (_gate)
+        {
+            // Hits in flight when the run stopped: not printed past --max-events, and not after the summary.
+            if (_closed || (maxEvents is { } max && _events >= max))
+                return;
+            if (!printer.TryPrint(binding, in hit, data))
+            {
+                Drop($"a hit of {binding.Probe} has a malformed payload");
+                return;
+            }
+            if (recorded is not null && printer.Decode(binding, in hit, data) is { } decoded)
+                recorded.Add(decoded);
+            _events++;
+            if (maxEvents is { } limit && _events >= limit)
+                stop();
+        }
+    }
+
+    private void Drop(string why)
+    {
+        Interlocked.Increment(ref _malformed);
+        if (Interlocked.Exchange(ref _warned, 1) == 0)
+            Console.Error.WriteLine($"probegen: {why}; such hits are counted as dropped");
+    }
+}

@@ -92,24 +92,17 @@ internal sealed class TraceStream(HitPrinter printer, GuardedOutput output, long
         }
     }
 
-    private void Bind(TraceEvent e)
+    private unsafe void Bind(TraceEvent e)
     {
-        try
+        var fields = ReplyReader.Decode(ControlProtocol.BindEvent, new ReadOnlySpan<byte>((void*)e.DataStart, e.EventDataLength));
+        if (fields?["Index"] is not int index || index < 0 || index > 1 << 20 || fields["Probe"] is not string probe || fields["Parameters"] is not string parameters)
         {
-            if (e.PayloadValue(0) is not int index || index < 0 || index > 1 << 20 || e.PayloadValue(1) is not string probe || e.PayloadValue(3) is not string parameters)
-            {
-                Drop("a Bind event did not decode");
-                return;
-            }
-            if (index >= _bindings.Length)
-                Array.Resize(ref _bindings, Math.Max(_bindings.Length * 2, index + 1));
-            _bindings[index] = new HitBinding(probe, parameters.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Drop("a Bind event did not decode");
+            return;
         }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            // TraceEvent parses the fields on demand, from bytes another process wrote.
-            Drop($"a Bind event did not decode ({ex.GetType().Name})");
-        }
+        if (index >= _bindings.Length)
+            Array.Resize(ref _bindings, Math.Max(_bindings.Length * 2, index + 1));
+        _bindings[index] = new HitBinding(probe, parameters.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
     private void Hit(ReadOnlySpan<byte> payload)

@@ -109,9 +109,13 @@ internal sealed class ControlSessionClient : IDisposable
         try
         {
             using var source = new EventPipeEventSource(_saveTo is null ? _session.EventStream : new TeeStream(_session.EventStream, _saveTo));
-            source.Dynamic.All += e =>
+            // Raw events, filtered by the reply provider's id and decoded by ReplyFields: TraceEvent's
+            // dynamic parser, which reads each event by its metadata, cost more per hit than
+            // decoding and printing it.
+            Guid reply = Microsoft.Diagnostics.Tracing.Session.TraceEventProviders.GetEventSourceGuidFromName(_replyProvider);
+            source.AllEvents += e =>
             {
-                if (string.Equals(e.ProviderName, _replyProvider, StringComparison.Ordinal))
+                if (e.ProviderGuid == reply)
                     onEvent(e);
             };
             source.Process();

@@ -21,13 +21,11 @@ internal sealed class TargetEvent
 
     public int Id { get; }
 
-    public static TargetEvent From(TraceEvent e)
+    /// <summary>Copies a reply out of TraceEvent's reused object; a payload that does not decode reads as empty fields.</summary>
+    public static unsafe TargetEvent From(TraceEvent e)
     {
-        string[] names = e.PayloadNames;
-        var payload = new Dictionary<string, object?>(names.Length, StringComparer.Ordinal);
-        for (int i = 0; i < names.Length; i++)
-            payload[names[i]] = e.PayloadValue(i);
-        return new TargetEvent((int)e.ID, payload);
+        var raw = new ReadOnlySpan<byte>((void*)e.DataStart, e.EventDataLength);
+        return new TargetEvent((int)e.ID, ReplyReader.Decode((int)e.ID, raw) ?? new Dictionary<string, object?>(StringComparer.Ordinal));
     }
 
     public object? this[string name] => _payload.GetValueOrDefault(name);

@@ -40,13 +40,12 @@ internal static unsafe class ProgramLauncher
     /// </summary>
     /// <param name="argv">The program, its path resolved, and its arguments.</param>
     /// <param name="standardOutput">A descriptor of this process to become the program's standard output, or -1 to share ours.</param>
-    /// <param name="traceExit">Whether to stop each of its threads as it exits (PTRACE_EVENT_EXIT).</param>
+    /// <param name="options">The ptrace options to seize it with; they must trace exec.</param>
     /// <param name="started">Called with the pid as soon as the child exists, so the caller can kill it if this fails.</param>
     /// <param name="exitCode">The exit status, when the child exited before its exec.</param>
     /// <exception cref="UprobeException">It exited before its exec (a command the shell could not run), or it cannot be traced.</exception>
-    public static int SpawnToExec(IReadOnlyList<string> argv, int standardOutput, bool traceExit, Action<int> started, out int? exitCode)
+    public static int SpawnToExec(IReadOnlyList<string> argv, int standardOutput, long options, Action<int> started, out int? exitCode)
     {
-        long options = OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec | OptionExitKill | (traceExit ? OptionTraceExit : 0);
         exitCode = null;
         int pid = SpawnStopped(argv, standardOutput);
         started(pid);

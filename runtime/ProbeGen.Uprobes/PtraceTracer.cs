@@ -157,7 +157,8 @@ internal sealed unsafe class PtraceTracer
         {
             if (_options.Command is { } command)
             {
-                int pid = ProgramLauncher.SpawnToExec(command, _options.StandardOutput, _options.OnThreadExit is not null,
+                long options = OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec | OptionExitKill | (_options.OnThreadExit is null ? 0 : OptionTraceExit);
+                int pid = ProgramLauncher.SpawnToExec(command, _options.StandardOutput, options,
                     started => Volatile.Write(ref _pid, started), out _exitCode);
                 Track(pid).Stopped = true;
                 _options.OnStarted?.Invoke(pid);

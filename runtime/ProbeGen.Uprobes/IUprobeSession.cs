@@ -16,6 +16,15 @@ namespace ProbeGen.Uprobes;
 /// </remarks>
 public interface IUprobeSession : IDisposable
 {
+    /// <summary>The backend behind the session.</summary>
+    UprobeBackend Backend { get; }
+
+    /// <summary>Whether the probes were ever in place (a launched program may end without ever mapping the probed binaries).</summary>
+    bool Planted { get; }
+
+    /// <summary>What ended the trace early, if anything did: for example a probe that could not be planted at a launched program's entry point.</summary>
+    System.Exception? Failure { get; }
+
     /// <summary>Hits delivered.</summary>
     long Hits { get; }
 

@@ -71,7 +71,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
 
     private readonly List<AttachedProbe> _probes = [];
     private readonly HitConsumer _consumer;
-    private PtraceUprobeSession? _launched;
+    private PtraceTracer? _launched;
 
     /// <summary>CLOCK_MONOTONIC nanoseconds before which hits are ignored (launch mode: before the exec).</summary>
     private long _notBeforeNs;
@@ -155,7 +155,7 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
         try
         {
             // At the exec: hits of this pid stamped earlier were the launcher shell's.
-            session._launched = PtraceUprobeSession.Launch([], command, _ => { }, standardOutput,
+            session._launched = ProgramLauncher.Launch(command, standardOutput,
                 onStarted: pid =>
                 {
                     Volatile.Write(ref session._notBeforeNs, MonotonicNow());
@@ -176,6 +176,15 @@ public sealed unsafe class PerfUprobeSession : IUprobeSession
 
     /// <summary>The launched program's exit status once it has exited; otherwise null.</summary>
     public int? ExitCode => _launched?.ExitCode;
+
+    /// <inheritdoc />
+    public UprobeBackend Backend => UprobeBackend.Perf;
+
+    /// <summary>Always true: the kernel places the probes when they are attached, before the program runs.</summary>
+    public bool Planted => true;
+
+    /// <summary>Always null: a perf session reports its errors when it starts, and the kernel's probes cannot fail later.</summary>
+    public Exception? Failure => null;
 
     /// <summary>Waits for the launched program to exit.</summary>
     /// <exception cref="InvalidOperationException">The session was not started with <see cref="Launch"/>.</exception>

@@ -8,7 +8,7 @@ using System.Text;
 
 namespace ProbeGen.Uprobes;
 
-/// <summary>ptrace, wait and spawn, straight from libc, for <see cref="PtraceUprobeSession"/>.</summary>
+/// <summary>ptrace, wait and spawn, straight from libc, for <see cref="PtraceTracer"/> and the parts of the engine it serves.</summary>
 internal static unsafe partial class Ptrace
 {
     public const int PeekData = 2, PokeData = 5, Cont = 7, Kill = 8, SingleStep = 9, GetRegs = 12, SetRegs = 13, Detach = 17;
@@ -231,44 +231,6 @@ internal static unsafe partial class Ptrace
             posix_spawnattr_destroy(attributes);
             foreach (GCHandle handle in pinned)
                 handle.Free();
-        }
-    }
-
-    /// <summary>
-    /// Spawns <paramref name="argv"/> stopped (see <see cref="SpawnStopped"/>), seizes it with
-    /// <paramref name="options"/> (which must trace exec), and lets it run to its exec: the new
-    /// program is mapped and none of it has run. Returns the pid, stopped there, or -1 with the exit
-    /// status when it exited instead (a command the shell could not run).
-    /// </summary>
-    public static int LaunchToExec(IReadOnlyList<string> argv, int standardOutput, long options, Action<int> started, out int? exitCode)
-    {
-        exitCode = null;
-        int pid = SpawnStopped(argv, standardOutput);
-        started(pid);
-        int status;
-        if (WaitPid(pid, &status, WUntraced) != pid || !Stopped(status))
-        {
-            exitCode = ExitCode(status);
-            return -1;
-        }
-        if (Call(Seize, pid, 0, (nint)options) != 0)
-        {
-            // Left stopped for the caller, which kills and reaps its child.
-            throw new UprobeException($"cannot ptrace the launched process ({Marshal.GetLastPInvokeErrorMessage()})", environment: true);
-        }
-        SendSignal(pid, SigCont);
-        while (true)
-        {
-            if (WaitPid(pid, &status, Wall) != pid || !Stopped(status))
-            {
-                exitCode = ExitCode(status);
-                return -1;
-            }
-            int signal = (status >> 8) & 0xff, ptraceEvent = status >> 16;
-            if (ptraceEvent == EventExec)
-                return pid;
-            // Its own group-stop (reported under SEIZE as an event stop), then the SIGCONT: pass signals on.
-            Call(Cont, pid, 0, ptraceEvent == 0 && signal != SigStop ? signal : 0);
         }
     }
 

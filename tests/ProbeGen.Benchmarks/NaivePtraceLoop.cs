@@ -20,9 +20,15 @@ internal static unsafe class NaivePtraceLoop
         int Wait(int pid, int* status) => spin ? WaitPidSpinning(pid, status) : WaitPid(pid, status, Wall);
 
         QuietChildStops();  // as the ptrace backend does: a fair race
-        int pid = LaunchToExec(argv, standardOutput, OptionTraceExec | OptionExitKill, _ => { }, out _);
-        if (pid < 0)
-            return 0;
+        int pid;
+        try
+        {
+            pid = ProgramLauncher.SpawnToExec(argv, standardOutput, OptionTraceExec | OptionExitKill, _ => { }, out _);
+        }
+        catch (UprobeException ex) when (!ex.IsEnvironment)
+        {
+            return 0;  // it exited before its exec
+        }
         ulong address = RuntimeAddress(ReadMappings(pid), pid, binary, offset);
         ulong original = (ulong)Call(PeekData, pid, (nint)address, 0);
         ulong trap = (original & ~0xFFUL) | 0xCC;

@@ -77,42 +77,25 @@ internal static class UprobeCommand
         bool endedByItself = false;
         try
         {
-            PerfUprobeSession? perf = null;
-            if (backend != "ptrace")
+            UprobeBackend chosen = backend switch { "perf" => UprobeBackend.Perf, "ptrace" => UprobeBackend.Ptrace, _ => UprobeBackend.Auto };
+            void FallBack(string why) => Console.Error.WriteLine($"probegen: {why}");
+            // A launched program's output goes to our stderr: stdout carries the hits.
+            session = launch.Length > 0
+                ? UprobeSessions.Launch(chosen, specs, launch, Enqueue, standardOutput: 2, FallBack)
+                : UprobeSessions.Start(chosen, specs, all ? null : pid, Enqueue, FallBack);
+            IUprobeSession started = session;
+            if (started.Backend == UprobeBackend.Ptrace)
             {
-                try
-                {
-                    // A launched program's output goes to our stderr: stdout carries the hits.
-                    perf = all ? PerfUprobeSession.Start(specs, pid: null, Enqueue)
-                        : pid is null ? PerfUprobeSession.Launch(specs, launch, Enqueue, standardOutput: 2)
-                        : PerfUprobeSession.Start(specs, pid, Enqueue);
-                }
-                catch (UprobeException ex) when (ex.IsEnvironment && backend == "auto" && !all)
-                {
-                    // No uprobe PMU, or no permission for it: the fallback needs only ptrace.
-                    Console.Error.WriteLine($"probegen: the perf backend is unavailable ({ex.Message}); using ptrace");
-                }
-            }
-            if (perf is not null)
-            {
-                session = perf;
-                if (launch.Length > 0)
-                    WhenDone(() => perf.WaitForEnd(Timeout.InfiniteTimeSpan), stop);
-                else if (pid is not null)
-                    WhenDone(() => { while (Directory.Exists($"/proc/{pid}")) Thread.Sleep(100); }, stop);
-            }
-            else
-            {
-                var ptrace = pid is { } traced
-                    ? PtraceUprobeSession.Start(specs, traced, Enqueue)
-                    : PtraceUprobeSession.Launch(specs, launch, Enqueue, standardOutput: 2);
-                session = ptrace;
                 WhenDone(() =>
                 {
-                    ptrace.WaitForEnd(Timeout.InfiniteTimeSpan);
+                    started.WaitForEnd(Timeout.InfiniteTimeSpan);
                     endedByItself = !stop.IsCancellationRequested;
                 }, stop);
             }
+            else if (launch.Length > 0)
+                WhenDone(() => started.WaitForEnd(Timeout.InfiniteTimeSpan), stop);
+            else if (pid is not null)
+                WhenDone(() => { while (Directory.Exists($"/proc/{pid}")) Thread.Sleep(100); }, stop);
         }
         catch (UprobeException ex)
         {
@@ -151,9 +134,9 @@ internal static class UprobeCommand
             if (session.FaultCount > 0)
                 Console.Error.WriteLine($"probegen: {session.FaultCount} hits could not be delivered: {session.LastFault?.Message}");
         }
-        if (session is PtraceUprobeSession { Failure: UprobeException failure })
+        if (session.Failure is UprobeException failure)
             throw CliException.Usage(failure.Message);
-        if (session is PtraceUprobeSession { Planted: false } && launch.Length > 0 && endedByItself)
+        if (!session.Planted && launch.Length > 0 && endedByItself)
             throw CliException.Usage($"the launched program never mapped {string.Join(", ", specs.Select(s => s.Binary).Distinct())}: nothing was probed");
         return ExitCode.Ok;
     }

@@ -1,0 +1,126 @@
+using System.Collections.Generic;
+using System.Linq;
+using static ProbeGen.Uprobes.Ptrace;
+using static ProbeGen.Uprobes.TraceeMemory;
+
+namespace ProbeGen.Uprobes;
+
+/// <summary>
+/// The out-of-line area of one image of the tracee, like the kernel's <c>xol_area</c>: read +
+/// execute scratch pages that the engine maps into the tracee, one per probed module and within
+/// 2 GB of it when it can, holding the displaced instructions and the return trampoline.
+/// </summary>
+/// <remarks>
+/// The kernel can map its page from inside the process; a tracer cannot, so the mmap is a system
+/// call injected into a stopped thread. Used only on the tracer thread, while every thread is stopped.
+/// </remarks>
+internal sealed unsafe class XolArea(PtraceTracer tracer)
+{
+    private const ulong PageSize = 4096;
+
+    /// <summary>Each module's page (by inode) and its first free byte.</summary>
+    private readonly Dictionary<ulong, (ulong Page, ulong Next)> _pages = [];
+
+    /// <summary>
+    /// The return trampoline: an int3 at the start of the first page, that threads reach by
+    /// returning from a probed function (0 until a page is mapped).
+    /// </summary>
+    public ulong Trampoline { get; private set; }
+
+    /// <summary>The next free slot in the page of <paramref name="mapping"/>'s module, mapping the page first if need be.</summary>
+    public ulong NextSlot(Mapping mapping, IReadOnlyList<Mapping> mappings)
+    {
+        if (_pages.TryGetValue(mapping.Inode, out var page))
+            return page.Next;
+        ulong low = mappings.Where(m => m.Inode == mapping.Inode).Min(m => m.Start);
+        ulong high = mappings.Where(m => m.Inode == mapping.Inode).Max(m => m.End);
+        ulong mapped = MapScratchPage(low, high);
+        if (Trampoline == 0)
+        {
+            Trampoline = mapped;
+            WriteBytes(tracer.AnyStopped, Trampoline, [0xCC]);
+        }
+        _pages[mapping.Inode] = (mapped, mapped + 16);
+        return mapped + 16;
+    }
+
+    /// <summary>Writes <paramref name="code"/> at the module's next free slot (from <see cref="NextSlot"/>) and moves past it, 16-byte aligned.</summary>
+    public void Fill(ulong inode, ulong slot, byte[] code, string path)
+    {
+        (ulong page, ulong next) = _pages[inode];
+        if (next + (ulong)code.Length > page + PageSize)
+            throw new UprobeException($"too many probes in {path} for one scratch page");
+        WriteBytes(tracer.AnyStopped, slot, code);
+        _pages[inode] = (page, next + (ulong)((code.Length + 15) & ~15));
+    }
+
+    /// <summary>
+    /// Maps a read + execute scratch page in the tracee, within 2 GB of the module at
+    /// [<paramref name="low"/>, <paramref name="high"/>) when it can (MAP_FIXED_NOREPLACE, trying
+    /// pages just below it, then above it), anywhere otherwise.
+    /// </summary>
+    private ulong MapScratchPage(ulong low, ulong high)
+    {
+        foreach (ulong distance in new ulong[] { 1, 16, 256, 4096, 65536 })
+        {
+            foreach (ulong hint in new[] { low - distance * PageSize, (high + PageSize - 1) / PageSize * PageSize + (distance - 1) * PageSize })
+            {
+                if (hint < 0x10000 || hint >= 0x7fff_ffff_0000)
+                    continue;
+                long got = InjectMmap(hint, 0x100000 /* MAP_FIXED_NOREPLACE */);
+                if (got == (long)hint)
+                    return hint;
+                if (got > 0)
+                    return (ulong)got;  // a kernel before 4.17 takes the hint as a hint; near or not, it is mapped
+            }
+        }
+        long anywhere = InjectMmap(0, 0);
+        if (anywhere < 0)
+            throw new UprobeException($"cannot map a scratch page in process {tracer.Pid} (errno {-anywhere})");
+        return (ulong)anywhere;
+    }
+
+    /// <summary>
+    /// Runs mmap(hint, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | flags) in a
+    /// stopped thread by placing a syscall instruction at its rip and single-stepping it. Returns
+    /// the address, or -errno.
+    /// </summary>
+    private long InjectMmap(ulong hint, ulong flags)
+    {
+        int tid = tracer.AnyStopped;
+        Regs saved = GetRegisters(tid);
+        ulong originalWord = PeekWord(tid, saved.Rip);
+        PokeWord(tid, saved.Rip, (originalWord & ~0xFFFFUL) | 0x050F);  // syscall
+        Regs call = saved;
+        call.Rax = 9;           // mmap
+        call.Rdi = hint;
+        call.Rsi = PageSize;
+        call.Rdx = 5;           // PROT_READ | PROT_EXEC: the tracer writes it through ptrace
+        call.R10 = 0x22 | flags; // MAP_PRIVATE | MAP_ANONYMOUS
+        call.R8 = ulong.MaxValue;
+        call.R9 = 0;
+        call.OrigRax = ulong.MaxValue;  // no syscall restart: the thread may have stopped inside one
+        SetRegisters(tid, call);
+        Regs after = default;
+        for (int attempt = 0; attempt < 100; attempt++)
+        {
+            Call(SingleStep, tid, 0, 0);
+            int raw;
+            if (WaitPid(tid, &raw, Wall) != tid || !Stopped(raw))
+                throw new UprobeException($"process {tracer.Pid} exited while a scratch page was being mapped");
+            var status = new WaitStatus(raw);
+            after = GetRegisters(tid);
+            if (status.IsTrap && after.Rip == saved.Rip + 2)
+                break;
+            // A signal of the program's was due first: hold it for later, and step again.
+            if (status.Event == 0 && status.Signal != SigTrap)
+                tracer.Hold(tid, status.Signal);
+        }
+        PokeWord(tid, saved.Rip, originalWord);
+        SetRegisters(tid, saved);
+        if (after.Rip != saved.Rip + 2)
+            throw new UprobeException($"cannot map a scratch page in process {tracer.Pid}: the injected syscall did not run");
+        long result = (long)after.Rax;
+        return result < 0 || (result & 0xFFF) != 0 ? (result < 0 ? result : -22) : result;
+    }
+}

@@ -16,7 +16,9 @@ namespace ProbeGen.Registry;
 /// <para><b>Structure.</b> Point lookups go through an open-addressing hash table that writers
 /// change in place (linear probing, backward-shift deletion). Moving an entry during a deletion
 /// can make a concurrent reader walk past it: a lockless lookup may report a false miss, never a
-/// false hit. Range lookups walk a sorted snapshot that each write replaces whole.</para>
+/// false hit. Range lookups walk a sorted snapshot: a write only drops it (a write stays O(1),
+/// even with a writer churning thousands of entries), and the next range lookup rebuilds it once,
+/// under the writer lock. Range lookups are for the cold paths (attach by pattern, listing).</para>
 /// <para><b>Seqcount.</b> Writers run under one lock and make the sequence odd for the length of
 /// each change. A lookup that finds a live entry returns it at once ("if they find something,
 /// it's good"); a miss is validated: retried only if the sequence was odd or moved meanwhile.</para>
@@ -60,14 +62,15 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     /// </summary>
     private TEntry?[] _table = new TEntry?[MinCapacity];
 
-    /// <summary>Entries in <see cref="_table"/>. Written and read only under <see cref="_writeLock"/>.</summary>
+    /// <summary>Entries in <see cref="_table"/>. Written under <see cref="_writeLock"/>; read locklessly by <see cref="Count"/>.</summary>
     private int _count;
 
     /// <summary>
-    /// Live entries sorted by <see cref="_order"/>. Immutable; replaced whole (volatile store) by
-    /// every write under <see cref="_writeLock"/>; read locklessly by range lookups.
+    /// Linked entries sorted by <see cref="_order"/>, or null after a write. Immutable; dropped by
+    /// every write and rebuilt by <see cref="Sorted"/>, both under <see cref="_writeLock"/>; read
+    /// locklessly by range lookups.
     /// </summary>
-    private TEntry[] _sorted = [];
+    private TEntry[]? _sorted = [];
 
     /// <summary>Creates a registry.</summary>
     /// <param name="domain">The SRCU domain that covers lockless readers of this registry.</param>
@@ -88,7 +91,7 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     public SrcuDomain Domain { get; }
 
     /// <summary>The number of linked entries (a snapshot).</summary>
-    public int Count => Volatile.Read(ref _sorted).Length;
+    public int Count => Volatile.Read(ref _count);
 
     private long _retries;
 
@@ -163,12 +166,37 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     public RangeEnumerable Range(TKey low, TKey high)
     {
         // One read: the start index must come from the snapshot that is enumerated.
-        TEntry[] sorted = Volatile.Read(ref _sorted);
+        TEntry[] sorted = Sorted();
         return new(sorted, LowerBound(sorted, low), high, _order);
     }
 
     /// <summary>Enumerates every live entry in key order, from a snapshot taken at the call.</summary>
-    public IReadOnlyList<TEntry> Snapshot() => Array.FindAll(Volatile.Read(ref _sorted), e => e.IsAlive);
+    public IReadOnlyList<TEntry> Snapshot() => Array.FindAll(Sorted(), e => e.IsAlive);
+
+    /// <summary>
+    /// The sorted snapshot, rebuilt under the writer lock if a write dropped it. Writers never wait
+    /// for a grace period while they hold that lock, so taking it inside a read-side section is safe.
+    /// </summary>
+    private TEntry[] Sorted()
+    {
+        if (Volatile.Read(ref _sorted) is { } sorted)
+            return sorted;
+        lock (_writeLock)
+        {
+            if (_sorted is { } built)
+                return built;
+            var linked = new List<TEntry>(_count);
+            foreach (TEntry? entry in _table)
+            {
+                if (entry is not null)
+                    linked.Add(entry);
+            }
+            TEntry[] rebuilt = [.. linked];
+            Array.Sort(rebuilt, (a, b) => _order.Compare(a.Key, b.Key));
+            Volatile.Write(ref _sorted, rebuilt);
+            return rebuilt;
+        }
+    }
 
     /// <summary>Inserts <paramref name="entry"/>, which takes the registry's reference.</summary>
     /// <exception cref="ArgumentException">An entry with the same key is linked.</exception>
@@ -195,12 +223,11 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
             // section: readers of the old table see it complete, and so do readers of the new one.
             if ((_count + 1) * 4 > _table.Length * 3)
                 ResizeUnderLock(_table.Length * 2);
-            TEntry[] sorted = InsertSorted(_sorted, entry);
             entry.LinkUnderLock(this, hash);
             BeginWriteUnderLock();
             InsertIntoTableUnderLock(_table, entry);
-            _count++;
-            Volatile.Write(ref _sorted, sorted);
+            Volatile.Write(ref _count, _count + 1);
+            Volatile.Write(ref _sorted, null);
             EndWriteUnderLock();
             return true;
         }
@@ -219,11 +246,10 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
             int slot = FindSlotUnderLock(entry.Key, entry.Hash);
             if (slot < 0 || !ReferenceEquals(_table[slot], entry))
                 return false;
-            TEntry[] sorted = RemoveSorted(_sorted, entry);
             BeginWriteUnderLock();
             DeleteFromTableUnderLock(_table, slot);
-            _count--;
-            Volatile.Write(ref _sorted, sorted);
+            Volatile.Write(ref _count, _count - 1);
+            Volatile.Write(ref _sorted, null);
             entry.UnlinkUnderLock();
             EndWriteUnderLock();
         }
@@ -369,27 +395,6 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
                 hi = mid;
         }
         return lo;
-    }
-
-    private TEntry[] InsertSorted(TEntry[] sorted, TEntry entry)
-    {
-        int at = LowerBound(sorted, entry.Key);
-        var next = new TEntry[sorted.Length + 1];
-        Array.Copy(sorted, next, at);
-        next[at] = entry;
-        Array.Copy(sorted, at, next, at + 1, sorted.Length - at);
-        return next;
-    }
-
-    private static TEntry[] RemoveSorted(TEntry[] sorted, TEntry entry)
-    {
-        int at = Array.IndexOf(sorted, entry);
-        if (at < 0)
-            return sorted;
-        var next = new TEntry[sorted.Length - 1];
-        Array.Copy(sorted, next, at);
-        Array.Copy(sorted, at + 1, next, at, sorted.Length - at - 1);
-        return next;
     }
 
     /// <summary>Live entries in a key range of one snapshot, in key order. Allocation-free.</summary>

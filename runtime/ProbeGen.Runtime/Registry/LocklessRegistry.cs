@@ -60,7 +60,19 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     /// The hash table. Its slots are changed in place under <see cref="_writeLock"/>; the table
     /// itself is replaced (volatile store) on resize. Read locklessly.
     /// </summary>
-    private TEntry?[] _table = new TEntry?[MinCapacity];
+    private Slot[] _table = new Slot[MinCapacity];
+
+    /// <summary>
+    /// A table slot: the entry, with its hash beside it, so a probe compares hashes without
+    /// loading each entry it passes. Writers store the hash, then the entry (release); a reader
+    /// loads the entry (acquire), then the hash. A hash that belongs to a newer entry can only
+    /// cause a miss, which the seqcount validates; a hit is always confirmed on the entry's key.
+    /// </summary>
+    private struct Slot
+    {
+        public TEntry? Entry;
+        public int Hash;
+    }
 
     /// <summary>Entries in <see cref="_table"/>. Written under <see cref="_writeLock"/>; read locklessly by <see cref="Count"/>.</summary>
     private int _count;
@@ -186,9 +198,9 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
             if (_sorted is { } built)
                 return built;
             var linked = new List<TEntry>(_count);
-            foreach (TEntry? entry in _table)
+            foreach (Slot slot in _table)
             {
-                if (entry is not null)
+                if (slot.Entry is { } entry)
                     linked.Add(entry);
             }
             TEntry[] rebuilt = [.. linked];
@@ -244,7 +256,7 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
         lock (_writeLock)
         {
             int slot = FindSlotUnderLock(entry.Key, entry.Hash);
-            if (slot < 0 || !ReferenceEquals(_table[slot], entry))
+            if (slot < 0 || !ReferenceEquals(_table[slot].Entry, entry))
                 return false;
             BeginWriteUnderLock();
             DeleteFromTableUnderLock(_table, slot);
@@ -266,7 +278,7 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
         lock (_writeLock)
         {
             int slot = FindSlotUnderLock(key, KeyHash(key));
-            entry = slot < 0 ? null : _table[slot];
+            entry = slot < 0 ? null : _table[slot].Entry;
         }
         return entry is not null && Remove(entry) ? entry : null;
     }
@@ -283,18 +295,18 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private TEntry? FindLinkedOrDead(TKey key, int hash)
     {
-        TEntry?[] table = Volatile.Read(ref _table);
+        Slot[] table = Volatile.Read(ref _table);
         int mask = table.Length - 1;
         for (int i = hash & mask; ; i = (i + 1) & mask)
         {
             // Volatile: orders the slot loads before the sequence re-read in SequenceMoved
             // (the smp_rmb of read_seqcount_retry), and pairs with the writers' volatile stores.
-            TEntry? entry = Volatile.Read(ref table[i]);
+            TEntry? entry = Volatile.Read(ref table[i].Entry);
             if (TestHooks.Enabled)
                 TestHooks.Hit(HookPoint.RegistryProbedSlot, i);
             if (entry is null)
                 return null;
-            if (entry.Hash == hash && KeysEqual(entry.Key, key))
+            if (table[i].Hash == hash && KeysEqual(entry.Key, key))
                 return entry;
         }
     }
@@ -322,25 +334,33 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
 
     private int FindSlotUnderLock(TKey key, int hash)
     {
-        TEntry?[] table = _table;
+        Slot[] table = _table;
         int mask = table.Length - 1;
         for (int i = hash & mask; ; i = (i + 1) & mask)
         {
-            TEntry? entry = table[i];
+            TEntry? entry = table[i].Entry;
             if (entry is null)
                 return -1;
-            if (entry.Hash == hash && KeysEqual(entry.Key, key))
+            if (table[i].Hash == hash && KeysEqual(entry.Key, key))
                 return i;
         }
     }
 
-    private static void InsertIntoTableUnderLock(TEntry?[] table, TEntry entry)
+    private static void InsertIntoTableUnderLock(Slot[] table, TEntry entry)
     {
         int mask = table.Length - 1;
         int i = entry.Hash & mask;
-        while (table[i] is not null)
+        while (table[i].Entry is not null)
             i = (i + 1) & mask;
-        Volatile.Write(ref table[i], entry);
+        Store(ref table[i], entry);
+    }
+
+    /// <summary>The hash first, then the entry with a release store (see <see cref="Slot"/>).</summary>
+    private static void Store(ref Slot slot, TEntry? entry)
+    {
+        if (entry is not null)
+            Volatile.Write(ref slot.Hash, entry.Hash);
+        Volatile.Write(ref slot.Entry, entry);
     }
 
     /// <summary>
@@ -349,14 +369,14 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     /// entry lands there and reach the old slot after it is cleared. That is the false miss the
     /// seqcount exists for.
     /// </summary>
-    private static void DeleteFromTableUnderLock(TEntry?[] table, int hole)
+    private static void DeleteFromTableUnderLock(Slot[] table, int hole)
     {
         int mask = table.Length - 1;
         int next = hole;
         while (true)
         {
             next = (next + 1) & mask;
-            TEntry? candidate = table[next];
+            TEntry? candidate = table[next].Entry;
             if (candidate is null)
                 break;
             int home = candidate.Hash & mask;
@@ -367,17 +387,17 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
                 : hole < home || home <= next;
             if (homeBetween)
                 continue;
-            Volatile.Write(ref table[hole], candidate);
+            Store(ref table[hole], candidate);
             hole = next;
         }
-        Volatile.Write(ref table[hole], null);
+        Store(ref table[hole], null);
     }
 
     private void ResizeUnderLock(int capacity)
     {
-        var bigger = new TEntry?[capacity];
-        foreach (TEntry? entry in _table)
-            if (entry is not null)
+        var bigger = new Slot[capacity];
+        foreach (Slot slot in _table)
+            if (slot.Entry is { } entry)
                 InsertIntoTableUnderLock(bigger, entry);
         // Readers on the old table keep a complete view of it: it is never changed again.
         Volatile.Write(ref _table, bigger);

@@ -54,6 +54,23 @@ public static class ElfSymbols
             : $"{path} has no function '{symbol}'{(hasSymtab ? "" : " (it has no .symtab, only dynamic symbols: it may be stripped)")}");
     }
 
+    /// <summary>The size in bytes of the function <paramref name="symbol"/>, as its symbol table entry gives it; 0 when unknown.</summary>
+    internal static ulong FunctionSize(string path, string symbol)
+    {
+        using ELF<ulong> elf = Load(path);
+        foreach (string table in new[] { ".symtab", ".dynsym" })
+        {
+            if (!elf.TryGetSection(table, out Section<ulong>? section) || section is not SymbolTable<ulong> symbols)
+                continue;
+            foreach (SymbolEntry<ulong> entry in symbols.Entries)
+            {
+                if (entry.Type == SymbolType.Function && entry.Value != 0 && entry.Name == symbol)
+                    return entry.Size;
+            }
+        }
+        return 0;
+    }
+
     /// <summary>The spec's binary, as a full path, and the file offset it probes; the file is checked either way.</summary>
     internal static (string Path, ulong Offset) Resolve(UprobeSpec spec)
     {

@@ -61,6 +61,9 @@ internal static unsafe partial class Native
     public static partial int munmap(void* address, nuint length);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial int mprotect(void* address, nuint length, int protection);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
 
     [LibraryImport("libc", SetLastError = true)]
@@ -71,6 +74,9 @@ internal static unsafe partial class Native
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial nint process_vm_readv(int pid, IoVec* local, nuint localCount, IoVec* remote, nuint remoteCount, nuint flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint process_vm_writev(int pid, IoVec* local, nuint localCount, IoVec* remote, nuint remoteCount, nuint flags);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int stat(string path, byte* buffer);

@@ -276,7 +276,7 @@ internal sealed unsafe class PtraceTracer
                 int tid = int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture);
                 if (_threads.ContainsKey(tid) || ProcStatus.IsZombie(tid))
                     continue;
-                if (Call(Seize, tid, 0, (nint)(OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec)) != 0)
+                if (Call(Seize, tid, 0, (nint)(OptionTraceClone | OptionTraceFork | OptionTraceVfork | OptionTraceExec | (_options.OnThreadExit is null ? 0 : OptionTraceExit))) != 0)
                 {
                     int errno = Marshal.GetLastPInvokeError();
                     if (errno == 3 /* ESRCH: the thread exited meanwhile */)

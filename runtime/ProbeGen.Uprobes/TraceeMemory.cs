@@ -32,6 +32,17 @@ internal static unsafe class TraceeMemory
             PokeWord(tid, address + (ulong)i, BitConverter.ToUInt64(padded, i));
     }
 
+    /// <summary>Writes exactly <paramref name="bytes"/>, keeping the bytes around them: for the program's own code.</summary>
+    public static void WriteExact(int tid, ulong address, ReadOnlySpan<byte> bytes)
+    {
+        ulong first = address & ~7UL;
+        int lead = (int)(address - first);
+        byte[] words = ReadBytes(tid, first, lead + bytes.Length);
+        bytes.CopyTo(words.AsSpan(lead));
+        for (int i = 0; i < words.Length; i += 8)
+            PokeWord(tid, first + (ulong)i, BitConverter.ToUInt64(words, i));
+    }
+
     /// <summary>The thread's registers; false when it cannot be read (it has gone).</summary>
     public static bool TryGetRegisters(int tid, out Regs regs)
     {

@@ -14,6 +14,9 @@ public enum UprobeBackend
 
     /// <summary>int3s written through ptrace (<see cref="PtraceUprobeSession"/>).</summary>
     Ptrace,
+
+    /// <summary>A jump to an in-process trampoline, no trap per hit (<see cref="Jump.JumpUprobeSession"/>).</summary>
+    Jump,
 }
 
 /// <summary>
@@ -36,8 +39,10 @@ public static class UprobeSessions
     /// <exception cref="ArgumentException">ptrace asked for with no pid.</exception>
     public static IUprobeSession Start(UprobeBackend backend, IEnumerable<UprobeSpec> specs, int? pid, Action<UprobeHit> onHit, Action<string>? onFallback = null)
     {
-        if (backend == UprobeBackend.Ptrace && pid is null)
-            throw new ArgumentException("the ptrace backend traces one process: give its pid", nameof(pid));
+        if (backend is UprobeBackend.Ptrace or UprobeBackend.Jump && pid is null)
+            throw new ArgumentException($"the {backend.ToString().ToLowerInvariant()} backend traces one process: give its pid", nameof(pid));
+        if (backend == UprobeBackend.Jump)
+            return Jump.JumpUprobeSession.Start(specs, pid!.Value, onHit);
         if (backend != UprobeBackend.Ptrace && TryPerf(backend, pid is not null, onFallback, () => PerfUprobeSession.Start(specs, pid, onHit)) is { } perf)
             return perf;
         return PtraceUprobeSession.Start(specs, pid!.Value, onHit);
@@ -54,6 +59,8 @@ public static class UprobeSessions
     public static IUprobeSession Launch(UprobeBackend backend, IEnumerable<UprobeSpec> specs, IReadOnlyList<string> command, Action<UprobeHit> onHit,
         int standardOutput = -1, Action<string>? onFallback = null)
     {
+        if (backend == UprobeBackend.Jump)
+            return Jump.JumpUprobeSession.Launch(specs, command, onHit, standardOutput);
         if (backend != UprobeBackend.Ptrace && TryPerf(backend, canFallBack: true, onFallback, () => PerfUprobeSession.Launch(specs, command, onHit, standardOutput)) is { } perf)
             return perf;
         return PtraceUprobeSession.Launch(specs, command, onHit, standardOutput);

@@ -59,7 +59,20 @@ internal sealed unsafe class XolArea(PtraceTracer tracer)
     /// [<paramref name="low"/>, <paramref name="high"/>) when it can (MAP_FIXED_NOREPLACE, trying
     /// pages just below it, then above it), anywhere otherwise.
     /// </summary>
-    private ulong MapScratchPage(ulong low, ulong high)
+    private ulong MapScratchPage(ulong low, ulong high) => MapNear(low, high, PageSize, ProtReadExec);
+
+    /// <summary>PROT_READ | PROT_EXEC: the tracer writes such pages through ptrace.</summary>
+    public const ulong ProtReadExec = 5;
+
+    /// <summary>PROT_READ | PROT_WRITE.</summary>
+    public const ulong ProtReadWrite = 3;
+
+    /// <summary>
+    /// Maps <paramref name="size"/> bytes in the tracee within 2 GB of the module at
+    /// [<paramref name="low"/>, <paramref name="high"/>) when it can (MAP_FIXED_NOREPLACE, trying
+    /// just below it, then above it), anywhere otherwise.
+    /// </summary>
+    public ulong MapNear(ulong low, ulong high, ulong size, ulong protection)
     {
         foreach (ulong distance in new ulong[] { 1, 16, 256, 4096, 65536 })
         {
@@ -67,25 +80,31 @@ internal sealed unsafe class XolArea(PtraceTracer tracer)
             {
                 if (hint < 0x10000 || hint >= 0x7fff_ffff_0000)
                     continue;
-                long got = InjectMmap(hint, 0x100000 /* MAP_FIXED_NOREPLACE */);
+                long got = InjectMmap(hint, 0x100000 /* MAP_FIXED_NOREPLACE */, size, protection);
                 if (got == (long)hint)
                     return hint;
                 if (got > 0)
                     return (ulong)got;  // a kernel before 4.17 takes the hint as a hint; near or not, it is mapped
             }
         }
-        long anywhere = InjectMmap(0, 0);
+        return MapAnywhere(size, protection);
+    }
+
+    /// <summary>Maps <paramref name="size"/> bytes anywhere in the tracee.</summary>
+    public ulong MapAnywhere(ulong size, ulong protection)
+    {
+        long anywhere = InjectMmap(0, 0, size, protection);
         if (anywhere < 0)
             throw new UprobeException($"cannot map a scratch page in process {tracer.Pid} (errno {-anywhere})");
         return (ulong)anywhere;
     }
 
     /// <summary>
-    /// Runs mmap(hint, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | flags) in a
+    /// Runs mmap(hint, size, protection, MAP_PRIVATE | MAP_ANONYMOUS | flags) in a
     /// stopped thread by placing a syscall instruction at its rip and single-stepping it. Returns
     /// the address, or -errno.
     /// </summary>
-    private long InjectMmap(ulong hint, ulong flags)
+    private long InjectMmap(ulong hint, ulong flags, ulong size, ulong protection)
     {
         int tid = tracer.AnyStopped;
         Regs saved = GetRegisters(tid);
@@ -94,8 +113,8 @@ internal sealed unsafe class XolArea(PtraceTracer tracer)
         Regs call = saved;
         call.Rax = 9;           // mmap
         call.Rdi = hint;
-        call.Rsi = PageSize;
-        call.Rdx = 5;           // PROT_READ | PROT_EXEC: the tracer writes it through ptrace
+        call.Rsi = size;
+        call.Rdx = protection;
         call.R10 = 0x22 | flags; // MAP_PRIVATE | MAP_ANONYMOUS
         call.R8 = ulong.MaxValue;
         call.R9 = 0;

@@ -16,7 +16,7 @@ public class CompletionTests
     [InlineData("probegen tra", "trace")]
     [InlineData("probegen trace --fo", "--format")]
     [InlineData("probegen trace -o t.json --format ", "chromium json nettrace speedscope")]
-    [InlineData("probegen uprobe x --backend ", "auto perf ptrace")]
+    [InlineData("probegen uprobe x --backend ", "auto jump perf ptrace")]
     public void TheDocumentedBashCompletionCompletesVerbsOptionsAndValues(string line, string expected)
     {
         string root = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Processes.Cli)!, "..", "..", "..", ".."));

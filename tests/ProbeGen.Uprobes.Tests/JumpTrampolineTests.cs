@@ -37,7 +37,7 @@ public sealed unsafe class JumpTrampolineTests : IDisposable
     {
         File.WriteAllText(Path.Combine(_directory, "lib.c"), Source);
         _library = Path.Combine(_directory, "libjump.so");
-        using Process gcc = Process.Start(new ProcessStartInfo("gcc", ["-O2", "-shared", "-fPIC", "-o", _library, Path.Combine(_directory, "lib.c")]) { RedirectStandardError = true })!;
+        using Process gcc = Process.Start(new ProcessStartInfo("gcc", ["-O1", "-shared", "-fPIC", "-o", _library, Path.Combine(_directory, "lib.c")]) { RedirectStandardError = true })!;
         string errors = gcc.StandardError.ReadToEnd();
         gcc.WaitForExit();
         Assert.True(gcc.ExitCode == 0, errors);

@@ -25,10 +25,10 @@ internal static class UprobeCommand
         Option<int?> pid = CommonOptions.ProcessId();
         Option<string> backend = new("--backend")
         {
-            Description = "perf (the kernel's uprobe PMU), ptrace, or auto: perf wherever perf_event_open allows it, else ptrace.",
+            Description = "perf (the kernel's uprobe PMU), ptrace, jump (a jump to a trampoline, no trap per hit; entry probes on named functions), or auto: perf wherever perf_event_open allows it, else ptrace.",
             DefaultValueFactory = _ => "auto",
         };
-        backend.CompletionSources.Add("auto", "perf", "ptrace");
+        backend.CompletionSources.Add("auto", "perf", "ptrace", "jump");
         Option<bool> all = new("--all-processes", "-a") { Description = "Every process that runs the probed code, system-wide, until Ctrl-C or --duration (perf only)." };
         Option<bool> json = CommonOptions.Json();
         Option<string?> duration = CommonOptions.Duration();
@@ -50,14 +50,14 @@ internal static class UprobeCommand
         {
             throw CliException.Usage(ex.Message);
         }
-        if (backend is not ("auto" or "perf" or "ptrace"))
-            throw CliException.Usage($"--backend must be auto, perf or ptrace, not '{backend}'");
+        if (backend is not ("auto" or "perf" or "ptrace" or "jump"))
+            throw CliException.Usage($"--backend must be auto, perf, ptrace or jump, not '{backend}'");
         if ((pid is not null ? 1 : 0) + (launch.Length > 0 ? 1 : 0) + (all ? 1 : 0) > 1)
             throw CliException.Usage("give one of -p PID, -a, or -- COMMAND");
         if (pid is null && launch.Length == 0 && !all)
             throw CliException.Usage("give -p PID to trace a running process, -a to trace every process, or -- COMMAND to launch one");
-        if (all && backend == "ptrace")
-            throw CliException.Usage("-a needs the perf backend: ptrace traces one process");
+        if (all && backend is "ptrace" or "jump")
+            throw CliException.Usage($"-a needs the perf backend: {backend} traces one process");
         if (pid is { } id && !Directory.Exists($"/proc/{id}"))
             throw CliException.Usage($"no such process: {id}");
 
@@ -77,14 +77,14 @@ internal static class UprobeCommand
         bool endedByItself = false;
         try
         {
-            UprobeBackend chosen = backend switch { "perf" => UprobeBackend.Perf, "ptrace" => UprobeBackend.Ptrace, _ => UprobeBackend.Auto };
+            UprobeBackend chosen = backend switch { "perf" => UprobeBackend.Perf, "ptrace" => UprobeBackend.Ptrace, "jump" => UprobeBackend.Jump, _ => UprobeBackend.Auto };
             void FallBack(string why) => Console.Error.WriteLine($"probegen: {why}");
             // A launched program's output goes to our stderr: stdout carries the hits.
             session = launch.Length > 0
                 ? UprobeSessions.Launch(chosen, specs, launch, Enqueue, standardOutput: 2, FallBack)
                 : UprobeSessions.Start(chosen, specs, all ? null : pid, Enqueue, FallBack);
             IUprobeSession started = session;
-            if (started.Backend == UprobeBackend.Ptrace)
+            if (started.Backend is UprobeBackend.Ptrace or UprobeBackend.Jump)
             {
                 WhenDone(() =>
                 {

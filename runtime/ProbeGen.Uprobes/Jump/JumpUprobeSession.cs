@@ -1,0 +1,414 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Iced.Intel;
+using static ProbeGen.Uprobes.Ptrace;
+using static ProbeGen.Uprobes.TraceeMemory;
+
+namespace ProbeGen.Uprobes.Jump;
+
+/// <summary>
+/// Native probes without a trap: each probed function's entry becomes a 5-byte jump to a
+/// trampoline mapped near its module, which records the hit in a ring in the target's memory and
+/// goes on. The tracer only stops the threads to patch and to restore; between the two it drains
+/// the ring (process_vm_readv) and never touches the running target.
+/// </summary>
+/// <remarks>
+/// <para>The ring is anonymous memory of the target's, read and freed by the tracer with
+/// process_vm_readv and process_vm_writev, rather than a memfd both map: nothing needs to be
+/// opened in the target, and a drain costs two system calls per batch, not per hit.</para>
+/// <para>Refused here, with the reason: <c>%return</c> probes (a return needs a trap or a second
+/// trampoline; use perf or ptrace), raw offsets (no symbol size to check branches against), more
+/// than one string per probe (a record holds one), and every entry <see cref="JumpSite"/> refuses.</para>
+/// <para>A process that ptrace attached to keeps running if the tracer dies: the trampolines go on
+/// writing into the ring until it is full, and count the rest as dropped. A launched program dies
+/// with its tracer, as it does on the ptrace backend.</para>
+/// </remarks>
+public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
+{
+    /// <summary>Records the ring holds: 8 MB.</summary>
+    private const int RingCapacity = 1 << 16;
+
+    /// <summary>Bytes reserved for one trampoline in the trampoline area.</summary>
+    private const int TrampolineBytes = 512;
+
+    /// <summary>The most probes one session patches.</summary>
+    private const int MaxProbes = 64;
+
+    private readonly List<UprobeSpec> _specs;
+    private readonly (string Path, ulong Offset)[] _resolved;
+    private readonly ulong[] _sizes;
+    private readonly ulong[] _inodes;
+    private readonly HitConsumer _consumer;
+    private readonly PtraceTracer _tracer;
+    private readonly XolArea _area;
+    private readonly Thread _drainer;
+    private readonly TscClock _clock = new();
+
+    // Written on the tracer thread while every thread is stopped; read by the drainer after _ring is set.
+    private readonly List<Site> _sites = [];
+    private ulong _ring;
+    private volatile bool _stopping;
+
+    /// <summary>Launch mode: the temporary int3 at the image's entry point, and the byte under it (0: none armed).</summary>
+    private ulong _entry;
+    private byte _entryByte;
+
+    private long _hits, _malformed, _ringDropped;
+    private readonly Lock _drainLock = new();
+
+    private sealed record Site(ulong Address, byte[] Original, ulong Trampoline, int Length);
+
+    private JumpUprobeSession(TracerOptions options, IEnumerable<UprobeSpec> specs, Action<UprobeHit> onHit)
+    {
+        _specs = specs.ToList();
+        if (_specs.Count > MaxProbes)
+            throw new UprobeException($"the jump backend patches at most {MaxProbes} functions at once");
+        foreach (UprobeSpec spec in _specs)
+        {
+            if (spec.Return)
+                throw new UprobeException($"{spec.Text}: the jump backend takes entry probes only; a %return probe needs a trap at the return (use --backend perf or ptrace)");
+            if (spec.Symbol is null)
+                throw new UprobeException($"{spec.Text}: the jump backend needs a function name, whose symbol size bounds the check for branches into the patched bytes (use --backend perf or ptrace for an offset)");
+            if (spec.Types.Count(t => t == ArgType.Str) > 1)
+                throw new UprobeException($"{spec.Text}: the jump backend copies one string per hit; ask for one str argument (or use --backend perf)");
+        }
+        _resolved = [.. _specs.Select(ElfSymbols.Resolve)];
+        _sizes = [.. _specs.Zip(_resolved).Select(p => ElfSymbols.FunctionSize(p.Second.Path, p.First.Symbol!))];
+        _inodes = options.Command is null ? [] : _resolved.Select(r => Native.Inode(r.Path)).Distinct().ToArray();
+        _consumer = new HitConsumer(onHit);
+        _tracer = new PtraceTracer(options with { OnThreadExit = Chain(options.OnThreadExit) }, this);
+        _area = new XolArea(_tracer);
+        _drainer = new Thread(DrainLoop) { IsBackground = true, Name = "jump ring drainer" };
+    }
+
+    /// <summary>Drains the ring as each thread exits, while the process's memory still exists: nothing written before the exit is lost.</summary>
+    private Action<int> Chain(Action<int>? onThreadExit) => tid =>
+    {
+        Drain(tid);
+        onThreadExit?.Invoke(tid);
+    };
+
+    /// <inheritdoc />
+    public UprobeBackend Backend => UprobeBackend.Jump;
+
+    /// <inheritdoc />
+    public bool Planted { get; private set; }
+
+    /// <summary>The traced process.</summary>
+    public int Pid => _tracer.Pid;
+
+    /// <inheritdoc />
+    public long Hits => Interlocked.Read(ref _hits);
+
+    /// <summary>Hits the ring had no room for, plus records that did not decode.</summary>
+    public long Dropped => Interlocked.Read(ref _ringDropped) + Interlocked.Read(ref _malformed);
+
+    /// <inheritdoc />
+    public long FaultCount => _consumer.FaultCount;
+
+    /// <inheritdoc />
+    public Exception? LastFault => _consumer.LastFault;
+
+    /// <inheritdoc />
+    public int? ExitCode => _tracer.ExitCode;
+
+    /// <inheritdoc />
+    public Exception? Failure => _tracer.Failure;
+
+    /// <summary>Attaches to every thread of <paramref name="pid"/>, patches the functions, and records until disposed or the process exits.</summary>
+    /// <exception cref="UprobeException">A spec is refused, or the process cannot be traced or patched (the message says why).</exception>
+    public static JumpUprobeSession Start(IEnumerable<UprobeSpec> specs, int pid, Action<UprobeHit> onHit) =>
+        Begin(new JumpUprobeSession(new TracerOptions(pid, null), specs, onHit));
+
+    /// <summary>Starts <paramref name="command"/> and patches the functions at its entry point, once its libraries are loaded.</summary>
+    /// <exception cref="UprobeException">A spec is refused, or the program cannot be started.</exception>
+    public static JumpUprobeSession Launch(IEnumerable<UprobeSpec> specs, IReadOnlyList<string> command, Action<UprobeHit> onHit, int standardOutput = -1) =>
+        Begin(new JumpUprobeSession(new TracerOptions(0, ProgramLauncher.Resolve(command), standardOutput), specs, onHit));
+
+    private static JumpUprobeSession Begin(JumpUprobeSession session)
+    {
+        session._tracer.Start();
+        session._drainer.Start();
+        return session;
+    }
+
+    /// <inheritdoc />
+    public bool WaitForEnd(TimeSpan timeout) => _tracer.WaitForEnd(timeout);
+
+    /// <summary>Stops every thread, moves any out of a trampoline, restores every byte, drains the ring and detaches.</summary>
+    public void Dispose()
+    {
+        _tracer.Dispose();
+        _stopping = true;
+        _drainer.Join();
+    }
+
+    void ITracerClient.OnAttached(int tid)
+    {
+        if (_tracer.Launched)
+            ArmEntry(tid);
+        else
+            Plant();
+    }
+
+    private void ArmEntry(int tid)
+    {
+        _entry = EntryPoint(tid);
+        _entryByte = Breakpoints.PlantByte(tid, _entry);
+    }
+
+    bool ITracerClient.OwnsTrap(int tid) => _entry != 0 && GetRegisters(tid).Rip - 1 == _entry;
+
+    bool ITracerClient.OnTrap(int tid)
+    {
+        Regs regs = GetRegisters(tid);
+        if (_entry == 0 || regs.Rip - 1 != _entry)
+            return false;
+        Breakpoints.RestoreByte(tid, _entry, _entryByte);
+        regs.Rip = _entry;
+        SetRegisters(tid, regs);
+        _entry = 0;
+        var mapped = ReadMappings(tid).Select(m => m.Inode).ToHashSet();
+        if (_inodes.All(mapped.Contains))
+            Plant();  // at an entry point the process has this one thread, stopped here
+        _tracer.Continue(tid, 0);
+        return true;
+    }
+
+    void ITracerClient.OnExec(int tid)
+    {
+        // The patched image is gone, and with it the trampolines and the ring.
+        _entry = 0;
+        lock (_drainLock)
+        {
+            _sites.Clear();
+            _ring = 0;
+        }
+        if (_tracer.Launched)
+            ArmEntry(tid);
+    }
+
+    /// <summary>A forked child's copy of memory has the jumps too: it would record into its own copy of the ring, which nobody reads. Restore its code.</summary>
+    void ITracerClient.OnForkedChild(int parentTid, int child)
+    {
+        foreach (Site site in _sites)
+            WriteExact(child, site.Address, site.Original);
+    }
+
+    void ITracerClient.PrepareDetach()
+    {
+        if (!_tracer.AnyThreadStopped)
+            return;
+        int tid = _tracer.AnyStopped;
+        foreach (Site site in _sites)
+            WriteExact(tid, site.Address, site.Original);
+    }
+
+    /// <summary>A thread inside a trampoline runs on, one instruction at a time, until it is back in the function's own code.</summary>
+    void ITracerClient.PrepareThreadDetach(int tid, bool trapped)
+    {
+        for (int step = 0; step < 10_000 && TryGetRegisters(tid, out Regs regs) && InTrampoline(regs.Rip); step++)
+        {
+            Call(SingleStep, tid, 0, 0);
+            int raw;
+            if (WaitPid(tid, &raw, Wall) != tid || !Stopped(raw))
+                return;
+            var status = new WaitStatus(raw);
+            if (status.Event == 0 && status.Signal != SigTrap)
+                _tracer.Hold(tid, status.Signal);
+        }
+    }
+
+    void ITracerClient.FinishDetach()
+    {
+    }
+
+    private bool InTrampoline(ulong rip) => _sites.Any(s => rip >= s.Trampoline && rip < s.Trampoline + (ulong)s.Length);
+
+    /// <summary>With every thread stopped: checks every function, then maps the ring and the trampolines and writes the jumps.</summary>
+    private void Plant()
+    {
+        int pid = _tracer.Pid;
+        int tid = _tracer.AnyStopped;
+        List<Mapping> mappings = ReadMappings(pid);
+        var planned = new List<(int Index, ulong Address, IReadOnlyList<Instruction> Displaced, Mapping Module)>();
+        for (int i = 0; i < _specs.Count; i++)
+        {
+            UprobeSpec spec = _specs[i];
+            (string path, ulong offset) = _resolved[i];
+            ulong address = RuntimeAddress(mappings, pid, path, offset);
+            if (_sizes[i] is 0 or > 1 << 20)
+                throw new UprobeException($"{spec.Text}: the symbol gives no size for the function; use --backend perf or ptrace");
+            byte[] code = ReadBytes(tid, address, (int)_sizes[i]);
+            IReadOnlyList<Instruction> displaced = JumpSite.Analyze(code, address, spec.Text);
+            // A call that ends the window returns to its end, where the original code goes on; one
+            // before it would return into the jump's bytes for a thread already inside the callee.
+            if (displaced.Take(displaced.Count - 1).Any(d => d.FlowControl is FlowControl.Call or FlowControl.IndirectCall))
+                throw new UprobeException($"{spec.Text}: a call among the first {JumpSite.PatchLength} bytes would return into them; use --backend perf or ptrace");
+            ulong end = displaced[^1].NextIP;
+            foreach (TracedThread thread in _tracer.Threads.Where(t => t.Stopped))
+            {
+                if (TryGetRegisters(thread.Tid, out Regs regs) && regs.Rip > address && regs.Rip < end)
+                    throw new UprobeException($"{spec.Text}: thread {thread.Tid} is stopped inside the bytes the jump would replace; try again");
+            }
+            if (planned.Any(p => p.Address == address))
+                throw new UprobeException($"{spec.Text}: the function is already probed by another spec of this session");
+            planned.Add((i, address, displaced, mappings.First(m => address >= m.Start && address < m.End)));
+        }
+        if (planned.Count == 0)
+            return;
+
+        int threadIdOffset = FindThreadIdOffset();
+        ulong ring = _area.MapAnywhere((ulong)JumpRing.Size(RingCapacity), XolArea.ProtReadWrite);
+        WriteBytes(tid, ring + JumpRing.CapacityOffset, BitConverter.GetBytes((long)RingCapacity));
+        var sites = new List<Site>();
+        foreach (var group in planned.GroupBy(p => p.Module.Inode))
+        {
+            ulong low = mappings.Where(m => m.Inode == group.Key).Min(m => m.Start);
+            ulong high = mappings.Where(m => m.Inode == group.Key).Max(m => m.End);
+            ulong size = (ulong)((group.Count() * TrampolineBytes + 4095) & ~4095);
+            ulong area = _area.MapNear(low, high, size, XolArea.ProtReadExec);
+            ulong next = area;
+            foreach (var (index, address, displaced, _) in group)
+            {
+                if ((long)(next - address) is < -0x7FFF_0000 or > 0x7FFF_0000)
+                    throw new UprobeException($"{_specs[index].Text}: no memory could be mapped within 2 GB of {_resolved[index].Path} for its trampoline; use --backend perf or ptrace");
+                int stringRegister = _specs[index].Types.ToList().IndexOf(ArgType.Str);
+                var plan = new TrampolinePlan(ring, RingCapacity, (uint)index, threadIdOffset, stringRegister, pid, displaced, displaced[^1].NextIP, SaveFlags: false);
+                byte[] trampoline = JumpTrampoline.Emit(plan, next);
+                if (trampoline.Length > TrampolineBytes)
+                    throw new UprobeException($"{_specs[index].Text}: its trampoline takes {trampoline.Length} bytes, more than {TrampolineBytes}");
+                WriteBytes(tid, next, trampoline);
+                sites.Add(new Site(address, ReadBytes(tid, address, JumpSite.PatchLength)[..JumpSite.PatchLength], next, trampoline.Length));
+                next += TrampolineBytes;
+            }
+        }
+        // Every trampoline is in place before any jump to one is written.
+        foreach (Site site in sites)
+        {
+            long displacement = (long)site.Trampoline - (long)(site.Address + JumpSite.PatchLength);
+            WriteExact(tid, site.Address, [0xE9, .. BitConverter.GetBytes((int)displacement)]);
+        }
+        lock (_drainLock)
+        {
+            _sites.AddRange(sites);
+            Volatile.Write(ref _ring, ring);
+        }
+        Planted = true;
+    }
+
+    /// <summary>The thread id's offset in the thread control block, from two stopped threads or more; -1 (ask the kernel) with fewer.</summary>
+    private int FindThreadIdOffset()
+    {
+        var threads = _tracer.Threads.Where(t => t.Stopped).Take(4)
+            .Select(t => (t.Tid, Block: TryGetRegisters(t.Tid, out Regs regs) ? regs.FsBase : 0UL))
+            .Where(t => t.Block != 0)
+            .ToList();
+        if (threads.Count < 2)
+            return -1;
+        int via = _tracer.AnyStopped;
+        var readers = threads.Select(t => (t.Tid, (Func<int, int?>)(offset => (int)(uint)PeekWord(via, t.Block + (ulong)offset)))).ToArray();
+        return ThreadIdOffset.Find(readers);
+    }
+
+    private void DrainLoop()
+    {
+        while (!_stopping)
+        {
+            if (Drain(0) == 0)
+                Thread.Sleep(1);
+        }
+        Drain(0);
+    }
+
+    /// <summary>Reads every complete record from the target's ring, frees their slots and delivers them; returns how many.</summary>
+    private int Drain(int tid)
+    {
+        lock (_drainLock)
+        {
+            ulong ring = Volatile.Read(ref _ring);
+            int pid = _tracer.Pid;
+            if (ring == 0 || pid == 0)
+                return 0;
+            const int Batch = 256;
+            byte* header = stackalloc byte[JumpRing.RecordsOffset];
+            if (!Read(pid, ring, header, JumpRing.RecordsOffset))
+                return 0;
+            long head = *(long*)(header + JumpRing.HeadOffset);
+            long tail = *(long*)(header + JumpRing.TailOffset);
+            Interlocked.Exchange(ref _ringDropped, *(long*)(header + JumpRing.DroppedOffset));
+            if (head - tail <= 0 || head - tail > RingCapacity)
+                return 0;
+            int count = (int)Math.Min(head - tail, Batch);
+            int first = (int)(tail & (RingCapacity - 1));
+            count = Math.Min(count, RingCapacity - first);  // up to the end of the ring; the rest next time
+            byte[] buffer = new byte[count * JumpRing.RecordSize];
+            fixed (byte* records = buffer)
+            {
+                if (!Read(pid, ring + JumpRing.RecordsOffset + (ulong)first * JumpRing.RecordSize, records, buffer.Length))
+                    return 0;
+                int done = 0;
+                for (; done < count; done++)
+                {
+                    byte* record = records + done * JumpRing.RecordSize;
+                    if (*(long*)(record + JumpRing.CommitOffset) != tail + done + 1)
+                        break;  // reserved, not yet written: next time
+                    Deliver(pid, record);
+                }
+                long freed = tail + done;
+                if (done > 0)
+                    Write(pid, ring + JumpRing.TailOffset, (byte*)&freed, sizeof(long));
+                return done;
+            }
+        }
+    }
+
+    private void Deliver(int pid, byte* record)
+    {
+        uint probe = *(uint*)(record + JumpRing.ProbeOffset);
+        if (probe >= (uint)_specs.Count)
+        {
+            Interlocked.Increment(ref _malformed);
+            return;
+        }
+        UprobeSpec spec = _specs[(int)probe];
+        var registers = new ReadOnlySpan<ulong>(record + JumpRing.RegistersOffset, 6);
+        int stringRegister = spec.Types.ToList().IndexOf(ArgType.Str);
+        (ulong, string?)[] fetched = [];
+        if (stringRegister >= 0)
+        {
+            var text = new ReadOnlySpan<byte>(record + JumpRing.StringOffset, JumpRing.StringBytes);
+            int end = text.IndexOf((byte)0);
+            string value = System.Text.Encoding.UTF8.GetString(end < 0 ? text : text[..end]);
+            ulong pointer = registers[stringRegister];
+            // An empty copy of a pointer that is not NULL means the trampoline could not read it.
+            fetched = [(pointer, pointer != 0 && value.Length == 0 && !Readable(pid, pointer) ? null : value)];
+        }
+        object?[] values = spec.Decode(registers, new StringSource(fetched));
+        Interlocked.Increment(ref _hits);
+        _consumer.Deliver(new UprobeHit(spec, pid, *(int*)(record + JumpRing.ThreadOffset), _clock.ToUnixNanoseconds(*(long*)(record + JumpRing.TimestampOffset)), values));
+    }
+
+    /// <summary>Whether the target's byte at <paramref name="address"/> can be read now (only to tell an unreadable string from an empty one).</summary>
+    private static bool Readable(int pid, ulong address)
+    {
+        byte b;
+        return Read(pid, address, &b, 1);
+    }
+
+    private static bool Read(int pid, ulong address, byte* buffer, int length)
+    {
+        var local = new Native.IoVec { Base = buffer, Length = (nuint)length };
+        var remote = new Native.IoVec { Base = (void*)address, Length = (nuint)length };
+        return Native.process_vm_readv(pid, &local, 1, &remote, 1, 0) == length;
+    }
+
+    private static void Write(int pid, ulong address, byte* buffer, int length)
+    {
+        var local = new Native.IoVec { Base = buffer, Length = (nuint)length };
+        var remote = new Native.IoVec { Base = (void*)address, Length = (nuint)length };
+        Native.process_vm_writev(pid, &local, 1, &remote, 1, 0);
+    }
+}

@@ -1,0 +1,147 @@
+using System;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Threading;
+using ProbeGen.Uprobes.Jump;
+using Xunit;
+
+namespace ProbeGen.Uprobes.Tests;
+
+/// <summary>
+/// The trap-free backend on real gcc-built targets and a real system binary: the backend
+/// contract's checks for entry probes (exact counts and values from four threads, a shared library,
+/// a non-PIE executable, attach and detach with the target's result checked, a killed tracer), its
+/// refusals, and libc's malloc and free under sort, counted the same as by the perf backend.
+/// </summary>
+public class JumpBackendTests(NativeTargets targets) : IClassFixture<NativeTargets>
+{
+    private const int Iterations = 200, Threads = 4;
+
+    private (Collector Hits, IUprobeSession Session, string Output) Launch(string[] specs, string file, params string[] arguments)
+    {
+        var hits = new Collector();
+        string outputFile = Path.Combine(targets.Directory, $"stdout-{Guid.NewGuid():N}");
+        IUprobeSession session;
+        using (var stdout = File.OpenHandle(outputFile, FileMode.Create, FileAccess.Write))
+            session = JumpUprobeSession.Launch(specs.Select(UprobeSpec.Parse), [file, .. arguments], hits.Add, (int)stdout.DangerousGetHandle());
+        using (session)
+            Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
+        Assert.Null(session.Failure);
+        Assert.Equal(0, session.ExitCode);
+        return (hits, session, File.ReadAllText(outputFile).Trim());
+    }
+
+    [Fact]
+    public void ExactCountsAndValuesOfSixRegistersStringsAndEveryWidthFromFourThreads()
+    {
+        string t = targets["targets"];
+        var (hits, session, output) = Launch(
+            [$"{t}:add6(i64,i64,i64,i64,i64,i64)", $"{t}:greet(str,i32)", $"{t}:widths(i8,i16,u8,u16,i32,u64)"],
+            t, Iterations.ToString(), Threads.ToString(), "0", "300");
+        Assert.Equal(NativeTargets.RunToEnd(t, Iterations.ToString(), Threads.ToString()), output);
+        Assert.Equal(UprobeBackend.Jump, session.Backend);
+        Assert.Equal(0, session.Dropped);
+
+        var add6 = hits.Of("add6");
+        Assert.Equal(Threads, add6.Select(h => h.Tid).Distinct().Count());
+        Assert.Equal(
+            Enumerable.Range(0, Threads).SelectMany(id => Enumerable.Range(0, Iterations).Select(i => $"{i},1,2,3,4,{id}")).Order(),
+            add6.Select(h => string.Join(",", h.Values)).Order());
+        var greet = hits.Of("greet");
+        Assert.Equal(Iterations * Threads / 2, greet.Count(h => (string?)h.Values[0] == "probe"));
+        Assert.Equal(Iterations * Threads / 2, greet.Count(h => (string?)h.Values[0] == "gen"));
+        Assert.All(greet, h => Assert.Equal(2L, h.Values[1]));
+        var widths = hits.Of("widths");
+        Assert.Equal(Iterations * Threads, widths.Count);
+        Assert.All(widths, h => Assert.Equal(new object?[] { -5L, -300L, 200UL, 60000UL, -70000L, 0x1234567890abcdefUL }, h.Values));
+        // Each thread's hits carry its own time stamps, in order, within the run.
+        long now = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
+        Assert.All(add6, h => Assert.InRange(h.TimestampNs, now - 60_000_000_000, now));
+    }
+
+    [Fact]
+    public void ASharedLibraryAndANonPieExecutable()
+    {
+        string lib = targets["libcalc.so"];
+        var (hits, _, output) = Launch([$"{lib}:calc_mul(i32,i32)"], targets["uselib"], "100");
+        Assert.Equal("total 14850", output);
+        Assert.Equal(Enumerable.Range(0, 100).Select(i => $"{i},3"), hits.Of("calc_mul").Select(h => string.Join(",", h.Values)));
+
+        string nopie = targets["targets-nopie"];
+        var (nopieHits, _, _) = Launch([$"{nopie}:add6(i64)"], nopie, "25", "2");
+        Assert.Equal(50, nopieHits.Of("add6").Count);
+    }
+
+    [Fact]
+    public void AttachToARunningProcessAndDetachCleanly()
+    {
+        string t = targets["targets"];
+        string expected = NativeTargets.RunToEnd(t, "400", "2", "2");
+        using Process target = NativeTargets.Start(t, "400", "2", "2");
+        Thread.Sleep(200);
+        var hits = new Collector();
+        using (JumpUprobeSession.Start([UprobeSpec.Parse($"{t}:greet(str,i32)"), UprobeSpec.Parse($"{t}:add6(i64,i64,i64,i64,i64,i64)")], target.Id, hits.Add))
+            Thread.Sleep(500);
+        Assert.NotEmpty(hits.Of("greet"));
+        Assert.All(hits.Of("add6"), h => Assert.Equal(new object?[] { h.Values[0], 1L, 2L, 3L, 4L, h.Values[5] }, h.Values));
+        Assert.All(hits.Hits, h => Assert.Equal(target.Id, h.Pid));
+        int afterDetach = hits.Hits.Count;
+        // Every byte restored: the target runs on unprobed and gets the right answer.
+        string output = target.StandardOutput.ReadToEnd();
+        Assert.True(target.WaitForExit(60_000));
+        Assert.Equal(0, target.ExitCode);
+        Assert.Equal(expected, output.Trim());
+        Assert.Equal(afterDetach, hits.Hits.Count);
+    }
+
+    [Fact]
+    public void KillingTheTracerLeavesTheTargetCorrect()
+    {
+        string t = targets["targets"];
+        string expected = NativeTargets.RunToEnd(t, "300", "2", "2");
+        using Process target = NativeTargets.Start(t, "300", "2", "2");
+        using Process tracer = NativeTargets.Start("dotnet", targets.Cli, "uprobe", $"{t}:greet(str,i32)", "-p", target.Id.ToString(), "--json", "--backend", "jump");
+        Assert.NotNull(tracer.StandardOutput.ReadLine());  // patched: a first hit
+        tracer.Kill();  // SIGKILL: the jumps stay, the trampolines go on filling the ring, then count drops
+        string output = target.StandardOutput.ReadToEnd();
+        Assert.True(target.WaitForExit(60_000));
+        Assert.Equal(0, target.ExitCode);
+        Assert.Equal(expected, output.Trim());
+    }
+
+    [Fact]
+    public void RefusalsSayWhyBeforeAnythingIsTouched()
+    {
+        string t = targets["targets"];
+        string[] command = [t, "1", "1"];
+        Assert.Contains("entry probes only", Assert.Throws<UprobeException>(() => JumpUprobeSession.Launch([UprobeSpec.Parse($"{t}:add6%return(i64)")], command, _ => { })).Message);
+        Assert.Contains("needs a function name", Assert.Throws<UprobeException>(() => JumpUprobeSession.Launch([UprobeSpec.Parse($"{t}:0x{ElfSymbols.ResolveOffset(t, "add6"):x}")], command, _ => { })).Message);
+        Assert.Contains("one string per hit", Assert.Throws<UprobeException>(() => JumpUprobeSession.Launch([UprobeSpec.Parse($"{t}:greet(str,str)")], command, _ => { })).Message);
+    }
+
+    [Fact]
+    public void MallocAndFreeOfLibcUnderSortCountTheSameAsThePerfBackend()
+    {
+        string libc = File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f.Length >= 6)
+            .Select(f => f[5]).First(p => Path.GetFileName(p).StartsWith("libc.so", StringComparison.Ordinal));
+        string input = Path.Combine(targets.Directory, "sort.in");
+        File.WriteAllLines(input, Enumerable.Range(0, 20_000).Select(i => ((i * 7919L) % 20_011).ToString()));
+        (long Mallocs, long Bytes, long Frees) Count(Func<UprobeSpec[], string[], Action<UprobeHit>, IUprobeSession> launch)
+        {
+            var hits = new Collector();
+            using (IUprobeSession session = launch([UprobeSpec.Parse($"{libc}:malloc(u64)"), UprobeSpec.Parse($"{libc}:free(ptr)")], ["/usr/bin/sort", input, "-o", input + ".out"], hits.Add))
+            {
+                Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
+                Assert.Equal(0, session.ExitCode);
+                Assert.Equal(0, session.Dropped);
+            }
+            var mallocs = hits.Of("malloc");
+            return (mallocs.Count, mallocs.Sum(h => (long)(ulong)h.Values[0]!), hits.Of("free").Count);
+        }
+        var jump = Count((specs, command, onHit) => JumpUprobeSession.Launch(specs, command, onHit));
+        var perf = Count((specs, command, onHit) => PerfUprobeSession.Launch(specs, command, onHit));
+        Assert.True(jump.Mallocs > 10, $"{jump.Mallocs} mallocs");
+        Assert.Equal(perf, jump);
+    }
+}

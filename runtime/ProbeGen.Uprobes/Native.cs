@@ -63,6 +63,12 @@ internal static unsafe partial class Native
     [LibraryImport("libc", SetLastError = true)]
     public static partial int mprotect(void* address, nuint length, int protection);
 
+    [LibraryImport("libc")]
+    public static partial nint pthread_self();
+
+    [LibraryImport("libc")]
+    public static partial int gettid();
+
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
 

@@ -1,12 +1,14 @@
 // The uprobe benchmark's target: waits START_MS (time for a tracer to attach), calls hit()
-// ITERATIONS times, and prints the mean nanoseconds per call.
-//   bench ITERATIONS START_MS
+// ITERATIONS times (hit_wide() with a third argument "wide"), and prints the mean nanoseconds per call.
+//   bench ITERATIONS START_MS [wide]
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
 __attribute__((noipa)) int hit(int x) { return x + 1; }
+/* Long enough (an 8-byte body) for the jump backend's 5-byte jump; hit() is 4 bytes. */
+__attribute__((noipa)) long hit_wide(long x) { return x + 0x12345678; }
 
 int main(int argc, char **argv)
 {
@@ -17,8 +19,12 @@ int main(int argc, char **argv)
     struct timespec a, b;
     long sum = 0;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    for (long i = 0; i < n; i++)
-        sum += hit((int)i);
+    if (argc > 3 && argv[3][0] == 'w')
+        for (long i = 0; i < n; i++)
+            sum += hit_wide(i);
+    else
+        for (long i = 0; i < n; i++)
+            sum += hit((int)i);
     clock_gettime(CLOCK_MONOTONIC, &b);
     double ns = (b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec);
     printf("%.2f %ld\n", ns / n, sum);

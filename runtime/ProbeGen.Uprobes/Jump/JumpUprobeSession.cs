@@ -299,18 +299,25 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         Planted = true;
     }
 
-    /// <summary>The thread id's offset in the thread control block, from two stopped threads or more; -1 (ask the kernel) with fewer.</summary>
+    /// <summary>
+    /// The thread id's offset in the thread control block: from two stopped threads of the target
+    /// or more, else this process's offset if the target's thread agrees with it (a program at its
+    /// entry point has one thread); -1 (ask the kernel on every hit) when neither holds.
+    /// </summary>
     private int FindThreadIdOffset()
     {
         var threads = _tracer.Threads.Where(t => t.Stopped).Take(4)
             .Select(t => (t.Tid, Block: TryGetRegisters(t.Tid, out Regs regs) ? regs.FsBase : 0UL))
             .Where(t => t.Block != 0)
             .ToList();
-        if (threads.Count < 2)
+        if (threads.Count == 0)
             return -1;
         int via = _tracer.AnyStopped;
         var readers = threads.Select(t => (t.Tid, (Func<int, int?>)(offset => (int)(uint)PeekWord(via, t.Block + (ulong)offset)))).ToArray();
-        return ThreadIdOffset.Find(readers);
+        if (threads.Count >= 2)
+            return ThreadIdOffset.Find(readers);
+        int ours = ThreadIdOffset.FindInThisProcess();
+        return ours >= 0 && readers.All(r => r.Item2(ours) == r.Tid) ? ours : -1;
     }
 
     private void DrainLoop()

@@ -13,6 +13,35 @@ internal static class ThreadIdOffset
     private const int SearchBytes = 0x1000;
 
     /// <summary>
+    /// The offset in this process, found from this thread and a second one that is kept running
+    /// meanwhile (a thread that has exited has its id cleared). A target that uses the same C
+    /// library has the same layout; the caller checks the offset against the target's own threads.
+    /// </summary>
+    public static unsafe int FindInThisProcess()
+    {
+        static (int, Func<int, int?>) Here()
+        {
+            nint block = Native.pthread_self();
+            return (Native.gettid(), offset => *(int*)(block + offset));
+        }
+        (int, Func<int, int?>) other = default;
+        using var ready = new System.Threading.ManualResetEventSlim();
+        using var done = new System.Threading.ManualResetEventSlim();
+        var thread = new System.Threading.Thread(() =>
+        {
+            other = Here();
+            ready.Set();
+            done.Wait();
+        }) { IsBackground = true };
+        thread.Start();
+        ready.Wait();
+        int found = Find([Here(), other]);
+        done.Set();
+        thread.Join();
+        return found;
+    }
+
+    /// <summary>
     /// The offset at which every given thread's control block holds its id, or -1 if there is no
     /// single such offset (a trampoline then asks the kernel).
     /// </summary>

@@ -90,10 +90,13 @@ internal sealed unsafe class XolArea(PtraceTracer tracer)
         return MapAnywhere(size, protection);
     }
 
-    /// <summary>Maps <paramref name="size"/> bytes anywhere in the tracee.</summary>
-    public ulong MapAnywhere(ulong size, ulong protection)
+    /// <summary>MAP_POPULATE: the pages are faulted in by the mmap itself, not by the program's first writes.</summary>
+    public const ulong Populate = 0x8000;
+
+    /// <summary>Maps <paramref name="size"/> bytes anywhere in the tracee, with extra mmap <paramref name="flags"/>.</summary>
+    public ulong MapAnywhere(ulong size, ulong protection, ulong flags = 0)
     {
-        long anywhere = InjectMmap(0, 0, size, protection);
+        long anywhere = InjectMmap(0, flags, size, protection);
         if (anywhere < 0)
             throw new UprobeException($"cannot map a scratch page in process {tracer.Pid} (errno {-anywhere})");
         return (ulong)anywhere;

@@ -97,5 +97,5 @@ internal static unsafe class JumpRing
 /// <param name="ThreadId">The thread that hit it.</param>
 /// <param name="Timestamp">The time stamp counter at the hit.</param>
 /// <param name="Registers">rdi, rsi, rdx, rcx, r8, r9 at the hit.</param>
-/// <param name="Text">The string the probe asked for, cut to fit the record; empty when it asked for none or it could not be read.</param>
+/// <param name="Text">The string the probe asked for, cut to fit the record; empty when it could not be read (meaningless when it asked for none: that area is not written).</param>
 internal readonly record struct JumpRecord(uint Probe, int ThreadId, long Timestamp, long[] Registers, string Text);

@@ -15,8 +15,9 @@ namespace ProbeGen.Uprobes.Jump;
 /// <param name="Displaced">The instructions the jump replaces, decoded at their original addresses.</param>
 /// <param name="Resume">The address after the displaced instructions.</param>
 /// <param name="SaveFlags">Whether the flags may be live at the probed address: never at a function's entry, where the ABI leaves them undefined.</param>
+/// <param name="Registers">How many argument registers the probe reads (the rest of the record is not written: fewer cache lines per hit).</param>
 internal sealed record TrampolinePlan(ulong Ring, int Capacity, uint Probe, int ThreadIdOffset, int StringRegister, int ProcessId,
-    IReadOnlyList<Instruction> Displaced, ulong Resume, bool SaveFlags);
+    IReadOnlyList<Instruction> Displaced, ulong Resume, bool SaveFlags, int Registers = 6);
 
 /// <summary>
 /// Generates the machine code a probed function's entry jumps to: it records one hit in the ring,
@@ -86,15 +87,17 @@ internal static class JumpTrampoline
         a.shl(rdx, 32);
         a.or(rax, rdx);
         a.mov(__qword_ptr[rcx + JumpRing.TimestampOffset], rax);
-        for (int i = 0; i < Arguments.Length; i++)
+        for (int i = 0; i < Math.Clamp(plan.Registers, 0, Arguments.Length); i++)
         {
             a.mov(rax, __qword_ptr[rsp + SavedOffset(Arguments[i])]);
             a.mov(__qword_ptr[rcx + JumpRing.RegistersOffset + 8 * i], rax);
         }
-        a.mov(__byte_ptr[rcx + JumpRing.StringOffset], 0);
-        a.mov(__byte_ptr[rcx + JumpRing.RecordSize - 1], 0);
         if (plan.StringRegister >= 0)
+        {
+            a.mov(__byte_ptr[rcx + JumpRing.StringOffset], 0);
+            a.mov(__byte_ptr[rcx + JumpRing.RecordSize - 1], 0);
             a.call(readString);
+        }
         // The commit word last: x86 keeps stores in order, so the record is whole when it shows.
         a.mov(__qword_ptr[rcx + JumpRing.CommitOffset], r10);
         a.jmp(done);

@@ -261,7 +261,8 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             return;
 
         int threadIdOffset = FindThreadIdOffset();
-        ulong ring = _area.MapAnywhere((ulong)JumpRing.Size(RingCapacity), XolArea.ProtReadWrite);
+        // Populated up front: a first write to each of its pages would otherwise fault inside a hit.
+        ulong ring = _area.MapAnywhere((ulong)JumpRing.Size(RingCapacity), XolArea.ProtReadWrite, XolArea.Populate);
         WriteBytes(tid, ring + JumpRing.CapacityOffset, BitConverter.GetBytes((long)RingCapacity));
         var sites = new List<Site>();
         foreach (var group in planned.GroupBy(p => p.Module.Inode))
@@ -276,7 +277,8 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
                 if ((long)(next - address) is < -0x7FFF_0000 or > 0x7FFF_0000)
                     throw new UprobeException($"{_specs[index].Text}: no memory could be mapped within 2 GB of {_resolved[index].Path} for its trampoline; use --backend perf or ptrace");
                 int stringRegister = _specs[index].Types.ToList().IndexOf(ArgType.Str);
-                var plan = new TrampolinePlan(ring, RingCapacity, (uint)index, threadIdOffset, stringRegister, pid, displaced, displaced[^1].NextIP, SaveFlags: false);
+                var plan = new TrampolinePlan(ring, RingCapacity, (uint)index, threadIdOffset, stringRegister, pid, displaced, displaced[^1].NextIP, SaveFlags: false,
+                    Registers: _specs[index].Types.Count);
                 byte[] trampoline = JumpTrampoline.Emit(plan, next);
                 if (trampoline.Length > TrampolineBytes)
                     throw new UprobeException($"{_specs[index].Text}: its trampoline takes {trampoline.Length} bytes, more than {TrampolineBytes}");
@@ -320,14 +322,23 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         return ours >= 0 && readers.All(r => r.Item2(ours) == r.Tid) ? ours : -1;
     }
 
+    /// <summary>
+    /// Drains what has arrived, then sleeps a millisecond: reading records while the target writes
+    /// the next ones would move their cache lines between the two cores on every hit. The ring
+    /// holds 64k records, so a millisecond's pause is room for 64M hits per second.
+    /// </summary>
     private void DrainLoop()
     {
         while (!_stopping)
         {
-            if (Drain(0) == 0)
-                Thread.Sleep(1);
+            while (Drain(0) > 0 && !_stopping)
+            {
+            }
+            Thread.Sleep(1);
         }
-        Drain(0);
+        while (Drain(0) > 0)
+        {
+        }
     }
 
     /// <summary>Reads every complete record from the target's ring, frees their slots and delivers them; returns how many.</summary>
@@ -339,7 +350,7 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             int pid = _tracer.Pid;
             if (ring == 0 || pid == 0)
                 return 0;
-            const int Batch = 256;
+            const int Batch = 4096;
             byte* header = stackalloc byte[JumpRing.RecordsOffset];
             if (!Read(pid, ring, header, JumpRing.RecordsOffset))
                 return 0;

@@ -99,11 +99,21 @@ public class JumpBackendTests(NativeTargets targets) : IClassFixture<NativeTarge
     public void KillingTheTracerLeavesTheTargetCorrect()
     {
         string t = targets["targets"];
-        string expected = NativeTargets.RunToEnd(t, "300", "2", "2");
-        using Process target = NativeTargets.Start(t, "300", "2", "2");
+        string expected = NativeTargets.RunToEnd(t, "1500", "2", "2");
+        using Process target = NativeTargets.Start(t, "1500", "2", "2");
         using Process tracer = NativeTargets.Start("dotnet", targets.Cli, "uprobe", $"{t}:greet(str,i32)", "-p", target.Id.ToString(), "--json", "--backend", "jump");
         Assert.NotNull(tracer.StandardOutput.ReadLine());  // patched: a first hit
         tracer.Kill();  // SIGKILL: the jumps stay, the trampolines go on filling the ring, then count drops
+        Assert.True(tracer.WaitForExit(10_000));
+        // The next session finds the jump the killed one left, undoes it, and puts its own in.
+        var hits = new Collector();
+        using (var next = JumpUprobeSession.Start([UprobeSpec.Parse($"{t}:greet(str,i32)")], target.Id, hits.Add))
+        {
+            Assert.Equal(1, next.LeftoversRemoved);
+            Thread.Sleep(100);
+        }
+        Assert.NotEmpty(hits.Of("greet"));
+        Assert.All(hits.Of("greet"), h => Assert.Contains((string?)h.Values[0], new[] { "probe", "gen" }));
         string output = target.StandardOutput.ReadToEnd();
         Assert.True(target.WaitForExit(60_000));
         Assert.Equal(0, target.ExitCode);

@@ -36,6 +36,13 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     /// <summary>The most probes one session patches.</summary>
     private const int MaxProbes = 64;
 
+    /// <summary>
+    /// The head of each trampoline area: a magic word, the site count, then each site's address and
+    /// original bytes, so a later session can undo the jumps of one whose tracer was killed.
+    /// </summary>
+    private const ulong AreaMagic = 0x31_706D_6A67_7270;  // "prgjmp1" little-endian
+    private const int AreaHeaderBytes = 16 + MaxProbes * 16;
+
     private readonly List<UprobeSpec> _specs;
     private readonly (string Path, ulong Offset)[] _resolved;
     private readonly ulong[] _sizes;
@@ -58,7 +65,7 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     private long _hits, _malformed, _ringDropped;
     private readonly Lock _drainLock = new();
 
-    private sealed record Site(ulong Address, byte[] Original, ulong Trampoline, int Length);
+    private sealed record Site(ulong Address, byte[] Original, ulong Area, ulong Trampoline, int Length);
 
     private JumpUprobeSession(TracerOptions options, IEnumerable<UprobeSpec> specs, Action<UprobeHit> onHit)
     {
@@ -92,6 +99,9 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
 
     /// <inheritdoc />
     public UprobeBackend Backend => UprobeBackend.Jump;
+
+    /// <summary>Jumps left by an earlier session whose tracer died, found and undone when this one attached.</summary>
+    public int LeftoversRemoved { get; private set; }
 
     /// <inheritdoc />
     public bool Planted { get; private set; }
@@ -233,6 +243,7 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         int pid = _tracer.Pid;
         int tid = _tracer.AnyStopped;
         List<Mapping> mappings = ReadMappings(pid);
+        LeftoversRemoved += RemoveLeftovers(tid, pid);
         var planned = new List<(int Index, ulong Address, IReadOnlyList<Instruction> Displaced, Mapping Module)>();
         for (int i = 0; i < _specs.Count; i++)
         {
@@ -269,9 +280,9 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         {
             ulong low = mappings.Where(m => m.Inode == group.Key).Min(m => m.Start);
             ulong high = mappings.Where(m => m.Inode == group.Key).Max(m => m.End);
-            ulong size = (ulong)((group.Count() * TrampolineBytes + 4095) & ~4095);
+            ulong size = (ulong)((AreaHeaderBytes + group.Count() * TrampolineBytes + 4095) & ~4095);
             ulong area = _area.MapNear(low, high, size, XolArea.ProtReadExec);
-            ulong next = area;
+            ulong next = area + AreaHeaderBytes;
             foreach (var (index, address, displaced, _) in group)
             {
                 if ((long)(next - address) is < -0x7FFF_0000 or > 0x7FFF_0000)
@@ -283,9 +294,22 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
                 if (trampoline.Length > TrampolineBytes)
                     throw new UprobeException($"{_specs[index].Text}: its trampoline takes {trampoline.Length} bytes, more than {TrampolineBytes}");
                 WriteBytes(tid, next, trampoline);
-                sites.Add(new Site(address, ReadBytes(tid, address, JumpSite.PatchLength)[..JumpSite.PatchLength], next, trampoline.Length));
+                sites.Add(new Site(address, ReadBytes(tid, address, JumpSite.PatchLength)[..JumpSite.PatchLength], area, next, trampoline.Length));
                 next += TrampolineBytes;
             }
+        }
+        // Each area's head names its sites, before any jump exists that a later session might need to undo.
+        foreach (var area in sites.GroupBy(s => s.Area))
+        {
+            var head = new List<byte>();
+            head.AddRange(BitConverter.GetBytes(AreaMagic));
+            head.AddRange(BitConverter.GetBytes((long)area.Count()));
+            foreach (Site site in area)
+            {
+                head.AddRange(BitConverter.GetBytes(site.Address));
+                head.AddRange([.. site.Original, 0, 0, 0]);
+            }
+            WriteBytes(tid, area.Key, [.. head]);
         }
         // Every trampoline is in place before any jump to one is written.
         foreach (Site site in sites)
@@ -299,6 +323,54 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             Volatile.Write(ref _ring, ring);
         }
         Planted = true;
+    }
+
+    /// <summary>
+    /// With every thread stopped: finds the trampoline areas of earlier sessions (by their head),
+    /// and puts back the original bytes of every site whose jump into that area is still there.
+    /// Their trampolines and rings stay mapped: a thread may be inside one, and finishes through it.
+    /// </summary>
+    private static int RemoveLeftovers(int tid, int pid)
+    {
+        int removed = 0;
+        foreach (var m in AnonymousExecutableMappings(pid))
+        {
+            if (PeekWord(tid, m.Start) != AreaMagic)
+                continue;
+            long count = (long)PeekWord(tid, m.Start + 8);
+            if (count is <= 0 or > MaxProbes)
+                continue;
+            for (int i = 0; i < count; i++)
+            {
+                ulong address = PeekWord(tid, m.Start + 16 + (ulong)i * 16);
+                byte[] original = BitConverter.GetBytes(PeekWord(tid, m.Start + 24 + (ulong)i * 16))[..JumpSite.PatchLength];
+                byte[] now = ReadBytes(tid, address, JumpSite.PatchLength);
+                long target = (long)address + JumpSite.PatchLength + BitConverter.ToInt32(now, 1);
+                if (now[0] == 0xE9 && (ulong)target >= m.Start && (ulong)target < m.End)
+                {
+                    WriteExact(tid, address, original);
+                    removed++;
+                }
+            }
+            // Done: a later session will not undo these sites again.
+            PokeWord(tid, m.Start, 0);
+        }
+        return removed;
+    }
+
+    /// <summary>The process's executable mappings of no file, of at most 1 MB: where trampoline areas live.</summary>
+    private static IEnumerable<(ulong Start, ulong End)> AnonymousExecutableMappings(int pid)
+    {
+        foreach (string line in System.IO.File.ReadLines($"/proc/{pid}/maps"))
+        {
+            string[] parts = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length != 5 || parts[1].Length < 3 || parts[1][2] != 'x')
+                continue;
+            string[] range = parts[0].Split('-');
+            ulong start = Convert.ToUInt64(range[0], 16), end = Convert.ToUInt64(range[1], 16);
+            if (end - start <= 1 << 20)
+                yield return (start, end);
+        }
     }
 
     /// <summary>

@@ -47,8 +47,6 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession, ITracerClient
     /// <summary>Each spec's binary and file offset, resolved once before any process is touched.</summary>
     private readonly (string Path, ulong Offset)[] _resolved;
 
-    /// <summary>The inodes of the probed binaries: a launched image is probed once all are mapped.</summary>
-    private readonly ulong[] _inodes;
     private readonly HitConsumer _consumer;
     private readonly PtraceTracer _tracer;
 
@@ -56,9 +54,8 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession, ITracerClient
     private readonly Breakpoints _breakpoints = new();
     private List<Mapping> _mappings = [];
 
-    /// <summary>Launch mode: the temporary int3 at the current image's entry point, and the byte under it (0: none armed).</summary>
-    private ulong _entry;
-    private byte _entryByte;
+    /// <summary>Launch mode: the temporary int3 at the image's entry point; armed only when the probed binaries are known.</summary>
+    private readonly LaunchEntry _entry;
 
     private long _hits, _dropped;
 
@@ -67,7 +64,7 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession, ITracerClient
         _specs = specs.ToList();
         // Bad specs fail here, before any process is touched or started.
         _resolved = [.. _specs.Select(ElfSymbols.Resolve)];
-        _inodes = options.Command is null ? [] : _resolved.Select(r => Native.Inode(r.Path)).Distinct().ToArray();
+        _entry = new LaunchEntry(options.Command is null ? [] : _resolved.Select(r => Native.Inode(r.Path)).Distinct().ToArray());
         _consumer = new HitConsumer(onHit);
         _tracer = new PtraceTracer(options, this);
     }
@@ -139,35 +136,9 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession, ITracerClient
     void ITracerClient.OnAttached(int tid)
     {
         if (_tracer.Launched)
-            ArmEntry(tid);
+            _entry.Arm(tid);
         else if (_specs.Count > 0)
             Plant();
-    }
-
-    /// <summary>
-    /// Launch mode: arms the image's entry point with a temporary int3. The probes go in when a
-    /// thread reaches it: the dynamic loader has then mapped every needed library and none of the
-    /// program's own code has run. An image that does not map the probed binaries (a wrapper such
-    /// as env) is left to run, and the next one's entry is armed.
-    /// </summary>
-    private void ArmEntry(int tid)
-    {
-        if (_inodes.Length == 0)
-            return;
-        _entry = EntryPoint(tid);
-        _entryByte = Breakpoints.PlantByte(tid, _entry);
-    }
-
-    /// <summary>A thread reached the armed entry point: plant the probes if this image maps the probed binaries.</summary>
-    private void OnEntry(int tid, Regs regs)
-    {
-        Breakpoints.RestoreByte(tid, _entry, _entryByte);
-        regs.Rip = _entry;
-        SetRegisters(tid, regs);
-        _entry = 0;
-        var mapped = ReadMappings(tid).Select(m => m.Inode).ToHashSet();
-        if (_inodes.All(mapped.Contains))
-            Plant();  // at an entry point the process has this one thread, stopped here
     }
 
     /// <summary>With every thread stopped: plants every probe (see <see cref="Breakpoints.Plant"/>).</summary>
@@ -181,12 +152,12 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession, ITracerClient
     /// <summary>The traced process replaced its image: its breakpoints and trampolines went with the old one. Launch mode arms the new image's entry point.</summary>
     void ITracerClient.OnExec(int tid)
     {
-        _entry = 0;
+        _entry.Forget();
         _breakpoints.ForgetImage();
         foreach (TracedThread thread in _tracer.Threads)
             thread.Returns.Abandon();
         if (_tracer.Launched)
-            ArmEntry(tid);
+            _entry.Arm(tid);
     }
 
     /// <summary>Whether a thread stopped by SIGTRAP stopped at one of our breakpoints or the trampoline.</summary>
@@ -201,9 +172,10 @@ public sealed unsafe class PtraceUprobeSession : IUprobeSession, ITracerClient
     {
         Regs regs = GetRegisters(tid);
         ulong at = regs.Rip - 1;
-        if (_entry != 0 && at == _entry)
+        if (_entry.IsAt(at))
         {
-            OnEntry(tid, regs);
+            if (_entry.Reached(tid, regs))
+                Plant();  // at an entry point the process has this one thread, stopped here
             _tracer.Continue(tid, 0);
             return true;
         }

@@ -53,7 +53,7 @@ public sealed unsafe class JumpTrampolineTests : IDisposable
         try
         {
             JumpRing.Initialize(ring, capacity);
-            int tidOffset = FindThreadIdOffset();
+            int tidOffset = ThreadIdOffset.FindInThisProcess();
             Assert.True(tidOffset >= 0, "the C library's thread control block holds the thread id");
             nint add6 = Patch("add6", probe: 1, ring, capacity, tidOffset, stringRegister: -1);
             nint greet = Patch("greet", probe: 2, ring, capacity, tidOffset, stringRegister: 0);
@@ -222,31 +222,6 @@ public sealed unsafe class JumpTrampolineTests : IDisposable
         throw new InvalidOperationException("no free page within 2 GB of the library in this process's memory map");
     }
 
-    /// <summary>The offset of the thread id in the control block, from this thread and another one that is still running.</summary>
-    private static int FindThreadIdOffset()
-    {
-        static (int, Func<int, int?>) Here()
-        {
-            nint block = pthread_self();
-            return (gettid(), offset => *(int*)(block + offset));
-        }
-        (int, Func<int, int?>) other = default;
-        using var ready = new ManualResetEventSlim();
-        using var done = new ManualResetEventSlim();
-        var thread = new Thread(() =>
-        {
-            other = Here();
-            ready.Set();
-            done.Wait();
-        });
-        thread.Start();
-        ready.Wait();
-        int offset = ThreadIdOffset.Find([Here(), other]);
-        done.Set();
-        thread.Join();
-        return offset;
-    }
-
     public void Dispose()
     {
         Unpatch();
@@ -260,9 +235,6 @@ public sealed unsafe class JumpTrampolineTests : IDisposable
 
     [DllImport("libc", SetLastError = true)]
     private static extern int mprotect(nint address, nint length, int protection);
-
-    [DllImport("libc")]
-    private static extern nint pthread_self();
 
     [DllImport("libc")]
     private static extern int gettid();

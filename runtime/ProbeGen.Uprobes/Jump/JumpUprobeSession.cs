@@ -46,7 +46,8 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     private readonly List<UprobeSpec> _specs;
     private readonly (string Path, ulong Offset)[] _resolved;
     private readonly ulong[] _sizes;
-    private readonly ulong[] _inodes;
+    /// <summary>The argument register each spec's string is in, or -1.</summary>
+    private readonly int[] _stringRegisters;
     private readonly HitConsumer _consumer;
     private readonly PtraceTracer _tracer;
     private readonly XolArea _area;
@@ -58,9 +59,8 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     private ulong _ring;
     private volatile bool _stopping;
 
-    /// <summary>Launch mode: the temporary int3 at the image's entry point, and the byte under it (0: none armed).</summary>
-    private ulong _entry;
-    private byte _entryByte;
+    /// <summary>Launch mode: the temporary int3 at the image's entry point.</summary>
+    private readonly LaunchEntry _entry;
 
     private long _hits, _malformed, _ringDropped;
     private readonly Lock _drainLock = new();
@@ -83,7 +83,8 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         }
         _resolved = [.. _specs.Select(ElfSymbols.Resolve)];
         _sizes = [.. _specs.Zip(_resolved).Select(p => ElfSymbols.FunctionSize(p.Second.Path, p.First.Symbol!))];
-        _inodes = options.Command is null ? [] : _resolved.Select(r => Native.Inode(r.Path)).Distinct().ToArray();
+        _stringRegisters = [.. _specs.Select(s => s.Types.ToList().IndexOf(ArgType.Str))];
+        _entry = new LaunchEntry(options.Command is null ? [] : _resolved.Select(r => Native.Inode(r.Path)).Distinct().ToArray());
         _consumer = new HitConsumer(onHit);
         _tracer = new PtraceTracer(options with { OnThreadExit = Chain(options.OnThreadExit) }, this);
         _area = new XolArea(_tracer);
@@ -158,30 +159,19 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     void ITracerClient.OnAttached(int tid)
     {
         if (_tracer.Launched)
-            ArmEntry(tid);
+            _entry.Arm(tid);
         else
             Plant();
     }
 
-    private void ArmEntry(int tid)
-    {
-        _entry = EntryPoint(tid);
-        _entryByte = Breakpoints.PlantByte(tid, _entry);
-    }
-
-    bool ITracerClient.OwnsTrap(int tid) => _entry != 0 && GetRegisters(tid).Rip - 1 == _entry;
+    bool ITracerClient.OwnsTrap(int tid) => _entry.IsAt(GetRegisters(tid).Rip - 1);
 
     bool ITracerClient.OnTrap(int tid)
     {
         Regs regs = GetRegisters(tid);
-        if (_entry == 0 || regs.Rip - 1 != _entry)
+        if (!_entry.IsAt(regs.Rip - 1))
             return false;
-        Breakpoints.RestoreByte(tid, _entry, _entryByte);
-        regs.Rip = _entry;
-        SetRegisters(tid, regs);
-        _entry = 0;
-        var mapped = ReadMappings(tid).Select(m => m.Inode).ToHashSet();
-        if (_inodes.All(mapped.Contains))
+        if (_entry.Reached(tid, regs))
             Plant();  // at an entry point the process has this one thread, stopped here
         _tracer.Continue(tid, 0);
         return true;
@@ -190,14 +180,14 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     void ITracerClient.OnExec(int tid)
     {
         // The patched image is gone, and with it the trampolines and the ring.
-        _entry = 0;
+        _entry.Forget();
         lock (_drainLock)
         {
             _sites.Clear();
             _ring = 0;
         }
         if (_tracer.Launched)
-            ArmEntry(tid);
+            _entry.Arm(tid);
     }
 
     /// <summary>A forked child's copy of memory has the jumps too: it would record into its own copy of the ring, which nobody reads. Restore its code.</summary>
@@ -287,8 +277,7 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             {
                 if ((long)(next - address) is < -0x7FFF_0000 or > 0x7FFF_0000)
                     throw new UprobeException($"{_specs[index].Text}: no memory could be mapped within 2 GB of {_resolved[index].Path} for its trampoline; use --backend perf or ptrace");
-                int stringRegister = _specs[index].Types.ToList().IndexOf(ArgType.Str);
-                var plan = new TrampolinePlan(ring, RingCapacity, (uint)index, threadIdOffset, stringRegister, pid, displaced, displaced[^1].NextIP, SaveFlags: false,
+                var plan = new TrampolinePlan(ring, RingCapacity, (uint)index, threadIdOffset, _stringRegisters[index], pid, displaced, displaced[^1].NextIP, SaveFlags: false,
                     Registers: _specs[index].Types.Count);
                 byte[] trampoline = JumpTrampoline.Emit(plan, next);
                 if (trampoline.Length > TrampolineBytes)
@@ -465,7 +454,7 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         }
         UprobeSpec spec = _specs[(int)probe];
         var registers = new ReadOnlySpan<ulong>(record + JumpRing.RegistersOffset, 6);
-        int stringRegister = spec.Types.ToList().IndexOf(ArgType.Str);
+        int stringRegister = _stringRegisters[(int)probe];
         (ulong, string?)[] fetched = [];
         if (stringRegister >= 0)
         {

@@ -18,6 +18,9 @@ public sealed class PaymentService
 {
     private int _sequence;
 
+    /// <summary>False to answer at once, for a workload that is all probe hits (<c>--no-latency</c>).</summary>
+    public bool SimulateLatency { get; init; } = true;
+
     /// <summary>
     /// Charges a card after a simulated network round trip. A method probe: every call fires entry,
     /// and return when the task completes. The card number never leaves the process: traces show
@@ -27,7 +30,8 @@ public sealed class PaymentService
     [return: ProbeRedact]
     public async Task<Receipt> ChargeAsync([ProbeRedact] string card, decimal amount)
     {
-        await Task.Delay(Random.Shared.Next(1, 4));
+        if (SimulateLatency)
+            await Task.Delay(Random.Shared.Next(1, 4));
         if (card.EndsWith('0'))
             throw new PaymentDeclinedException(card);
         return new Receipt(card, amount, $"AUTH{Interlocked.Increment(ref _sequence):D6}");

@@ -7,9 +7,11 @@ using ProbeGen;
 
 // OrderService: a small shop with probes. By default it attaches in-process consumers, runs a
 // bounded workload and prints what they saw. --forever keeps taking orders until Ctrl-C;
-// --quiet attaches nothing (for tracing it from outside).
+// --quiet attaches nothing (for tracing it from outside); --no-latency drops the simulated
+// payment latency, so the workload runs as fast as its probes let it.
 bool forever = args.Contains("--forever");
 bool quiet = args.Contains("--quiet");
+bool noLatency = args.Contains("--no-latency");
 int orders = 200;
 if (args.SkipWhile(a => a != "--orders").Skip(1).FirstOrDefault() is { } n && !int.TryParse(n, out orders))
 {
@@ -42,7 +44,7 @@ if (!quiet)
 
 using var stop = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-var shop = new Orders(new PriceCache(), new PaymentService());
+var shop = new Orders(new PriceCache(), new PaymentService { SimulateLatency = !noLatency });
 string[] customers = ["ada", "grace", "linus", "barbara", "ken"];
 string[] catalog = ["book", "lamp", "mug", "desk", "chair", "pen", "ink"];
 int placed = 0, declined = 0;

@@ -74,6 +74,25 @@ public class CliTests
         Assert.Equal(0, result.Summary.GetProperty("dropped").GetInt64());
     }
 
+    /// <summary>
+    /// A workload at full speed (no simulated latency) makes the session batch its hits, and it
+    /// ends by returning from Main right after its last hit: the runtime ends EventPipe sessions
+    /// before any exit handler runs, so only the exit guard can write out the last batches. Every
+    /// one of the 270,000 orders:placed hits arrives, each order id once.
+    /// </summary>
+    [Fact]
+    public void AFullSpeedBurstRightBeforeExitArrivesWhole()
+    {
+        Result result = Processes.Run(Timeout, "trace", "orders:placed", "--json", "--",
+            "dotnet", Processes.Sample, "--quiet", "--orders", "300000", "--no-latency");
+        Assert.True(result.ExitCode == 0, result.ToString()[..Math.Min(2000, result.ToString().Length)]);
+        Assert.Equal(0, result.Summary.GetProperty("dropped").GetInt64());
+        Assert.Equal(270_000, result.Summary.GetProperty("events").GetInt64());
+        var ids = result.Hits.Select(h => h.GetProperty("args").GetProperty("orderId").GetInt32()).ToList();
+        Assert.Equal(270_000, ids.Count);
+        Assert.Equal(270_000, ids.Distinct().Count());
+    }
+
     [Fact]
     public void OverlappingPatternsDeliverEachHitOnce()
     {

@@ -42,7 +42,7 @@ public class ControlPlaneTests
 
         site.Fire(new ProbeArgs<object>(new Recursive(site)));  // would overflow the stack without the guard
 
-        var hits = listener.Events.Where(e => e.EventId == ControlProtocol.HitEvent).ToList();
+        var hits = listener.Hits();
         Assert.Single(hits);
         Assert.Contains("recursive", HitView.Of(listener, hits[0]).Args);
         SpinWait.SpinUntil(() => listener.Events.Any(e => e.EventId == ControlProtocol.DroppedEvent), TimeSpan.FromSeconds(5));

@@ -33,7 +33,7 @@ public class HitPayloadTests
             [ControlProtocol.Keys.Patterns] = ControlProtocol.Encode(provider + ":*"),
         });
         site.Fire(args);
-        HitView view = HitView.Of(listener, Assert.Single(listener.Of(ControlProtocol.HitEvent)));
+        HitView view = HitView.Of(listener, Assert.Single(listener.Hits()));
         listener.EndAll();
         return view;
     }
@@ -83,17 +83,17 @@ public class HitPayloadTests
         late.Fire(new ProbeArgs<string>("ada"));
         early.Fire(new ProbeArgs<int>(3));
 
+        var hits = listener.Hits();
         var events = listener.Events.ToList();
-        var hits = events.Where(e => e.EventId == ControlProtocol.HitEvent).ToList();
         Assert.Equal(2, hits.Count);
         foreach (var hit in hits)
         {
-            int bind = events.FindIndex(e => e.EventId == ControlProtocol.BindEvent && (int)e.Payload![0]! == (int)hit.Payload![0]!);
-            Assert.InRange(bind, 0, events.IndexOf(hit) - 1);
+            int bind = events.FindIndex(e => e.EventId == ControlProtocol.BindEvent && (int)e.Payload![0]! == hit.Header.Probe);
+            Assert.InRange(bind, 0, events.IndexOf(hit.Event) - 1);
         }
         Assert.Equal(("late", "{\"who\":\"ada\"}"), (HitView.Of(listener, hits[0]).Probe.Split(':')[1], HitView.Of(listener, hits[0]).Args));
         Assert.Equal("{\"n\":3}", HitView.Of(listener, hits[1]).Args);
-        Assert.NotEqual(hits[0].Payload![0], hits[1].Payload![0]);
+        Assert.NotEqual(hits[0].Header.Probe, hits[1].Header.Probe);
         listener.EndAll();
     }
 
@@ -113,7 +113,7 @@ public class HitPayloadTests
         // 2 x 64 strings of 1 KB: 256 KB of UTF-16, over the bound.
         var big = Enumerable.Repeat(new string('x', 1024), 64).ToList();
         site.Fire(new ProbeArgs<object, object>(big, big));
-        Assert.Empty(listener.Of(ControlProtocol.HitEvent));
+        Assert.Empty(listener.Hits());
         Assert.True(System.Threading.SpinWait.SpinUntil(() => listener.Of(ControlProtocol.DroppedEvent).Count > 0, TimeSpan.FromSeconds(5)));
         listener.EndAll();
     }

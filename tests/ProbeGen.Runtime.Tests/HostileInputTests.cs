@@ -70,7 +70,7 @@ public class HostileInputTests
         var value = new SelfFiring(site);
         site.Fire(new ProbeArgs<object>(value));  // would overflow the stack without the guard
 
-        var hits = listener.Of(ControlProtocol.HitEvent);
+        var hits = listener.Hits();
         // An opaque value equals no string: == "self-firing" drops it, the others keep it.
         int expected = where == "value == \"self-firing\"" ? 0 : 1;
         Assert.Equal(expected, hits.Count);
@@ -92,7 +92,7 @@ public class HostileInputTests
 
         site.Fire(new ProbeArgs<object, int>(new Throwing(), 7));
 
-        string args = HitView.Of(listener, Assert.Single(listener.Of(ControlProtocol.HitEvent))).Args;
+        string args = HitView.Of(listener, Assert.Single(listener.Hits())).Args;
         Assert.Equal("{\"value\":\"(Throwing.ToString() threw FormatException)\",\"n\":7}", args);
         listener.EndAll();
     }
@@ -113,7 +113,7 @@ public class HostileInputTests
             Assert.Empty(listener.Of(ControlProtocol.ErrorEvent));
             Assert.Equal(1, site.ConsumerCount);
             site.Fire(new ProbeArgs<int>(copies));
-            Assert.Single(listener.Of(ControlProtocol.HitEvent));
+            Assert.Single(listener.Hits());
             listener.EndAll();
             Assert.True(SpinWait.SpinUntil(() => site.ConsumerCount == 0, TimeSpan.FromSeconds(5)), "the session did not detach");
         }, iter: 40, threads: 1);
@@ -182,7 +182,7 @@ public class HostileInputTests
         using var listener = new SessionListener(session);
         Enable(session, "trace", (ControlProtocol.Keys.Patterns, ControlProtocol.Encode(provider + ":*")));
         site.Fire(new ProbeArgs<string>("PendNode<T> & 'ü' \"q\""));
-        string args = HitView.Of(listener, Assert.Single(listener.Of(ControlProtocol.HitEvent))).Args;
+        string args = HitView.Of(listener, Assert.Single(listener.Hits())).Args;
         Assert.Equal("{\"type\":\"PendNode<T> & 'ü' \\\"q\\\"\"}", args);
         listener.EndAll();
     }

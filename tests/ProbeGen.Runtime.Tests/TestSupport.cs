@@ -212,6 +212,40 @@ internal sealed class SessionListener(string prefix) : EventListener
 
     public System.Collections.Generic.List<EventWrittenEventArgs> Of(int id) => System.Linq.Enumerable.ToList(System.Linq.Enumerable.Where(Events, e => e.EventId == id));
 
+    /// <summary>
+    /// Every hit received so far, each with the event that carried it, after the sessions' threads
+    /// wrote out their batches: hits come in HitBatch events, or one per Hit event when unbatched.
+    /// </summary>
+    public System.Collections.Generic.List<SessionHit> Hits()
+    {
+        ProbeGen.Control.ControlPlane.FlushAll();
+        var hits = new System.Collections.Generic.List<SessionHit>();
+        foreach (EventWrittenEventArgs e in Events)
+        {
+            if (e.EventId == ProbeGen.Control.ControlProtocol.HitEvent)
+            {
+                var p = e.Payload!;
+                hits.Add(new SessionHit(new ProbeGen.Control.HitHeader((int)p[0]!, (ProbePoint)(byte)p[1]!, (int)p[2]!, (long)p[3]!, (long)p[4]!), (byte[])p[5]!, e));
+            }
+            else if (e.EventId == ProbeGen.Control.ControlProtocol.HitBatchEvent)
+            {
+                var p = e.Payload!;
+                byte[] records = (byte[])p[3]!;
+                byte[] payload = new byte[ProbeGen.Control.HitLayout.BatchRecordsOffset + records.Length];
+                System.BitConverter.TryWriteBytes(payload.AsSpan(ProbeGen.Control.HitLayout.BatchOffset), (int)p[0]!);
+                System.BitConverter.TryWriteBytes(payload.AsSpan(ProbeGen.Control.HitLayout.BatchFirstOffset), (long)p[1]!);
+                System.BitConverter.TryWriteBytes(payload.AsSpan(ProbeGen.Control.HitLayout.BatchCountOffset), (int)p[2]!);
+                System.BitConverter.TryWriteBytes(payload.AsSpan(ProbeGen.Control.HitLayout.BatchRecordsLengthOffset), records.Length);
+                records.CopyTo(payload.AsSpan(ProbeGen.Control.HitLayout.BatchRecordsOffset));
+                Xunit.Assert.True(ProbeGen.Control.HitBatchReader.TryOpen(payload, out var batch), "a malformed batch");
+                while (batch.TryReadNext(out var header, out var data))
+                    hits.Add(new SessionHit(header, data.ToArray(), e));
+                Xunit.Assert.True(batch.AtEnd, "a batch with a malformed record");
+            }
+        }
+        return hits;
+    }
+
     /// <summary>Ends every session so far, as a CLI leaving would.</summary>
     public void EndAll()
     {
@@ -220,6 +254,9 @@ internal sealed class SessionListener(string prefix) : EventListener
     }
 }
 
+/// <summary>One hit a session sent: its fixed fields, its Data, and the event that carried it.</summary>
+internal sealed record SessionHit(ProbeGen.Control.HitHeader Header, byte[] Data, EventWrittenEventArgs Event);
+
 /// <summary>A hit event read back as <c>probegen</c> prints it: the probe its Bind named, and JSON text for the values.</summary>
 internal sealed record HitView(string Probe, ProbePoint Point, string Args, string Ret, string Exception)
 {
@@ -227,13 +264,13 @@ internal sealed record HitView(string Probe, ProbePoint Point, string Args, stri
     public string All => $"{Probe} {Args} {Ret} {Exception}";
 
     /// <summary>Decodes a hit event that <paramref name="listener"/> received, with the Bind event it received before it.</summary>
-    public static HitView Of(SessionListener listener, System.Diagnostics.Tracing.EventWrittenEventArgs hit)
+    public static HitView Of(SessionListener listener, SessionHit hit)
     {
-        int index = (int)hit.Payload![0]!;
+        int index = hit.Header.Probe;
         var bind = System.Linq.Enumerable.First(listener.Of(ProbeGen.Control.ControlProtocol.BindEvent), b => (int)b.Payload![0]! == index);
         string[] names = ((string)bind.Payload![3]!).Split('\n', System.StringSplitOptions.RemoveEmptyEntries);
-        var point = (ProbePoint)(byte)hit.Payload[1]!;
-        var reader = new ProbeGen.Control.HitPayloadReader((byte[])hit.Payload[5]!);
+        var point = hit.Header.Point;
+        var reader = new ProbeGen.Control.HitPayloadReader(hit.Data);
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
         var w = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         Xunit.Assert.True(reader.TryReadCount(out int count));

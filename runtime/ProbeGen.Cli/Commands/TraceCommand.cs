@@ -64,6 +64,9 @@ internal static class TraceCommand
         };
         if (options.Where is not null)
             arguments[ControlProtocol.Keys.Where] = ControlProtocol.Encode(options.Where);
+        // A saved .nettrace keeps an event per hit, each with the stack it was written on.
+        if (saveTo is not null)
+            arguments[ControlProtocol.Keys.Batch] = "0";
 
         using var run = new SessionRun(target, cancel) { BufferMegabytes = options.BufferMegabytes, SaveTo = saveTo };
         var output = new GuardedOutput(stdout, run.RequestStop);
@@ -91,15 +94,19 @@ internal static class TraceCommand
         }
         while (run.Next(idle: stream.Idle) is { } e)
             Handle(e);
-        // Hits already in flight when we stopped are printed by the stream, up to --max-events.
-        foreach (TargetEvent e in run.StopAndDrain())
+        // Hits already in flight when we stopped are printed by the stream, up to --max-events; those
+        // still in the target's batches are written out first, unless --max-events has all it wants.
+        bool flush = options.MaxEvents is not { } max || stream.Events < max;
+        foreach (TargetEvent e in run.StopAndDrain(flush))
         {
             if (e.Id == ControlProtocol.DroppedEvent)
                 dropped += e.Number("Count");
         }
         stream.Close();
         long events = stream.Events;
-        dropped += run.EventsLost + run.Overflow + stream.Malformed;
+        // Each gap in a batch's numbers is exact; lost events no gap explains (a thread's last batch,
+        // a heartbeat) count as one hit each, so a loss is never silent.
+        dropped += stream.LostHits + Math.Max(0, run.EventsLost - stream.Gaps) + run.Overflow + stream.Malformed;
         if (file is not null && saveTo is null)
             WriteFile(file, fileFormat, target.Pid, recorded);
         (string? line, ExitCode code) = run.Outcome(output.Closed);

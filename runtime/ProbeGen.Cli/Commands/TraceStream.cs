@@ -52,6 +52,9 @@ internal sealed class TraceStream(HitPrinter printer, GuardedOutput output, long
     {
         switch ((int)e.ID)
         {
+            case ControlProtocol.HitBatchEvent:
+                Batch(new ReadOnlySpan<byte>((void*)e.DataStart, e.EventDataLength));
+                return true;
             case ControlProtocol.HitEvent:
                 Hit(new ReadOnlySpan<byte>((void*)e.DataStart, e.EventDataLength));
                 return true;
@@ -112,6 +115,55 @@ internal sealed class TraceStream(HitPrinter printer, GuardedOutput output, long
             Drop("a hit event has the wrong size or point");
             return;
         }
+        Hit(in hit, data);
+    }
+
+    /// <summary>The next record number expected of each batch, by batch number. Reader thread only.</summary>
+    private readonly Dictionary<int, long> _expected = [];
+
+    /// <summary>The most batches tracked: a target has one per thread that hit, so more is not a target speaking the protocol.</summary>
+    private const int MaxBatches = 1 << 16;
+
+    private long _lostHits, _gaps;
+
+    /// <summary>Hits that EventPipe lost with whole batches, counted exactly from the gaps in each batch's record numbers.</summary>
+    public long LostHits => Interlocked.Read(ref _lostHits);
+
+    /// <summary>How many gaps those were: each is at least one of the events EventPipe reports lost.</summary>
+    public long Gaps => Interlocked.Read(ref _gaps);
+
+    private void Batch(ReadOnlySpan<byte> payload)
+    {
+        if (!HitBatchReader.TryOpen(payload, out HitBatchReader batch))
+        {
+            Drop("a hit batch has the wrong size");
+            return;
+        }
+        if (_expected.TryGetValue(batch.Batch, out long expected) || _expected.Count < MaxBatches)
+        {
+            if (batch.First > expected)
+            {
+                Interlocked.Add(ref _lostHits, batch.First - expected);
+                Interlocked.Increment(ref _gaps);
+            }
+            _expected[batch.Batch] = Math.Max(expected, batch.First + batch.Count);
+        }
+        int read = 0;
+        while (batch.TryReadNext(out HitHeader hit, out ReadOnlySpan<byte> data))
+        {
+            Hit(in hit, data);
+            read++;
+        }
+        if (!batch.AtEnd)
+        {
+            // The records after a malformed one cannot be found: each is counted as dropped.
+            Interlocked.Add(ref _malformed, Math.Max(1, batch.Count - read) - 1);
+            Drop("a hit batch holds a malformed record");
+        }
+    }
+
+    private void Hit(in HitHeader hit, ReadOnlySpan<byte> data)
+    {
         HitBinding? binding = (uint)hit.Probe < (uint)_bindings.Length ? _bindings[hit.Probe] : null;
         if (binding is null)
         {

@@ -16,6 +16,8 @@ namespace ProbeGen.Cli.Target;
 internal sealed class ControlSessionClient : IDisposable
 {
     private readonly EventPipeSession _session;
+    private readonly TargetProcess _target;
+    private readonly string _id;
     private readonly string _replyProvider;
     private readonly Task _reader;
     private long _eventsLost;
@@ -23,10 +25,12 @@ internal sealed class ControlSessionClient : IDisposable
 
     private readonly System.IO.Stream? _saveTo;
 
-    private ControlSessionClient(EventPipeSession session, string replyProvider, System.IO.Stream? saveTo, Action<TraceEvent> onEvent)
+    private ControlSessionClient(EventPipeSession session, TargetProcess target, string id, System.IO.Stream? saveTo, Action<TraceEvent> onEvent)
     {
         _session = session;
-        _replyProvider = replyProvider;
+        _target = target;
+        _id = id;
+        _replyProvider = ControlProtocol.SessionProviderName(id);
         _saveTo = saveTo;
         _reader = Task.Factory.StartNew(() => Read(onEvent), TaskCreationOptions.LongRunning);
     }
@@ -77,7 +81,29 @@ internal sealed class ControlSessionClient : IDisposable
         {
             throw CliException.Failure($"could not open an EventPipe session to process {target.Pid}: {ex.Message}");
         }
-        return new ControlSessionClient(session, ControlProtocol.SessionProviderName(id), saveTo, onEvent);
+        return new ControlSessionClient(session, target, id, saveTo, onEvent);
+    }
+
+    /// <summary>
+    /// Asks the target to write out every hit this session's threads hold in their batches, and to
+    /// answer with a Flushed event on this session's stream. The request is a second, momentary
+    /// EventPipe session that names this one: the only way into a target is a session's provider
+    /// arguments. False when the request could not be sent (the target is gone).
+    /// </summary>
+    public bool RequestFlush()
+    {
+        var arguments = new Dictionary<string, string> { [ControlProtocol.Keys.Session] = _id, [ControlProtocol.Keys.Command] = "flush" };
+        var providers = new[] { new EventPipeProvider(ControlProtocol.ProviderName, EventLevel.Informational, 0, arguments) };
+        try
+        {
+            using EventPipeSession flush = _target.Client.StartEventPipeSession(new EventPipeSessionConfiguration(providers, circularBufferSizeMB: 1, requestRundown: false, requestStackwalk: false));
+            flush.Stop();
+            return true;
+        }
+        catch (Exception ex) when (ex is ServerNotAvailableException or DiagnosticsClientException or UnauthorizedAccessException or System.IO.IOException or ObjectDisposedException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Ends the session: the target detaches everything it enabled. Idempotent.</summary>

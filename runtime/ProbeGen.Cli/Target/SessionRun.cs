@@ -105,6 +105,11 @@ internal sealed class SessionRun : IDisposable
     {
         _client = ControlSessionClient.Start(_target, command, arguments, BufferMegabytes, SaveTo, e =>
         {
+            if ((int)e.ID == ControlProtocol.FlushedEvent)
+            {
+                _flushed.Set();
+                return;
+            }
             if (direct is not null && direct(e))
                 return;
             // TraceEvent reuses its event objects: keep the payload, not the event.
@@ -243,9 +248,20 @@ internal sealed class SessionRun : IDisposable
         }
     }
 
+    /// <summary>How long a stop waits for the target to write out its batched hits.</summary>
+    private static readonly TimeSpan FlushTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly ManualResetEventSlim _flushed = new();
+
     /// <summary>Stops the session and drains what the target had already sent.</summary>
-    public IEnumerable<TargetEvent> StopAndDrain()
+    /// <param name="flush">
+    /// True to have the target write out the hits its threads still hold in their batches first (see
+    /// <see cref="ControlSessionClient.RequestFlush"/>), so that every hit before the stop is delivered.
+    /// </param>
+    public IEnumerable<TargetEvent> StopAndDrain(bool flush = false)
     {
+        if (flush && _client is { Completion.IsCompleted: false } client && client.RequestFlush())
+            WaitHandle.WaitAny([_flushed.WaitHandle, ((IAsyncResult)client.Completion).AsyncWaitHandle], FlushTimeout);
         _client?.Stop();
         _client?.WaitForEnd(TimeSpan.FromSeconds(5));
         while (_events.TryTake(out TargetEvent? e))
@@ -256,5 +272,6 @@ internal sealed class SessionRun : IDisposable
     {
         _client?.Dispose();
         _stop.Dispose();
+        _flushed.Dispose();
     }
 }

@@ -27,6 +27,7 @@ public static class ProbeCatalog
     public static void Register(Assembly assembly, params ReadOnlySpan<ProbeSite> sites)
     {
         ArgumentNullException.ThrowIfNull(assembly);
+        ProbeGen.Control.ExitGuard.NoteThread();
         string? name = assembly.GetName().Name;
         lock (Probes.WriterLock)
         {

@@ -97,6 +97,36 @@ internal sealed class SessionEventSource : EventSource
         }
     }
 
+    /// <summary>
+    /// Many hits of one thread at once, in the layout of <see cref="HitLayout"/>. Only declared here,
+    /// so that the event's metadata names its fields: batches are written through <see cref="WriteBatch"/>.
+    /// </summary>
+    [Event(ControlProtocol.HitBatchEvent, Level = EventLevel.Informational)]
+    public void HitBatch(int Batch, long First, int Count, byte[] Records) =>
+        WriteBatch(Batch, First, Count, Records);
+
+    /// <summary>Writes a <see cref="HitBatch"/> event from the batch's own buffer, with no array to allocate.</summary>
+    [NonEvent]
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Every field is an integer or a byte array: nothing for the trimmer to remove.")]
+    public unsafe void WriteBatch(int batch, long first, int count, ReadOnlySpan<byte> records)
+    {
+        int length = records.Length;
+        fixed (byte* bytes = records)
+        {
+            EventData* fields = stackalloc EventData[5];
+            fields[0] = new EventData { DataPointer = (nint)(&batch), Size = sizeof(int) };
+            fields[1] = new EventData { DataPointer = (nint)(&first), Size = sizeof(long) };
+            fields[2] = new EventData { DataPointer = (nint)(&count), Size = sizeof(int) };
+            fields[3] = new EventData { DataPointer = (nint)(&length), Size = sizeof(int) };
+            fields[4] = new EventData { DataPointer = (nint)bytes, Size = length };
+            WriteEventCore(ControlProtocol.HitBatchEvent, 5, fields);
+        }
+    }
+
+    /// <summary>Answers a <c>flush</c>: every hit of the session that happened before it was written before this event.</summary>
+    [Event(ControlProtocol.FlushedEvent, Level = EventLevel.Informational)]
+    public void Flushed() => WriteEvent(ControlProtocol.FlushedEvent);
+
     [Event(ControlProtocol.DroppedEvent, Level = EventLevel.Informational)]
     public void Dropped(long Count) => WriteEvent(ControlProtocol.DroppedEvent, Count);
 

@@ -9,6 +9,29 @@ internal static class ControlPlane
     /// <summary>Live sessions. Added on a session's Enable; removed when it ends.</summary>
     private static readonly ConcurrentDictionary<string, ControlSession> s_sessions = new();
 
+    static ControlPlane()
+    {
+        // Before EventSources are disposed at exit (the default context unloads first), and before
+        // an unhandled exception ends the process: the last hits are often the ones that matter.
+        System.Runtime.Loader.AssemblyLoadContext.Default.Unloading += _ => FlushAll();
+
+        System.AppDomain.CurrentDomain.UnhandledException += (_, _) => FlushAll();
+    }
+
+    /// <summary>Writes out every session's batched hits, waiting for appends in progress.</summary>
+    public static void FlushAll()
+    {
+        foreach (ControlSession session in s_sessions.Values)
+            session.Flush(answer: false);
+    }
+
+    /// <summary>Stops every session's batching for good and writes out what the batches hold: the app is exiting.</summary>
+    public static void StopBatching()
+    {
+        foreach (ControlSession session in s_sessions.Values)
+            session.StopBatching();
+    }
+
     /// <summary>True when the process was started with PROBEGEN_CONTROL=0.</summary>
     public static bool RemoteEnablingRefused =>
         System.Environment.GetEnvironmentVariable(ControlProtocol.ControlVariable) == "0";
@@ -26,6 +49,13 @@ internal static class ControlPlane
     {
         if (!arguments.TryGetValue(ControlProtocol.Keys.Session, out string? id) || !ControlProtocol.IsValidSessionId(id))
             return;
+        // A flush names a live session instead of opening one: its CLI is about to stop it.
+        if (arguments.TryGetValue(ControlProtocol.Keys.Command, out string? command) && command == "flush")
+        {
+            if (s_sessions.TryGetValue(id!, out ControlSession? live))
+                live.Flush(answer: true);
+            return;
+        }
         var session = new ControlSession(id!, arguments);
         if (!s_sessions.TryAdd(id!, session))
             return;

@@ -47,6 +47,12 @@ public static class ControlProtocol
 
         /// <summary>For <c>metrics</c>: argument names to add as tags, comma-separated.</summary>
         public const string Tags = "tags";
+
+        /// <summary>
+        /// <c>0</c> to have a trace session write one <see cref="HitEvent"/> per hit instead of
+        /// batches: for a saved trace, whose viewers show each event with the stack it was written on.
+        /// </summary>
+        public const string Batch = "batch";
     }
 
     /// <summary>The codes an Error reply carries.</summary>
@@ -107,9 +113,11 @@ public static class ControlProtocol
 
     /// <summary>
     /// Event ids of the session provider. A trace session announces each probe with a
-    /// <see cref="BindEvent"/> before any <see cref="HitEvent"/> of it (see <see cref="HitLayout"/>).
+    /// <see cref="BindEvent"/> before any <see cref="HitEvent"/> or <see cref="HitBatchEvent"/> of it
+    /// (see <see cref="HitLayout"/>), and answers a <c>flush</c> with <see cref="FlushedEvent"/>.
     /// </summary>
-    public const int ReadyEvent = 1, ErrorEvent = 2, ProbeEvent = 3, ListEndEvent = 4, DroppedEvent = 6, StatsEvent = 7, HeartbeatEvent = 8, BindEvent = 9, HitEvent = 10;
+    public const int ReadyEvent = 1, ErrorEvent = 2, ProbeEvent = 3, ListEndEvent = 4, DroppedEvent = 6, StatsEvent = 7, HeartbeatEvent = 8, BindEvent = 9, HitEvent = 10,
+        HitBatchEvent = 11, FlushedEvent = 12;
 
     /// <summary>
     /// The hit event of protocol version 1, whose arguments were JSON text built in the target.
@@ -117,8 +125,11 @@ public static class ControlProtocol
     /// </summary>
     public const int LegacyHitEvent = 5;
 
-    /// <summary>The protocol version: 2 since hits carry <see cref="HitLayout"/> payloads instead of JSON text.</summary>
-    public const int Version = 2;
+    /// <summary>
+    /// The protocol version: 2 since hits carry <see cref="HitLayout"/> payloads instead of JSON text;
+    /// 3 since a trace session sends them in batches (<see cref="HitBatchEvent"/>) and answers <c>flush</c>.
+    /// </summary>
+    public const int Version = 3;
 
     /// <summary>
     /// How often a session's source writes a heartbeat. TraceEvent's EventPipe reader holds events

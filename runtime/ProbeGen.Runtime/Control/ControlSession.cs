@@ -22,6 +22,8 @@ internal sealed class ControlSession
     private readonly Lock _lock = new();
     private SessionEventSource? _source;
     private StatsReporter? _stats;
+    private TraceForwarder? _forwarder;
+    private readonly Lock _reportLock = new();
     private Timer? _timer;
     private bool _ended;
     private long _dropped, _droppedReported;
@@ -123,6 +125,8 @@ internal sealed class ControlSession
         _attachments.Clear();
         _stats = null;
         SessionEventSource? source = _source;
+        // Whatever the batches still hold goes out while the source may still carry it; nothing is taken after.
+        _forwarder?.Close(source);
         Volatile.Write(ref _source, null);
         ControlPlane.Forget(this);
         // Not inside the source's own command callback, which may be the caller.
@@ -169,7 +173,13 @@ internal sealed class ControlSession
                 return;
             if (command == "trace")
             {
-                forwarder = new TraceForwarder(this, where, rate);
+                forwarder = new TraceForwarder(this, where, rate, _arguments.GetValueOrDefault(K.Batch) switch
+                {
+                    "0" => BatchMode.Never,
+                    "1" => BatchMode.Always,
+                    _ => BatchMode.Adaptive,
+                });
+                _forwarder = forwarder;
                 _attachments.Add(Probes.Attach(pattern!, forwarder));
             }
             else if (command == "metrics")
@@ -274,7 +284,49 @@ internal sealed class ControlSession
 
     private static string Clip(string text) => text.Length <= 64 ? text : text[..64] + "...";
 
-    /// <summary>Every heartbeat: the heartbeat, drops if any, and for stats the snapshot each interval.</summary>
+    /// <summary>
+    /// Writes out every hit the session's threads hold in their batches, and the drops so far;
+    /// with <paramref name="answer"/>, then says so with a Flushed event. For a <c>flush</c> from
+    /// the CLI before it stops, and for the process's exit. Never throws.
+    /// </summary>
+    public void Flush(bool answer)
+    {
+        try
+        {
+            if (Source is not { } source)
+                return;
+            _forwarder?.WriteBatches(source, wait: true);
+            ReportDropped(source);
+            if (answer)
+                source.Flushed();
+        }
+        catch (Exception)
+        {
+            // Called from the diagnostics server's thread and from the process's exit: it must not throw there.
+        }
+    }
+
+    /// <summary>Makes the session write every hit as it happens from now on, after what its batches hold.</summary>
+    public void StopBatching()
+    {
+        if (_forwarder is { } forwarder && Source is { } source)
+            forwarder.StopBatching(source);
+    }
+
+    private void ReportDropped(SessionEventSource source)
+    {
+        lock (_reportLock)
+        {
+            long dropped = Interlocked.Read(ref _dropped);
+            if (dropped != _droppedReported)
+            {
+                source.Dropped(dropped - _droppedReported);
+                _droppedReported = dropped;
+            }
+        }
+    }
+
+    /// <summary>Every heartbeat: the quiet threads' batches, the heartbeat, drops if any, and for stats the snapshot each interval.</summary>
     private void Tick()
     {
         try
@@ -282,12 +334,13 @@ internal sealed class ControlSession
             SessionEventSource? source = Source;
             if (source is null)
                 return;
-            long dropped = Interlocked.Read(ref _dropped);
-            if (dropped != _droppedReported)
+            // A quiet thread's hits wait in its batch for this; a busy thread writes its own.
+            if (_forwarder is { } forwarder)
             {
-                source.Dropped(dropped - _droppedReported);
-                _droppedReported = dropped;
+                forwarder.WriteBatches(source, wait: false);
+                forwarder.Adapt(source);
             }
+            ReportDropped(source);
             long ticks = Interlocked.Increment(ref _ticks);
             if (_stats is { } stats && ticks * ControlProtocol.HeartbeatMilliseconds % _interval < ControlProtocol.HeartbeatMilliseconds)
                 source.Stats(stats.Snapshot());

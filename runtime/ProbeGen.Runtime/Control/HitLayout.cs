@@ -32,6 +32,14 @@ namespace ProbeGen.Control;
 /// their invariant text.</para>
 /// <para>A hit whose Data would exceed <see cref="MaxDataBytes"/> is not sent and counts as dropped:
 /// EventPipe would otherwise discard an event over 64 KB without counting it.</para>
+/// <para><b>HitBatch</b> (<c>Batch</c> int32, <c>First</c> int64, <c>Count</c> int32, <c>Records</c>
+/// byte array): <c>Count</c> hits, each laid out exactly as a Hit event's payload, one after the
+/// other. Each thread of the target fills its own batch and writes it as one event when it is
+/// full, when its first hit is <see cref="BatchMaxAgeMilliseconds"/> old, and on every heartbeat,
+/// flush and process exit: one EventPipe write then carries many hits. <c>Batch</c> names the
+/// thread's batch within the session and <c>First</c> numbers its first record (a batch's records
+/// are numbered from 0), so a reader that sees a gap in a batch's numbers knows exactly how many
+/// hits EventPipe lost with the missing events.</para>
 /// </remarks>
 public static class HitLayout
 {
@@ -55,6 +63,30 @@ public static class HitLayout
 
     /// <summary>Byte offset of Data itself; also the size of the fixed part.</summary>
     public const int DataOffset = 29;
+
+    /// <summary>Byte offset of a HitBatch's int32 batch number.</summary>
+    public const int BatchOffset = 0;
+
+    /// <summary>Byte offset of a HitBatch's int64 number of its first record.</summary>
+    public const int BatchFirstOffset = 4;
+
+    /// <summary>Byte offset of a HitBatch's int32 record count.</summary>
+    public const int BatchCountOffset = 12;
+
+    /// <summary>Byte offset of the int32 length of a HitBatch's records.</summary>
+    public const int BatchRecordsLengthOffset = 16;
+
+    /// <summary>Byte offset of a HitBatch's records; also the size of its fixed part.</summary>
+    public const int BatchRecordsOffset = 20;
+
+    /// <summary>
+    /// The most record bytes a batch gathers before it is written: large enough that one write
+    /// carries a few hundred typical hits, well under EventPipe's 64 KB limit per event.
+    /// </summary>
+    public const int BatchBytes = 16 * 1024;
+
+    /// <summary>How long a thread that keeps hitting may hold a hit in its batch before writing it.</summary>
+    public const int BatchMaxAgeMilliseconds = 10;
 
     /// <summary>The largest Data a target sends.</summary>
     public const int MaxDataBytes = 32 * 1024;

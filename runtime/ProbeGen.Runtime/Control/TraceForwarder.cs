@@ -1,4 +1,5 @@
 using System;
+using System.Threading;
 
 namespace ProbeGen.Control;
 
@@ -8,8 +9,33 @@ namespace ProbeGen.Control;
 /// layout of <see cref="HitLayout"/>. Attached once with all of the session's patterns, so each
 /// probe is delivered once; each probe it binds gets the next index and a Bind event that names it.
 /// </summary>
-internal sealed class TraceForwarder(ControlSession session, WhereFilter? where, long rate) : ProbeConsumer
+/// <remarks>
+/// Hits go out through per-thread batches (see <see cref="HitBatch"/>) as <paramref name="mode"/>
+/// says. Adaptive, the default, writes each hit as it happens while the session is quiet, and
+/// gathers them only once it sees more than <see cref="BatchAbovePerSecond"/>, when one write per
+/// hit would cost the app more than the hits are worth and the reader would fall behind.
+/// </remarks>
+internal sealed class TraceForwarder(ControlSession session, WhereFilter? where, long rate, BatchMode mode) : ProbeConsumer
 {
+    /// <summary>The hit rate above which an adaptive session gathers hits into batches.</summary>
+    public const int BatchAbovePerSecond = 20_000;
+
+    /// <summary>The hit rate below which an adaptive session writes each hit as it happens again.</summary>
+    public const int WriteThroughBelowPerSecond = 5_000;
+
+    /// <summary>True when the exit guard watches for this session, which may then batch (see <see cref="ExitGuard"/>).</summary>
+    private readonly bool _guarded = mode != BatchMode.Never && ExitGuard.Arm();
+
+    /// <summary>True while hits gather in batches; false while each is written as it happens.</summary>
+    private volatile bool _batching;
+
+    /// <summary>Hits forwarded so far, and at the last <see cref="Adapt"/>: the session's rate.</summary>
+    private long _forwarded, _forwardedBefore;
+    private long _adaptedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    /// <summary>Set once the app is exiting: no batching after that.</summary>
+    private volatile bool _batchingStopped;
+
     /// <summary>
     /// Probes bound so far, and how many of them the filter fits. Written under the writer lock, so
     /// <see cref="BoundProbes"/> also numbers the probes: each binding's index is its value before.
@@ -26,6 +52,17 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
     /// change to it can reopen the recursion.
     /// </summary>
     [ThreadStatic] private static bool t_forwarding;
+
+    /// <summary>
+    /// The calling thread's batches, one per trace session it hit in; nearly always one. A batch
+    /// of an ended session is dropped from it the next time the thread needs a new one.
+    /// </summary>
+    [ThreadStatic] private static HitBatch?[]? t_batches;
+
+    /// <summary>Every batch of this session, for the heartbeat, flush and exit to write out. Guarded by itself.</summary>
+    private readonly System.Collections.Generic.List<HitBatch> _batches = [];
+    private bool _closed;
+    private int _nextBatch;
 
     protected internal override object? OnAttach(ProbeDescriptor probe)
     {
@@ -98,7 +135,125 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
             session.CountDropped();
             return;
         }
-        source.WriteHit(state.Index, (byte)hit.Point, hit.ThreadId, session.UnixNanos(hit.Timestamp), isReturn ? hit.ElapsedNanoseconds : 0, payload.Written);
+        var header = new HitHeader(state.Index, hit.Point, hit.ThreadId, session.UnixNanos(hit.Timestamp), isReturn ? hit.ElapsedNanoseconds : 0);
+        if (mode == BatchMode.Never)
+        {
+            source.WriteHit(header.Probe, (byte)header.Point, header.ThreadId, header.Timestamp, header.ElapsedNs, payload.Written);
+            return;
+        }
+        if (mode == BatchMode.Adaptive)
+            Interlocked.Increment(ref _forwarded);
+        // Written as it happens or not, a hit goes through its thread's batch: after any hit the
+        // batch still holds, so a thread's hits stay in order when batching starts or stops.
+        BatchOfThisThread()?.Append(source, in header, payload.Written, hit.Timestamp, writeNow: !IsBatching);
+    }
+
+    /// <summary>
+    /// Called on each heartbeat: an adaptive session starts batching once its rate passes
+    /// <see cref="BatchAbovePerSecond"/>, and stops below <see cref="WriteThroughBelowPerSecond"/>,
+    /// writing out what its batches hold.
+    /// </summary>
+    public void Adapt(SessionEventSource source)
+    {
+        if (mode != BatchMode.Adaptive)
+            return;
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        long forwarded = Interlocked.Read(ref _forwarded);
+        double seconds = (now - _adaptedAt) / (double)System.Diagnostics.Stopwatch.Frequency;
+        double perSecond = seconds > 0 ? (forwarded - _forwardedBefore) / seconds : 0;
+        _forwardedBefore = forwarded;
+        _adaptedAt = now;
+        if (!_batching && perSecond > BatchAbovePerSecond && _guarded && !_batchingStopped)
+            _batching = true;
+        else if (_batching && perSecond < WriteThroughBelowPerSecond)
+        {
+            _batching = false;
+            WriteBatches(source, wait: true);
+        }
+    }
+
+    /// <summary>True while hits gather in batches.</summary>
+    public bool IsBatching => _batching || (mode == BatchMode.Always && _guarded && !_batchingStopped);
+
+    /// <summary>Stops batching for good and writes out what the batches hold: the app is exiting.</summary>
+    public void StopBatching(SessionEventSource source)
+    {
+        _batchingStopped = true;
+        _batching = false;
+        WriteBatches(source, wait: true);
+    }
+
+    private HitBatch? BatchOfThisThread()
+    {
+        HitBatch?[]? batches = t_batches;
+        if (batches is not null)
+        {
+            foreach (HitBatch? b in batches)
+            {
+                if (b is not null && ReferenceEquals(b.Owner, this))
+                    return b;
+            }
+        }
+        return NewBatch();
+    }
+
+    private HitBatch? NewBatch()
+    {
+        HitBatch batch;
+        lock (_batches)
+        {
+            if (_closed)
+                return null;
+            batch = new HitBatch(this, _nextBatch++, Thread.CurrentThread);
+            _batches.Add(batch);
+        }
+        HitBatch?[] batches = t_batches ?? new HitBatch?[1];
+        int free = Array.FindIndex(batches, b => b is null || b.Owner._closed);
+        if (free < 0)
+        {
+            free = batches.Length;
+            Array.Resize(ref batches, batches.Length * 2);
+        }
+        batches[free] = batch;
+        t_batches = batches;
+        return batch;
+    }
+
+    /// <summary>
+    /// Writes out every batch: with <paramref name="wait"/>, also those being appended to right
+    /// now (a flush, the process's exit), else only those free (the heartbeat). Batches of threads
+    /// that have exited are written and forgotten.
+    /// </summary>
+    public void WriteBatches(SessionEventSource source, bool wait)
+    {
+        lock (_batches)
+        {
+            for (int i = _batches.Count - 1; i >= 0; i--)
+            {
+                HitBatch batch = _batches[i];
+                if (wait)
+                    batch.Write(source, close: false);
+                else
+                    batch.TryWrite(source);
+                if (!batch.Thread.IsAlive && batch.IsEmpty)
+                    _batches.RemoveAt(i);
+            }
+        }
+    }
+
+    /// <summary>Writes out every batch, if <paramref name="source"/> is still there, and takes no more hits: the session is ending.</summary>
+    public void Close(SessionEventSource? source)
+    {
+        _batching = false;
+        lock (_batches)
+        {
+            if (_guarded && !_closed)
+                ExitGuard.Disarm();
+            _closed = true;
+            foreach (HitBatch batch in _batches)
+                batch.Write(source, close: true);
+            _batches.Clear();
+        }
     }
 
     /// <summary>
@@ -117,4 +272,17 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
 
     /// <summary>Per-probe state: the session's index of the probe, the bound filter, the rate limiter, and how to read its arguments and return value.</summary>
     private sealed record ProbeState(int Index, HitPredicate? Predicate, bool Skip, RateLimiter? Limiter, HitPayloadWriter.Kind[] Kinds, HitPayloadWriter.Kind ReturnKind);
+}
+
+/// <summary>How a trace session writes its hits (see <see cref="TraceForwarder"/>).</summary>
+internal enum BatchMode
+{
+    /// <summary>Each hit as it happens, until the session is busy; then in batches.</summary>
+    Adaptive,
+
+    /// <summary>One Hit event per hit: for a saved trace, whose viewers show each event with the stack it was written on.</summary>
+    Never,
+
+    /// <summary>Always in batches, as long as the app's exit can be seen coming.</summary>
+    Always,
 }

@@ -1,0 +1,144 @@
+using System;
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Threading;
+
+namespace ProbeGen.Control;
+
+/// <summary>
+/// One thread's hits for one trace session, gathered to go out as one HitBatch event (see
+/// <see cref="HitLayout"/>): an EventPipe write costs far more than encoding a hit, so one write
+/// per few hundred hits is what lets a session keep up with a hot probe.
+/// </summary>
+/// <remarks>
+/// The owning thread appends; the session's heartbeat, a <c>flush</c> and process exit write out
+/// what a quiet thread left behind. <see cref="_busy"/> keeps them apart: the owner takes it for
+/// the length of an append, uncontended but for the rare moment another thread writes the batch
+/// out, and another thread writes the batch only when it gets it, never waiting on an owner it
+/// could not see, except for a flush, which must not leave a hit behind.
+/// </remarks>
+internal sealed class HitBatch(TraceForwarder owner, int number, Thread thread)
+{
+    private static readonly long MaxAgeTicks = Stopwatch.Frequency * HitLayout.BatchMaxAgeMilliseconds / 1000;
+
+    /// <summary>Grows past <see cref="HitLayout.BatchBytes"/> only for a hit larger than that, which then goes out alone.</summary>
+    private byte[] _records = new byte[HitLayout.BatchBytes];
+    private int _length, _count;
+
+    /// <summary>The number of the first record in the buffer: records written so far.</summary>
+    private long _first;
+
+    /// <summary>When the oldest hit in the buffer happened, in Stopwatch ticks.</summary>
+    private long _oldest;
+
+    private int _busy;
+    private bool _closed;
+
+    /// <summary>The session's forwarder the batch belongs to.</summary>
+    public TraceForwarder Owner { get; } = owner;
+
+    /// <summary>The batch's number within its session, sent with every write of it.</summary>
+    public int Number { get; } = number;
+
+    /// <summary>The thread that appends to it: once it has exited and the batch is written out, the batch can go.</summary>
+    public Thread Thread { get; } = thread;
+
+    /// <summary>True when nothing waits to be written; a hint, read without taking the batch.</summary>
+    public bool IsEmpty => Volatile.Read(ref _count) == 0;
+
+    /// <summary>
+    /// Appends one hit on the owning thread. Writes the batch first when the hit does not fit, and
+    /// after it when <paramref name="writeNow"/>, when the buffer is full, or when its oldest hit is
+    /// old. False once the batch was closed.
+    /// </summary>
+    public bool Append(SessionEventSource source, in HitHeader hit, ReadOnlySpan<byte> data, long now, bool writeNow)
+    {
+        int size = HitLayout.DataOffset + data.Length;
+        Enter();
+        try
+        {
+            if (_closed)
+                return false;
+            if (size > _records.Length - _length)
+                WriteUnderBusy(source);
+            if (size > _records.Length)
+                _records = new byte[size];
+            if (_count == 0)
+                _oldest = now;
+            WriteHeader(_records.AsSpan(_length), in hit, data.Length);
+            data.CopyTo(_records.AsSpan(_length + HitLayout.DataOffset));
+            _length += size;
+            Volatile.Write(ref _count, _count + 1);
+            if (writeNow || _length > HitLayout.BatchBytes - HitLayout.DataOffset - 64 || now - _oldest >= MaxAgeTicks)
+                WriteUnderBusy(source);
+            return true;
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
+    }
+
+    /// <summary>Writes out what the batch holds, unless its owner is appending right now (it then writes the batch itself soon enough).</summary>
+    public void TryWrite(SessionEventSource source)
+    {
+        if (IsEmpty || Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
+            return;
+        try
+        {
+            WriteUnderBusy(source);
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
+    }
+
+    /// <summary>Writes out what the batch holds, waiting for an append in progress; with <paramref name="close"/>, takes no more hits after.</summary>
+    public void Write(SessionEventSource? source, bool close)
+    {
+        Enter();
+        try
+        {
+            if (source is not null)
+                WriteUnderBusy(source);
+            _closed |= close;
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
+    }
+
+    private void Enter()
+    {
+        if (Interlocked.CompareExchange(ref _busy, 1, 0) == 0)
+            return;
+        var spin = new SpinWait();
+        do
+            spin.SpinOnce(sleep1Threshold: -1);
+        while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0);
+    }
+
+    private void WriteUnderBusy(SessionEventSource source)
+    {
+        if (_count == 0)
+            return;
+        source.WriteBatch(Number, _first, _count, _records.AsSpan(0, _length));
+        _first += _count;
+        _length = 0;
+        if (_records.Length > HitLayout.BatchBytes)
+            _records = new byte[HitLayout.BatchBytes];
+        Volatile.Write(ref _count, 0);
+    }
+
+    private static void WriteHeader(Span<byte> to, in HitHeader hit, int dataLength)
+    {
+        BinaryPrimitives.WriteInt32LittleEndian(to[HitLayout.ProbeOffset..], hit.Probe);
+        to[HitLayout.PointOffset] = (byte)hit.Point;
+        BinaryPrimitives.WriteInt32LittleEndian(to[HitLayout.ThreadIdOffset..], hit.ThreadId);
+        BinaryPrimitives.WriteInt64LittleEndian(to[HitLayout.TimestampOffset..], hit.Timestamp);
+        BinaryPrimitives.WriteInt64LittleEndian(to[HitLayout.ElapsedOffset..], hit.ElapsedNs);
+        BinaryPrimitives.WriteInt32LittleEndian(to[HitLayout.DataLengthOffset..], dataLength);
+    }
+}

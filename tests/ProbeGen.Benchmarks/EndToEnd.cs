@@ -13,15 +13,18 @@ namespace ProbeGen.Benchmarks;
 
 /// <summary>
 /// The end-to-end rows: the real <c>probegen</c> CLI against this program running as a target in
-/// <c>--storm</c> mode, which fires one probe (or writes one EventSource event) in a tight loop and
-/// prints its own loop rate twice a second.
+/// <c>--storm</c> mode, which fires one probe (or writes one EventSource event) in a tight loop, or
+/// paced to a given rate, and prints its own loop rate twice a second.
 /// </summary>
 internal static class EndToEnd
 {
     private const string ProbeStorm = "probe", EventSourceStorm = "eventsource";
 
-    /// <summary>The target side: fire as fast as possible and report the rate on stdout.</summary>
-    public static int Storm(string mode)
+    /// <summary>The paced rates the drop ladder tries, in hits per second.</summary>
+    private static readonly long[] Ladder = [250_000, 500_000, 750_000, 1_000_000, 1_250_000, 1_500_000, 2_000_000];
+
+    /// <summary>The target side: fire as fast as possible, or <paramref name="perSecond"/> hits a second, and report the rate on stdout.</summary>
+    public static int Storm(string mode, long perSecond)
     {
         Console.WriteLine("ready");
         var clock = Stopwatch.StartNew();
@@ -29,6 +32,20 @@ internal static class EndToEnd
         TimeSpan last = TimeSpan.Zero;
         while (true)
         {
+            if (perSecond > 0)
+            {
+                // Paced in steps of 1000 hits: sleep while more than a millisecond ahead, spin closer in.
+                while (true)
+                {
+                    double ahead = count / (double)perSecond - clock.Elapsed.TotalSeconds;
+                    if (ahead <= 0)
+                        break;
+                    if (ahead > 0.002)
+                        Thread.Sleep(1);
+                    else
+                        Thread.SpinWait(100);
+                }
+            }
             if (mode == ProbeStorm)
             {
                 for (int i = 0; i < 1000; i++)
@@ -85,41 +102,42 @@ internal static class EndToEnd
             rows.Add(new Row("trace_first_hit", firstHit, problems.Count == 0 ? "first line parsed as a bench:placed_enabled hit" : $"not a hit: {problems[0]}", null, null,
                 "<= 1 s from CLI start (median of 3)", firstHit <= 1e9 && problems.Count == 0, 0));
 
-            // Sustained streaming: everything the probe fires goes to --json for 4 s; the lines are
-            // read on another thread meanwhile, so reading them never holds the CLI back.
-            using Process streaming = Cli(cli, "trace", "-p", storm.Pid.ToString(), "bench:placed_enabled", "--duration", "4s", "--json");
-            var reading = Task.Run(() =>
+            // In-target cost: everything the unpaced probe fires goes to a --json session meanwhile.
+            using (Process streaming = Cli(cli, "trace", "-p", storm.Pid.ToString(), "bench:placed_enabled", "--duration", "4s", "--json"))
             {
-                long count = 0;
-                string? last = null;
-                for (string? line; (line = streaming.StandardOutput.ReadLine()) is not null;)
-                {
-                    if (line.StartsWith("{\"summary\"", StringComparison.Ordinal))
-                        last = line;
-                    else
-                        count++;
-                }
-                return (count, last);
-            });
-            Thread.Sleep(1500);
-            double inTargetRate = storm.Rate(TimeSpan.FromSeconds(2));
-            (long lines, string? summary) = reading.Result;
-            streaming.WaitForExit();
-            using var doc = System.Text.Json.JsonDocument.Parse(summary ?? "{\"summary\":{\"events\":0,\"dropped\":0}}");
-            long events = doc.RootElement.GetProperty("summary").GetProperty("events").GetInt64();
-            long dropped = doc.RootElement.GetProperty("summary").GetProperty("dropped").GetInt64();
-            double perSecond = events / 4.0;
-            rows.Add(new Row("trace_streamed_hits_per_s", 1e9 / perSecond,
-                $"{perSecond:F0}/s printed, {lines} lines read, {dropped} dropped (counted), target fired {inTargetRate:F0}/s", null, null,
-                ">= 1M hits/s printed, drops counted", perSecond >= 1_000_000 && lines == events && events > 0, 0));
-            rows.Add(new Row("streamed_hit_in_target_cost", 1e9 / inTargetRate, $"raw WriteEventCore, same fields ({HitPeerEventSource.DataBytes} B array)", null, null, "<= 1.0x peer", false, 0));
-
+                var reading = Task.Run(() => CountLines(streaming));
+                Thread.Sleep(1500);
+                double inTargetRate = storm.Rate(TimeSpan.FromSeconds(2));
+                reading.Wait();
+                streaming.WaitForExit();
+                rows.Add(new Row("streamed_hit_in_target_cost", 1e9 / inTargetRate, $"raw WriteEventCore, same fields ({HitPeerEventSource.DataBytes} B array), one event per hit", null, null, "<= 1.0x peer", false, 0));
+            }
             // The ceiling of TraceEvent's EventPipe parser here: the same session, every hit parsed and counted, nothing printed.
             using var parseOnly = new EventCounter(storm.Pid, ProbeGenTraceProviders("bench:placed_enabled"));
             Thread.Sleep(500);
             double parsed = parseOnly.Rate(TimeSpan.FromSeconds(3));
-            rows.Add(new Row("trace_parse_only_hits_per_s", 1e9 / parsed, $"{parsed:F0}/s parsed by TraceEvent, nothing printed", null, null, "informational: the parser's ceiling", null, 0));
+            rows.Add(new Row("trace_parse_only_hits_per_s", 1e9 / parsed, $"{parsed:F0} hits/s parsed by TraceEvent (unpaced target), nothing printed", null, null, "informational: the parser's ceiling", null, 0));
         }
+
+        // Printing: the target paced at 1M hits/s, then the ladder of paced rates up to where drops begin.
+        Streamed at1M = StreamPaced(cli, 1_000_000);
+        rows.Add(new Row("trace_streamed_hits_per_s", 1e9 / at1M.PrintedPerSecond,
+            $"{at1M.PrintedPerSecond:F0}/s printed from a target paced at 1M/s (fired {at1M.FiredPerSecond:F0}/s), {at1M.Lines} lines read, {at1M.Dropped} dropped (counted)", null, null,
+            ">= 1M hits/s printed, drops counted", at1M.PrintedPerSecond >= 1_000_000 && at1M.Lines == at1M.Events && at1M.Events > 0, 0));
+        long clean = 0;
+        string firstDrops = "none up to " + Ladder[^1].ToString("N0", System.Globalization.CultureInfo.InvariantCulture) + "/s";
+        foreach (long paced in Ladder)
+        {
+            Streamed run = StreamPaced(cli, paced);
+            if (run.Dropped > 0 || run.Lines != run.Events || run.Events == 0)
+            {
+                firstDrops = $"{run.Dropped} of {run.Dropped + run.Events} dropped at {paced:N0}/s";
+                break;
+            }
+            clean = paced;
+        }
+        rows.Add(new Row("trace_no_drop_hits_per_s", clean > 0 ? 1e9 / clean : double.NaN,
+            $"highest paced rate printed with 0 drops: {clean:N0}/s; {firstDrops}", null, null, "informational: where drops begin", null, 0));
 
         using (Target storm = Target.Start(EventSourceStorm))
         {
@@ -132,6 +150,68 @@ internal static class EndToEnd
             rows[at] = ours with { PeerNs = 1e9 / rate, Ratio = ratio, Meets = ratio <= 1.0 };
         }
         return rows;
+    }
+
+    /// <summary>One paced streaming run: what the target fired and what <c>trace --json</c> printed.</summary>
+    /// <remarks><c>PrintedPerSecond</c> is the lines over the time from the first line to the last.</remarks>
+    private sealed record Streamed(double FiredPerSecond, double PrintedPerSecond, long Events, long Dropped, long Lines);
+
+    /// <summary>
+    /// A target paced at <paramref name="perSecond"/>, traced with <c>--json</c> for 4 s. The lines are
+    /// counted as bytes on another thread, so that reading them takes as little CPU as it can from
+    /// the CLI and the target on this machine's two cores.
+    /// </summary>
+    private static Streamed StreamPaced(string cli, long perSecond)
+    {
+        using Target storm = Target.Start(ProbeStorm, perSecond);
+        using Process streaming = Cli(cli, "trace", "-p", storm.Pid.ToString(), "bench:placed_enabled", "--duration", "4s", "--json");
+        var reading = Task.Run(() => CountLines(streaming));
+        Thread.Sleep(1000);
+        double fired = storm.Rate(TimeSpan.FromSeconds(2));
+        (long lines, string? summary, TimeSpan printing) = reading.Result;
+        streaming.WaitForExit();
+        using var doc = System.Text.Json.JsonDocument.Parse(summary ?? "{\"summary\":{\"events\":0,\"dropped\":0}}");
+        long events = doc.RootElement.GetProperty("summary").GetProperty("events").GetInt64();
+        long dropped = doc.RootElement.GetProperty("summary").GetProperty("dropped").GetInt64();
+        return new Streamed(fired, lines / Math.Max(printing.TotalSeconds, 1e-3), events, dropped, lines);
+    }
+
+    /// <summary>Counts the hit lines a <c>trace --json</c> prints, and returns its summary line and the time from its first line to its last.</summary>
+    private static (long Lines, string? Summary, TimeSpan Printing) CountLines(Process trace)
+    {
+        var clock = new Stopwatch();
+        Stream stdout = trace.StandardOutput.BaseStream;
+        byte[] buffer = new byte[1 << 16];
+        var line = new List<byte>();
+        long lines = 0;
+        string? summary = null;
+        TimeSpan last = TimeSpan.Zero;
+        for (int read; (read = stdout.Read(buffer, 0, buffer.Length)) > 0;)
+        {
+            if (!clock.IsRunning)
+                clock.Start();
+            for (int i = 0; i < read; i++)
+            {
+                if (buffer[i] != (byte)'\n')
+                {
+                    if (line.Count < 256)
+                        line.Add(buffer[i]);
+                    continue;
+                }
+                // A hit line starts {"ts", the summary {"summary".
+                if (line.Count > 2 && line[2] == (byte)'s')
+                {
+                    summary = System.Text.Encoding.UTF8.GetString(line.ToArray());
+                }
+                else
+                {
+                    lines++;
+                    last = clock.Elapsed;
+                }
+                line.Clear();
+            }
+        }
+        return (lines, summary, last);
     }
 
     /// <summary>True when <paramref name="line"/> is a JSON hit of <paramref name="probe"/>.</summary>
@@ -201,12 +281,13 @@ internal static class EndToEnd
 
         public int Pid => _process.Id;
 
-        public static Target Start(string mode)
+        public static Target Start(string mode, long perSecond = 0)
         {
             var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
             start.ArgumentList.Add(typeof(EndToEnd).Assembly.Location);
             start.ArgumentList.Add("--storm");
             start.ArgumentList.Add(mode);
+            start.ArgumentList.Add(perSecond.ToString(System.Globalization.CultureInfo.InvariantCulture));
             var target = new Target(Process.Start(start)!);
             var clock = Stopwatch.StartNew();
             while (!File.ReadAllText($"/proc/{target.Pid}/maps").Contains("ProbeGen.Runtime.dll") && clock.Elapsed < TimeSpan.FromSeconds(20))
@@ -273,8 +354,10 @@ internal static class EndToEnd
             _reader = Task.Factory.StartNew(() =>
             {
                 using var source = new EventPipeEventSource(_session.EventStream);
-                // Raw events, as the CLI reads them.
-                source.AllEvents += _ => Interlocked.Increment(ref _events);
+                // Raw events, as the CLI reads them; a batch counts its hits.
+                source.AllEvents += e => Interlocked.Add(ref _events, (int)e.ID == ProbeGen.Control.ControlProtocol.HitBatchEvent && e.EventDataLength >= ProbeGen.Control.HitLayout.BatchRecordsOffset
+                    ? System.BitConverter.ToInt32(e.EventData(), ProbeGen.Control.HitLayout.BatchCountOffset)
+                    : 1);
                 try
                 {
                     source.Process();

@@ -35,8 +35,8 @@ public static class Program
 
     public static int Main(string[] args)
     {
-        if (args.Length == 2 && args[0] == "--storm")
-            return EndToEnd.Storm(args[1]);
+        if (args.Length is 2 or 3 && args[0] == "--storm")
+            return EndToEnd.Storm(args[1], args.Length == 3 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 0);
         if (!args.Contains("--quick"))
         {
             BenchmarkSwitcher.FromTypes(AllSuites).Run(args);

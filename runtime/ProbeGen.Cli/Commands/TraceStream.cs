@@ -115,7 +115,8 @@ internal sealed class TraceStream(HitPrinter printer, GuardedOutput output, long
             Drop("a hit event has the wrong size or point");
             return;
         }
-        Hit(in hit, data);
+        lock (_gate)
+            PrintUnderGate(in hit, data);
     }
 
     /// <summary>The next record number expected of each batch, by batch number. Reader thread only.</summary>
@@ -149,10 +150,16 @@ internal sealed class TraceStream(HitPrinter printer, GuardedOutput output, long
             _expected[batch.Batch] = Math.Max(expected, batch.First + batch.Count);
         }
         int read = 0;
-        while (batch.TryReadNext(out HitHeader hit, out ReadOnlySpan<byte> data))
+        // One lock for the whole batch: the main thread only takes it to flush when idle, or to close.
+        lock (_gate)
         {
-            Hit(in hit, data);
-            read++;
+            if (Done)
+                return;
+            while (batch.TryReadNext(out HitHeader hit, out ReadOnlySpan<byte> data))
+            {
+                PrintUnderGate(in hit, data);
+                read++;
+            }
         }
         if (!batch.AtEnd)
         {
@@ -162,7 +169,8 @@ internal sealed class TraceStream(HitPrinter printer, GuardedOutput output, long
         }
     }
 
-    private void Hit(in HitHeader hit, ReadOnlySpan<byte> data)
+    /// <summary>Prints one hit; the caller holds <see cref="_gate"/>.</summary>
+    private void PrintUnderGate(in HitHeader hit, ReadOnlySpan<byte> data)
     {
         HitBinding? binding = (uint)hit.Probe < (uint)_bindings.Length ? _bindings[hit.Probe] : null;
         if (binding is null)
@@ -170,23 +178,28 @@ internal sealed class TraceStream(HitPrinter printer, GuardedOutput output, long
             Drop($"a hit names probe index {hit.Probe}, which no Bind event announced");
             return;
         }
-        lock (_gate)
+        // Hits in flight when the run stopped: not printed past --max-events, and not after the summary.
+        if (Done)
+            return;
+        if (!printer.TryPrint(binding, in hit, data))
         {
-            // Hits in flight when the run stopped: not printed past --max-events, and not after the summary.
-            if (_closed || (maxEvents is { } max && _events >= max))
-                return;
-            if (!printer.TryPrint(binding, in hit, data))
-            {
-                Drop($"a hit of {binding.Probe} has a malformed payload");
-                return;
-            }
-            if (recorded is not null && printer.Decode(binding, in hit, data) is { } decoded)
-                recorded.Add(decoded);
-            _events++;
-            if (maxEvents is { } limit && _events >= limit)
-                stop();
+            Drop($"a hit of {binding.Probe} has a malformed payload");
+            return;
+        }
+        if (recorded is not null && printer.Decode(binding, in hit, data) is { } decoded)
+            recorded.Add(decoded);
+        _events++;
+        if (maxEvents is { } limit && _events >= limit)
+        {
+            // The last line the user asked for goes out now, not when the session has wound down.
+            printer.Flush();
+            output.FlushAndCheck();
+            stop();
         }
     }
+
+    /// <summary>True once nothing more is printed: the run is closed, or --max-events is reached. Under <see cref="_gate"/>.</summary>
+    private bool Done => _closed || (maxEvents is { } max && _events >= max);
 
     private void Drop(string why)
     {

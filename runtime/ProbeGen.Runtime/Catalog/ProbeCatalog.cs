@@ -65,6 +65,7 @@ public static class ProbeCatalog
     public static void RegisterCallSites(Assembly caller, params ReadOnlySpan<InterceptedCalls> calls)
     {
         ArgumentNullException.ThrowIfNull(caller);
+        ProbeGen.Control.ExitGuard.NoteThread();
         string name = caller.GetName().Name ?? "?";
         lock (s_callSites)
         {

@@ -82,7 +82,13 @@ public class JumpBackendTests(NativeTargets targets) : IClassFixture<NativeTarge
         Thread.Sleep(200);
         var hits = new Collector();
         using (JumpUprobeSession.Start([UprobeSpec.Parse($"{t}:greet(str,i32)"), UprobeSpec.Parse($"{t}:add6(i64,i64,i64,i64,i64,i64)")], target.Id, hits.Add))
+        {
             Thread.Sleep(500);
+            // The ring is one memfd, mapped shared by the target and by this process (the tracer).
+            Assert.Single(RingMappings(target.Id), m => m.Contains(" rw-s "));
+            Assert.Single(RingMappings(Environment.ProcessId), m => m.Contains(" rw-s "));
+        }
+        Assert.Empty(RingMappings(Environment.ProcessId));
         Assert.NotEmpty(hits.Of("greet"));
         Assert.All(hits.Of("add6"), h => Assert.Equal(new object?[] { h.Values[0], 1L, 2L, 3L, 4L, h.Values[5] }, h.Values));
         Assert.All(hits.Hits, h => Assert.Equal(target.Id, h.Pid));
@@ -94,6 +100,10 @@ public class JumpBackendTests(NativeTargets targets) : IClassFixture<NativeTarge
         Assert.Equal(expected, output.Trim());
         Assert.Equal(afterDetach, hits.Hits.Count);
     }
+
+    /// <summary>The lines of a process's memory map that map a jump ring.</summary>
+    private static string[] RingMappings(int pid) =>
+        File.ReadLines($"/proc/{pid}/maps").Where(l => l.Contains("/memfd:" + JumpRingMemory.Name, StringComparison.Ordinal)).ToArray();
 
     [Fact]
     public void KillingTheTracerLeavesTheTargetCorrect()

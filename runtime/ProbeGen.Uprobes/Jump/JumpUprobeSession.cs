@@ -12,12 +12,12 @@ namespace ProbeGen.Uprobes.Jump;
 /// Native probes without a trap: each probed function's entry becomes a 5-byte jump to a
 /// trampoline mapped near its module, which records the hit in a ring in the target's memory and
 /// goes on. The tracer only stops the threads to patch and to restore; between the two it drains
-/// the ring (process_vm_readv) and never touches the running target.
+/// the ring and never touches the running target.
 /// </summary>
 /// <remarks>
-/// <para>The ring is anonymous memory of the target's, read and freed by the tracer with
-/// process_vm_readv and process_vm_writev, rather than a memfd both map: nothing needs to be
-/// opened in the target, and a drain costs two system calls per batch, not per hit.</para>
+/// <para>The ring is a memfd that the target and the tracer both map (<see cref="JumpRingMemory"/>):
+/// the drainer reads and frees records with plain loads and stores, no system call per drain, and
+/// what the target wrote stays readable after it has exited.</para>
 /// <para>Refused here, with the reason: <c>%return</c> probes (a return needs a trap or a second
 /// trampoline; use perf or ptrace), raw offsets (no symbol size to check branches against), more
 /// than one string per probe (a record holds one), and every entry <see cref="JumpSite"/> refuses.</para>
@@ -54,9 +54,14 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     private readonly Thread _drainer;
     private readonly TscClock _clock = new();
 
-    // Written on the tracer thread while every thread is stopped; read by the drainer after _ring is set.
+    // Written on the tracer thread while every thread is stopped.
     private readonly List<Site> _sites = [];
-    private ulong _ring;
+
+    /// <summary>The ring, once planted. Set and cleared under <see cref="_drainLock"/> (tracer thread); used by the drain under it.</summary>
+    private JumpRingMemory? _ringMemory;
+
+    /// <summary>The next ticket to read: the consumer's own copy of the ring's tail. Only the drain, under <see cref="_drainLock"/>, uses it.</summary>
+    private long _tail;
     private volatile bool _stopping;
 
     /// <summary>Launch mode: the temporary int3 at the image's entry point.</summary>
@@ -86,17 +91,10 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         _stringRegisters = [.. _specs.Select(s => s.Types.ToList().IndexOf(ArgType.Str))];
         _entry = new LaunchEntry(options.Command is null ? [] : _resolved.Select(r => Native.Inode(r.Path)).Distinct().ToArray());
         _consumer = new HitConsumer(onHit);
-        _tracer = new PtraceTracer(options with { OnThreadExit = Chain(options.OnThreadExit) }, this);
+        _tracer = new PtraceTracer(options, this);
         _area = new XolArea(_tracer);
         _drainer = new Thread(DrainLoop) { IsBackground = true, Name = "jump ring drainer" };
     }
-
-    /// <summary>Drains the ring as each thread exits, while the process's memory still exists: nothing written before the exit is lost.</summary>
-    private Action<int> Chain(Action<int>? onThreadExit) => tid =>
-    {
-        Drain(tid);
-        onThreadExit?.Invoke(tid);
-    };
 
     /// <inheritdoc />
     public UprobeBackend Backend => UprobeBackend.Jump;
@@ -153,7 +151,12 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     {
         _tracer.Dispose();
         _stopping = true;
-        _drainer.Join();
+        _drainer.Join();  // its last drain reads what the target wrote up to the detach (or its exit)
+        lock (_drainLock)
+        {
+            _ringMemory?.Dispose();
+            _ringMemory = null;
+        }
     }
 
     void ITracerClient.OnAttached(int tid)
@@ -179,12 +182,17 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
 
     void ITracerClient.OnExec(int tid)
     {
-        // The patched image is gone, and with it the trampolines and the ring.
+        // The patched image is gone, and with it the trampolines and the target's mapping of the
+        // ring; ours still holds what was written before the exec.
         _entry.Forget();
         lock (_drainLock)
         {
             _sites.Clear();
-            _ring = 0;
+            while (Drain() > 0)
+            {
+            }
+            _ringMemory?.Dispose();
+            _ringMemory = null;
         }
         if (_tracer.Launched)
             _entry.Arm(tid);
@@ -262,18 +270,21 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             return;
 
         int threadIdOffset = FindThreadIdOffset();
-        // Populated up front: a first write to each of its pages would otherwise fault inside a hit.
-        ulong ring = _area.MapAnywhere((ulong)JumpRing.Size(RingCapacity), XolArea.ProtReadWrite, XolArea.Populate);
-        WriteBytes(tid, ring + JumpRing.CapacityOffset, BitConverter.GetBytes((long)RingCapacity));
-        var sites = new List<Site>();
-        foreach (var group in planned.GroupBy(p => p.Module.Inode))
+        var groups = planned.GroupBy(p => p.Module.Inode).Select(group =>
         {
             ulong low = mappings.Where(m => m.Inode == group.Key).Min(m => m.Start);
             ulong high = mappings.Where(m => m.Inode == group.Key).Max(m => m.End);
             ulong size = (ulong)((AreaHeaderBytes + group.Count() * TrampolineBytes + 4095) & ~4095);
-            ulong area = _area.MapNear(low, high, size, XolArea.ProtReadExec);
+            return (Area: _area.MapNear(low, high, size, XolArea.ProtReadExec), Probes: group.ToList());
+        }).ToList();
+        // The first area's head, written below, lends its bytes to the memfd's name meanwhile.
+        JumpRingMemory ringMemory = JumpRingMemory.Create(_tracer, RingCapacity, groups[0].Area);
+        ulong ring = ringMemory.TargetAddress;
+        var sites = new List<Site>();
+        foreach (var (area, probes) in groups)
+        {
             ulong next = area + AreaHeaderBytes;
-            foreach (var (index, address, displaced, _) in group)
+            foreach (var (index, address, displaced, _) in probes)
             {
                 if ((long)(next - address) is < -0x7FFF_0000 or > 0x7FFF_0000)
                     throw new UprobeException($"{_specs[index].Text}: no memory could be mapped within 2 GB of {_resolved[index].Path} for its trampoline; use --backend perf or ptrace");
@@ -309,7 +320,9 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         lock (_drainLock)
         {
             _sites.AddRange(sites);
-            Volatile.Write(ref _ring, ring);
+            _ringMemory?.Dispose();  // an earlier image's, drained at its exec
+            _ringMemory = ringMemory;
+            _tail = 0;
         }
         Planted = true;
     }
@@ -392,56 +405,35 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     {
         while (!_stopping)
         {
-            while (Drain(0) > 0 && !_stopping)
+            while (Drain() > 0 && !_stopping)
             {
             }
             Thread.Sleep(1);
         }
-        while (Drain(0) > 0)
+        while (Drain() > 0)
         {
         }
     }
 
-    /// <summary>Reads every complete record from the target's ring, frees their slots and delivers them; returns how many.</summary>
-    private int Drain(int tid)
+    /// <summary>Delivers every complete record in the shared ring and frees their slots; returns how many.</summary>
+    private int Drain()
     {
         lock (_drainLock)
         {
-            ulong ring = Volatile.Read(ref _ring);
-            int pid = _tracer.Pid;
-            if (ring == 0 || pid == 0)
+            byte* ring = _ringMemory is null ? null : _ringMemory.Ring;
+            if (ring == null)
                 return 0;
-            const int Batch = 4096;
-            byte* header = stackalloc byte[JumpRing.RecordsOffset];
-            if (!Read(pid, ring, header, JumpRing.RecordsOffset))
-                return 0;
-            long head = *(long*)(header + JumpRing.HeadOffset);
-            long tail = *(long*)(header + JumpRing.TailOffset);
-            Interlocked.Exchange(ref _ringDropped, *(long*)(header + JumpRing.DroppedOffset));
-            if (head - tail <= 0 || head - tail > RingCapacity)
-                return 0;
-            int count = (int)Math.Min(head - tail, Batch);
-            int first = (int)(tail & (RingCapacity - 1));
-            count = Math.Min(count, RingCapacity - first);  // up to the end of the ring; the rest next time
-            byte[] buffer = new byte[count * JumpRing.RecordSize];
-            fixed (byte* records = buffer)
-            {
-                if (!Read(pid, ring + JumpRing.RecordsOffset + (ulong)first * JumpRing.RecordSize, records, buffer.Length))
-                    return 0;
-                int done = 0;
-                for (; done < count; done++)
-                {
-                    byte* record = records + done * JumpRing.RecordSize;
-                    if (*(long*)(record + JumpRing.CommitOffset) != tail + done + 1)
-                        break;  // reserved, not yet written: next time
-                    Deliver(pid, record);
-                }
-                long freed = tail + done;
-                if (done > 0)
-                    Write(pid, ring + JumpRing.TailOffset, (byte*)&freed, sizeof(long));
-                return done;
-            }
+            var delivery = new Delivery(this, _tracer.Pid);
+            int done = JumpRing.Drain(ring, RingCapacity, ref _tail, 4096, ref delivery);
+            Interlocked.Exchange(ref _ringDropped, JumpRing.Dropped(ring));
+            return done;
         }
+    }
+
+    /// <summary>Turns each record into a hit for the consumer, straight from the shared ring.</summary>
+    private readonly struct Delivery(JumpUprobeSession session, int pid) : IJumpRecordHandler
+    {
+        public void Handle(byte* record) => session.Deliver(pid, record);
     }
 
     private void Deliver(int pid, byte* record)
@@ -482,12 +474,5 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         var local = new Native.IoVec { Base = buffer, Length = (nuint)length };
         var remote = new Native.IoVec { Base = (void*)address, Length = (nuint)length };
         return Native.process_vm_readv(pid, &local, 1, &remote, 1, 0) == length;
-    }
-
-    private static void Write(int pid, ulong address, byte* buffer, int length)
-    {
-        var local = new Native.IoVec { Base = buffer, Length = (nuint)length };
-        var remote = new Native.IoVec { Base = (void*)address, Length = (nuint)length };
-        Native.process_vm_writev(pid, &local, 1, &remote, 1, 0);
     }
 }

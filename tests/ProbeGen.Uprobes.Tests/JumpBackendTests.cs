@@ -61,6 +61,46 @@ public class JumpBackendTests(NativeTargets targets) : IClassFixture<NativeTarge
     }
 
     [Fact]
+    public void ARawConsumerTakesEveryHitInPlaceWithItsRegistersAndString()
+    {
+        string t = Targets();
+        long count = 0, firstArguments = 0, lastArguments = 0, probes = 0, gens = 0;
+        var threads = new System.Collections.Generic.HashSet<int>();
+        void OnRawHit(in RawUprobeHit hit)
+        {
+            // The drain delivers one hit at a time: plain updates are safe here.
+            if (hit.Spec.Symbol == "add6")
+            {
+                count++;
+                firstArguments += (long)hit.Registers[0];
+                lastArguments += (long)hit.Registers[5];
+                threads.Add(hit.Tid);
+            }
+            else if (hit.Text.SequenceEqual("probe"u8))
+                probes++;
+            else if (hit.Text.SequenceEqual("gen"u8))
+                gens++;
+        }
+        using (var session = JumpUprobeSession.Launch([UprobeSpec.Parse($"{t}:add6(i64,i64,i64,i64,i64,i64)"), UprobeSpec.Parse($"{t}:greet(str,i32)")],
+            [t, Iterations.ToString(), Threads.ToString()], OnRawHit, standardOutput: -1))
+        {
+            Assert.True(session.WaitForEnd(TimeSpan.FromSeconds(60)));
+            session.Dispose();
+            Assert.Equal(0, session.ExitCode);
+            Assert.Equal(0, session.Dropped);
+            Assert.Equal(2L * Iterations * Threads, session.Hits);
+        }
+        Assert.Equal(Iterations * Threads, count);
+        Assert.Equal((long)Threads * Iterations * (Iterations - 1) / 2, firstArguments);  // i = 0 .. Iterations-1 on each thread
+        Assert.Equal((long)Iterations * Threads * (Threads - 1) / 2, lastArguments);      // the thread's id, 0 .. Threads-1
+        Assert.Equal(Threads, threads.Count);
+        Assert.Equal(Iterations * Threads / 2, probes);
+        Assert.Equal(Iterations * Threads / 2, gens);
+    }
+
+    private string Targets() => targets["targets"];
+
+    [Fact]
     public void ASharedLibraryAndANonPieExecutable()
     {
         string lib = targets["libcalc.so"];

@@ -72,7 +72,7 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
 
     private sealed record Site(ulong Address, byte[] Original, ulong Area, ulong Trampoline, int Length);
 
-    private JumpUprobeSession(TracerOptions options, IEnumerable<UprobeSpec> specs, Action<UprobeHit> onHit)
+    private JumpUprobeSession(TracerOptions options, IEnumerable<UprobeSpec> specs, HitConsumer consumer)
     {
         _specs = specs.ToList();
         if (_specs.Count > MaxProbes)
@@ -90,7 +90,7 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         _sizes = [.. _specs.Zip(_resolved).Select(p => ElfSymbols.FunctionSize(p.Second.Path, p.First.Symbol!))];
         _stringRegisters = [.. _specs.Select(s => s.Types.ToList().IndexOf(ArgType.Str))];
         _entry = new LaunchEntry(options.Command is null ? [] : _resolved.Select(r => Native.Inode(r.Path)).Distinct().ToArray());
-        _consumer = new HitConsumer(onHit);
+        _consumer = consumer;
         _tracer = new PtraceTracer(options, this);
         _area = new XolArea(_tracer);
         _drainer = new Thread(DrainLoop) { IsBackground = true, Name = "jump ring drainer" };
@@ -129,12 +129,28 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     /// <summary>Attaches to every thread of <paramref name="pid"/>, patches the functions, and records until disposed or the process exits.</summary>
     /// <exception cref="UprobeException">A spec is refused, or the process cannot be traced or patched (the message says why).</exception>
     public static JumpUprobeSession Start(IEnumerable<UprobeSpec> specs, int pid, Action<UprobeHit> onHit) =>
-        Begin(new JumpUprobeSession(new TracerOptions(pid, null), specs, onHit));
+        Begin(new JumpUprobeSession(new TracerOptions(pid, null), specs, new HitConsumer(onHit)));
+
+    /// <summary>
+    /// <see cref="Start(IEnumerable{UprobeSpec}, int, Action{UprobeHit})"/> for a consumer that takes
+    /// each hit in place, with nothing allocated per hit (for counting and aggregation).
+    /// </summary>
+    /// <exception cref="UprobeException">A spec is refused, or the process cannot be traced or patched (the message says why).</exception>
+    public static JumpUprobeSession Start(IEnumerable<UprobeSpec> specs, int pid, RawUprobeHitHandler onRawHit) =>
+        Begin(new JumpUprobeSession(new TracerOptions(pid, null), specs, new HitConsumer(onRawHit)));
 
     /// <summary>Starts <paramref name="command"/> and patches the functions at its entry point, once its libraries are loaded.</summary>
     /// <exception cref="UprobeException">A spec is refused, or the program cannot be started.</exception>
     public static JumpUprobeSession Launch(IEnumerable<UprobeSpec> specs, IReadOnlyList<string> command, Action<UprobeHit> onHit, int standardOutput = -1) =>
-        Begin(new JumpUprobeSession(new TracerOptions(0, ProgramLauncher.Resolve(command), standardOutput), specs, onHit));
+        Begin(new JumpUprobeSession(new TracerOptions(0, ProgramLauncher.Resolve(command), standardOutput), specs, new HitConsumer(onHit)));
+
+    /// <summary>
+    /// <see cref="Launch(IEnumerable{UprobeSpec}, IReadOnlyList{string}, Action{UprobeHit}, int)"/> for a
+    /// consumer that takes each hit in place, with nothing allocated per hit (for counting and aggregation).
+    /// </summary>
+    /// <exception cref="UprobeException">A spec is refused, or the program cannot be started.</exception>
+    public static JumpUprobeSession Launch(IEnumerable<UprobeSpec> specs, IReadOnlyList<string> command, RawUprobeHitHandler onRawHit, int standardOutput = -1) =>
+        Begin(new JumpUprobeSession(new TracerOptions(0, ProgramLauncher.Resolve(command), standardOutput), specs, new HitConsumer(onRawHit)));
 
     private static JumpUprobeSession Begin(JumpUprobeSession session)
     {
@@ -436,6 +452,7 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         public void Handle(byte* record) => session.Deliver(pid, record);
     }
 
+    /// <summary>Hands one record to the consumer: in place for a raw consumer, else decoded into a <see cref="UprobeHit"/>.</summary>
     private void Deliver(int pid, byte* record)
     {
         uint probe = *(uint*)(record + JumpRing.ProbeOffset);
@@ -447,19 +464,32 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         UprobeSpec spec = _specs[(int)probe];
         var registers = new ReadOnlySpan<ulong>(record + JumpRing.RegistersOffset, 6);
         int stringRegister = _stringRegisters[(int)probe];
+        var text = ReadOnlySpan<byte>.Empty;
+        if (stringRegister >= 0)
+        {
+            text = new ReadOnlySpan<byte>(record + JumpRing.StringOffset, JumpRing.StringBytes);
+            int end = text.IndexOf((byte)0);
+            if (end >= 0)
+                text = text[..end];
+        }
+        int tid = *(int*)(record + JumpRing.ThreadOffset);
+        long timestamp = _clock.ToUnixNanoseconds(*(long*)(record + JumpRing.TimestampOffset));
+        Interlocked.Increment(ref _hits);
+        if (_consumer.TakesRaw)
+        {
+            _consumer.Deliver(new RawUprobeHit(spec, pid, tid, timestamp, registers, text));
+            return;
+        }
         (ulong, string?)[] fetched = [];
         if (stringRegister >= 0)
         {
-            var text = new ReadOnlySpan<byte>(record + JumpRing.StringOffset, JumpRing.StringBytes);
-            int end = text.IndexOf((byte)0);
-            string value = System.Text.Encoding.UTF8.GetString(end < 0 ? text : text[..end]);
+            string value = System.Text.Encoding.UTF8.GetString(text);
             ulong pointer = registers[stringRegister];
             // An empty copy of a pointer that is not NULL means the trampoline could not read it.
             fetched = [(pointer, pointer != 0 && value.Length == 0 && !Readable(pid, pointer) ? null : value)];
         }
         object?[] values = spec.Decode(registers, new StringSource(fetched));
-        Interlocked.Increment(ref _hits);
-        _consumer.Deliver(new UprobeHit(spec, pid, *(int*)(record + JumpRing.ThreadOffset), _clock.ToUnixNanoseconds(*(long*)(record + JumpRing.TimestampOffset)), values));
+        _consumer.Deliver(new UprobeHit(spec, pid, tid, timestamp, values));
     }
 
     /// <summary>Whether the target's byte at <paramref name="address"/> can be read now (only to tell an unreadable string from an empty one).</summary>

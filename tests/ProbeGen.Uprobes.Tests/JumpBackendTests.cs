@@ -141,6 +141,66 @@ public class JumpBackendTests(NativeTargets targets) : IClassFixture<NativeTarge
         Assert.Equal(afterDetach, hits.Hits.Count);
     }
 
+    [Fact]
+    public void AThreadSpinningInsideThePatchedBytesIsSteppedOut()
+    {
+        string parked = targets["parked"];
+        using Process target = NativeTargets.Start(parked, "spin", "3");
+        Assert.Equal("ready", target.StandardOutput.ReadLine());
+        // The spinner's loop is spin_entry's first bytes: most stops find it inside them. Attach
+        // until one did (each attach patches, records, and restores).
+        var hits = new Collector();
+        int steppedOut = 0, attaches = 0;
+        for (; attaches < 20 && steppedOut == 0; attaches++)
+        {
+            using var session = JumpUprobeSession.Start([UprobeSpec.Parse($"{parked}:spin_entry")], target.Id, hits.Add);
+            Thread.Sleep(20);
+            steppedOut += session.ThreadsSteppedOut;
+        }
+        Assert.True(steppedOut > 0, $"no attach out of {attaches} found the spinner inside the patched bytes");
+        Assert.NotEmpty(hits.Of("spin_entry"));  // every turn of the loop goes through the jump
+        Assert.Equal("ok", target.StandardOutput.ReadToEnd().Trim());
+        Assert.True(target.WaitForExit(60_000));
+        Assert.Equal(0, target.ExitCode);
+    }
+
+    [Fact]
+    public void AThreadInASystemCallThatRestartsInsideThePatchedBytesIsRefused()
+    {
+        string parked = targets["parked"];
+        using Process target = NativeTargets.Start(parked, "syscall", "1.5");
+        Assert.Equal("ready", target.StandardOutput.ReadLine());
+        Thread.Sleep(100);  // in nanosleep, whose restart rewinds rip to park's bytes 4-5
+        var refusal = Assert.Throws<UprobeException>(() => JumpUprobeSession.Start([UprobeSpec.Parse($"{parked}:park")], target.Id, _ => { }));
+        Assert.Contains($"thread {target.Id} is in a system call that returns inside the bytes the jump would replace", refusal.Message);
+        Assert.DoesNotContain('\n', refusal.Message);
+        Assert.Empty(RingMappings(target.Id));  // refused before anything was mapped
+        Assert.Equal("ok", target.StandardOutput.ReadToEnd().Trim());
+        Assert.True(target.WaitForExit(60_000));
+        Assert.Equal(0, target.ExitCode);
+    }
+
+    [Fact]
+    public void ASignalFrameThatWouldReturnInsideThePatchedBytesIsRefused()
+    {
+        string parked = targets["parked"];
+        using Process target = NativeTargets.Start(parked, "signal", "1.5");
+        // In the SIGSEGV handler of a fault at faulty's byte 1: the frame's saved rip points there.
+        Assert.Equal("ready", target.StandardOutput.ReadLine());
+        ulong entry = ElfSymbols.ResolveOffset(parked, "faulty");
+        var refusal = Assert.Throws<UprobeException>(() => JumpUprobeSession.Start([UprobeSpec.Parse($"{parked}:faulty")], target.Id, _ => { }));
+        Assert.Contains($"thread {target.Id} has 0x", refusal.Message);
+        Assert.Contains("inside the bytes the jump would replace, on its stack at", refusal.Message);
+        Assert.DoesNotContain('\n', refusal.Message);
+        // The value named is faulty's entry + 1, wherever the executable is loaded.
+        ulong named = Convert.ToUInt64(refusal.Message.Split("has 0x")[1].Split(',')[0], 16);
+        Assert.Equal((entry + 1) & 0xFFF, named & 0xFFF);
+        Assert.Empty(RingMappings(target.Id));
+        Assert.Equal("ok", target.StandardOutput.ReadToEnd().Trim());
+        Assert.True(target.WaitForExit(60_000));
+        Assert.Equal(0, target.ExitCode);
+    }
+
     /// <summary>The lines of a process's memory map that map a jump ring.</summary>
     private static string[] RingMappings(int pid) =>
         File.ReadLines($"/proc/{pid}/maps").Where(l => l.Contains("/memfd:" + JumpRingMemory.Name, StringComparison.Ordinal)).ToArray();

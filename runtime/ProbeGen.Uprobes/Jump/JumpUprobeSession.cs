@@ -18,6 +18,10 @@ namespace ProbeGen.Uprobes.Jump;
 /// <para>The ring is a memfd that the target and the tracer both map (<see cref="JumpRingMemory"/>):
 /// the drainer reads and frees records with plain loads and stores, no system call per drain, and
 /// what the target wrote stays readable after it has exited.</para>
+/// <para>Before any jump is written, a thread stopped inside the bytes it replaces is single-stepped
+/// out, and a thread blocked in a system call that would return there, or with a word on its stack
+/// that points there (a return address, a signal frame's saved rip), refuses the attach
+/// (<see cref="PatchWindows"/>).</para>
 /// <para>Refused here, with the reason: <c>%return</c> probes (a return needs a trap or a second
 /// trampoline; use perf or ptrace), raw offsets (no symbol size to check branches against), more
 /// than one string per probe (a record holds one), and every entry <see cref="JumpSite"/> refuses.</para>
@@ -101,6 +105,9 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
 
     /// <summary>Jumps left by an earlier session whose tracer died, found and undone when this one attached.</summary>
     public int LeftoversRemoved { get; private set; }
+
+    /// <summary>Threads that were stopped inside the bytes a jump replaces and were single-stepped out before it was written.</summary>
+    internal int ThreadsSteppedOut { get; private set; }
 
     /// <inheritdoc />
     public bool Planted { get; private set; }
@@ -272,18 +279,16 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             // before it would return into the jump's bytes for a thread already inside the callee.
             if (displaced.Take(displaced.Count - 1).Any(d => d.FlowControl is FlowControl.Call or FlowControl.IndirectCall))
                 throw new UprobeException($"{spec.Text}: a call among the first {JumpSite.PatchLength} bytes would return into them; use --backend perf or ptrace");
-            ulong end = displaced[^1].NextIP;
-            foreach (TracedThread thread in _tracer.Threads.Where(t => t.Stopped))
-            {
-                if (TryGetRegisters(thread.Tid, out Regs regs) && regs.Rip > address && regs.Rip < end)
-                    throw new UprobeException($"{spec.Text}: thread {thread.Tid} is stopped inside the bytes the jump would replace; try again");
-            }
             if (planned.Any(p => p.Address == address))
                 throw new UprobeException($"{spec.Text}: the function is already probed by another spec of this session");
             planned.Add((i, address, displaced, mappings.First(m => address >= m.Start && address < m.End)));
         }
         if (planned.Count == 0)
             return;
+        // No thread may resume in the middle of a jump: each is stepped out of the bytes, or refused.
+        var windows = planned.Select(p => new PatchWindow(p.Address, p.Displaced[^1].NextIP, _specs[p.Index].Text)).ToList();
+        ThreadsSteppedOut += PatchWindows.StepThreadsOut(_tracer, windows);
+        PatchWindows.CheckStacks(_tracer, windows);
 
         int threadIdOffset = FindThreadIdOffset();
         var groups = planned.GroupBy(p => p.Module.Inode).Select(group =>

@@ -121,13 +121,20 @@ public class JumpBackendTests(NativeTargets targets) : IClassFixture<NativeTarge
         using Process target = NativeTargets.Start(t, "400", "2", "2");
         Thread.Sleep(200);
         var hits = new Collector();
+        var before = File.ReadAllLines($"/proc/{target.Id}/maps").ToHashSet();
+        string[] added;
         using (JumpUprobeSession.Start([UprobeSpec.Parse($"{t}:greet(str,i32)"), UprobeSpec.Parse($"{t}:add6(i64,i64,i64,i64,i64,i64)")], target.Id, hits.Add))
         {
             Thread.Sleep(500);
             // The ring is one memfd, mapped shared by the target and by this process (the tracer).
             Assert.Single(RingMappings(target.Id), m => m.Contains(" rw-s "));
             Assert.Single(RingMappings(Environment.ProcessId), m => m.Contains(" rw-s "));
+            added = File.ReadAllLines($"/proc/{target.Id}/maps").Where(l => !before.Contains(l)).ToArray();
         }
+        // The session mapped a trampoline area (read and execute, no file) and the ring; the detach unmapped both.
+        Assert.Contains(added, l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries) is [_, "r-xp", _, _, "0"]);
+        Assert.Contains(added, l => l.Contains("/memfd:" + JumpRingMemory.Name, StringComparison.Ordinal));
+        Assert.Empty(File.ReadAllLines($"/proc/{target.Id}/maps").Intersect(added));
         Assert.Empty(RingMappings(Environment.ProcessId));
         Assert.NotEmpty(hits.Of("greet"));
         Assert.All(hits.Of("add6"), h => Assert.Equal(new object?[] { h.Values[0], 1L, 2L, 3L, 4L, h.Values[5] }, h.Values));

@@ -61,6 +61,9 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     // Written on the tracer thread while every thread is stopped.
     private readonly List<Site> _sites = [];
 
+    /// <summary>The trampoline areas mapped in the target. Only the tracer thread uses it.</summary>
+    private readonly List<(ulong Start, ulong Size)> _areas = [];
+
     /// <summary>The ring, once planted. Set and cleared under <see cref="_drainLock"/> (tracer thread); used by the drain under it.</summary>
     private JumpRingMemory? _ringMemory;
 
@@ -208,6 +211,7 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         // The patched image is gone, and with it the trampolines and the target's mapping of the
         // ring; ours still holds what was written before the exec.
         _entry.Forget();
+        _areas.Clear();
         lock (_drainLock)
         {
             _sites.Clear();
@@ -228,6 +232,11 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             WriteExact(child, site.Address, site.Original);
     }
 
+    /// <summary>
+    /// Restores every byte, moves every thread out of the trampolines (one instruction at a time,
+    /// until it is back in the function's own code), then unmaps the trampoline areas and the
+    /// ring in the target if nothing can lead into them any more.
+    /// </summary>
     void ITracerClient.PrepareDetach()
     {
         if (!_tracer.AnyThreadStopped)
@@ -235,10 +244,19 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         int tid = _tracer.AnyStopped;
         foreach (Site site in _sites)
             WriteExact(tid, site.Address, site.Original);
+        foreach (TracedThread thread in _tracer.Threads.Where(t => t.Stopped).ToArray())
+            StepOutOfTrampolines(thread.Tid);
+        try
+        {
+            UnmapInTarget();
+        }
+        catch (UprobeException)
+        {
+            // The process is going away: its mappings go with it.
+        }
     }
 
-    /// <summary>A thread inside a trampoline runs on, one instruction at a time, until it is back in the function's own code.</summary>
-    void ITracerClient.PrepareThreadDetach(int tid, bool trapped)
+    private void StepOutOfTrampolines(int tid)
     {
         for (int step = 0; step < 10_000 && TryGetRegisters(tid, out Regs regs) && InTrampoline(regs.Rip); step++)
         {
@@ -250,6 +268,33 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             if (status.Event == 0 && status.Signal != SigTrap)
                 _tracer.Hold(tid, status.Signal);
         }
+    }
+
+    /// <summary>
+    /// With every jump undone: unmaps the trampoline areas and the ring in the target, only if no
+    /// thread can come back into a trampoline. That takes every thread stopped (one that could not
+    /// be may be inside one), none with its rip in an area, and none with a word on its stack that
+    /// points into one (a signal handler that interrupted a trampoline returns into it). Otherwise
+    /// they stay mapped, unused: a leak, never a crash.
+    /// </summary>
+    private void UnmapInTarget()
+    {
+        bool InArea(ulong address) => _areas.Any(a => address >= a.Start && address < a.Start + a.Size);
+        if (_areas.Count == 0
+            || _tracer.Threads.Any(t => !t.Stopped)
+            || _tracer.Threads.Any(t => TryGetRegisters(t.Tid, out Regs regs) && InArea(regs.Rip))
+            || PatchWindows.FindOnStacks(_tracer, InArea) is not null)
+            return;
+        foreach (var (start, size) in _areas)
+            TraceeSyscall.Run(_tracer, TraceeSyscall.Munmap, start, size);
+        _areas.Clear();
+        // No trampoline is left to write into the ring.
+        _ringMemory?.UnmapInTarget(_tracer);
+    }
+
+    /// <summary>Nothing per thread: <see cref="ITracerClient.PrepareDetach"/> moved every thread out of the trampolines before the areas were unmapped.</summary>
+    void ITracerClient.PrepareThreadDetach(int tid, bool trapped)
+    {
     }
 
     void ITracerClient.FinishDetach()
@@ -296,13 +341,14 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             ulong low = mappings.Where(m => m.Inode == group.Key).Min(m => m.Start);
             ulong high = mappings.Where(m => m.Inode == group.Key).Max(m => m.End);
             ulong size = (ulong)((AreaHeaderBytes + group.Count() * TrampolineBytes + 4095) & ~4095);
-            return (Area: _area.MapNear(low, high, size, XolArea.ProtReadExec), Probes: group.ToList());
+            return (Area: _area.MapNear(low, high, size, XolArea.ProtReadExec), Size: size, Probes: group.ToList());
         }).ToList();
+        _areas.AddRange(groups.Select(g => (g.Area, g.Size)));
         // The first area's head, written below, lends its bytes to the memfd's name meanwhile.
         JumpRingMemory ringMemory = JumpRingMemory.Create(_tracer, RingCapacity, groups[0].Area);
         ulong ring = ringMemory.TargetAddress;
         var sites = new List<Site>();
-        foreach (var (area, probes) in groups)
+        foreach (var (area, _, probes) in groups)
         {
             ulong next = area + AreaHeaderBytes;
             foreach (var (index, address, displaced, _) in probes)

@@ -80,6 +80,20 @@ internal static unsafe class PatchWindows
     /// <exception cref="UprobeException">Such a word was found; the message names the thread, the value and where it is.</exception>
     public static void CheckStacks(PtraceTracer tracer, IReadOnlyList<PatchWindow> windows)
     {
+        if (FindOnStacks(tracer, value => Find(windows, value) is not null) is { } found)
+        {
+            PatchWindow window = Find(windows, found.Value)!.Value;
+            throw new UprobeException($"{window.Name}: thread {found.Tid} has 0x{found.Value:x}, inside the bytes the jump would replace, on its stack at 0x{found.At:x} (a return address, or the saved rip of a signal handler's frame); the jump was not written; try again once it has returned");
+        }
+    }
+
+    /// <summary>
+    /// The first word on a stopped thread's stack (from rsp to the end of its mapping, at most
+    /// <see cref="StackScanBytes"/>) for which <paramref name="points"/> holds: the thread, the
+    /// word and its address; null when there is none.
+    /// </summary>
+    public static (int Tid, ulong Value, ulong At)? FindOnStacks(PtraceTracer tracer, Func<ulong, bool> points)
+    {
         int pid = tracer.Pid;
         var mappings = AllMappings(pid);
         byte[] buffer = new byte[StackScanBytes];
@@ -100,11 +114,12 @@ internal static unsafe class PatchWindows
                 for (long offset = 0; offset + 8 <= read; offset += 8)
                 {
                     ulong value = *(ulong*)(words + offset);
-                    if (Find(windows, value) is { } window)
-                        throw new UprobeException($"{window.Name}: thread {thread.Tid} has 0x{value:x}, inside the bytes the jump would replace, on its stack at 0x{from + (ulong)offset:x} (a return address, or the saved rip of a signal handler's frame); the jump was not written; try again once it has returned");
+                    if (points(value))
+                        return (thread.Tid, value, from + (ulong)offset);
                 }
             }
         }
+        return null;
     }
 
     private static PatchWindow? Find(IReadOnlyList<PatchWindow> windows, ulong address)

@@ -238,6 +238,32 @@ public class JumpBackendTests(NativeTargets targets) : IClassFixture<NativeTarge
     }
 
     [Fact]
+    public void TheCliSaysOnceThatItRemovedWhatAKilledTracerLeft()
+    {
+        string t = targets["targets"];
+        string expected = NativeTargets.RunToEnd(t, "1500", "2", "2");
+        using Process target = NativeTargets.Start(t, "1500", "2", "2");
+        string[] cli = ["dotnet", targets.Cli, "uprobe", $"{t}:greet(str,i32)", "-p", target.Id.ToString(), "--json", "--backend", "jump"];
+        using (Process killed = NativeTargets.Start(cli[0], cli[1..]))
+        {
+            Assert.NotNull(killed.StandardOutput.ReadLine());  // patched: a first hit
+            killed.Kill();
+            Assert.True(killed.WaitForExit(10_000));
+        }
+        var (exitCode, lines, errors) = NativeTargets.RunToEnd([.. cli, "--duration", "300ms"]);
+        Assert.Equal(0, exitCode);
+        string[] said = errors.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(said, l => l == $"probegen: removed 1 probe(s) left in process {target.Id} by an earlier probegen uprobe that was killed");
+        Assert.Contains(lines, l => l.Contains("\"args\":[\"", StringComparison.Ordinal));  // and it traced
+        // A third tracer finds nothing left: the second one detached cleanly.
+        var (_, _, third) = NativeTargets.RunToEnd([.. cli, "--duration", "100ms"]);
+        Assert.DoesNotContain("removed", third);
+        Assert.Equal(expected, target.StandardOutput.ReadToEnd().Trim());
+        Assert.True(target.WaitForExit(60_000));
+        Assert.Equal(0, target.ExitCode);
+    }
+
+    [Fact]
     public void RefusalsSayWhyBeforeAnythingIsTouched()
     {
         string t = targets["targets"];

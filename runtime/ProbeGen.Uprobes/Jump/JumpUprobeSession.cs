@@ -107,6 +107,7 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     public UprobeBackend Backend => UprobeBackend.Jump;
 
     /// <summary>Jumps left by an earlier session whose tracer died, found and undone when this one attached.</summary>
+    /// <inheritdoc />
     public int LeftoversRemoved { get; private set; }
 
     /// <summary>Threads that were stopped inside the bytes a jump replaces and were single-stepped out before it was written.</summary>

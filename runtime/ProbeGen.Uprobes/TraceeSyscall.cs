@@ -58,4 +58,45 @@ internal static unsafe class TraceeSyscall
             throw new UprobeException($"cannot run system call {number} in process {tracer.Pid}: the injected instruction did not run");
         return (long)after.Rax;
     }
+
+    /// <summary>
+    /// Runs code the engine placed in the tracee at <paramref name="code"/>, in a stopped thread,
+    /// with rdi and rsi set, until the int3 that ends it; then puts every register back. The code
+    /// must touch only memory the engine owns and end with an int3.
+    /// </summary>
+    /// <exception cref="UprobeException">The code did not reach its int3 (it faulted, or the process exited).</exception>
+    public static void RunCode(PtraceTracer tracer, ulong code, ulong rdi, ulong rsi)
+    {
+        int tid = tracer.AnyStopped;
+        Regs saved = GetRegisters(tid);
+        Regs call = saved;
+        call.Rip = code;
+        call.Rdi = rdi;
+        call.Rsi = rsi;
+        call.OrigRax = ulong.MaxValue;  // no syscall restart: the thread may have stopped inside one
+        SetRegisters(tid, call);
+        try
+        {
+            for (int stop = 0; stop < 100; stop++)
+            {
+                Call(Cont, tid, 0, 0);
+                int raw;
+                if (WaitPid(tid, &raw, Wall) != tid || !Stopped(raw))
+                    throw new UprobeException($"process {tracer.Pid} exited while the engine ran code in it");
+                var status = new WaitStatus(raw);
+                if (status.IsTrap)
+                    return;
+                if (status.Event == 0 && status.Signal is 11 or 7 or 4)  // SIGSEGV, SIGBUS, SIGILL: ours, never the program's
+                    throw new UprobeException($"the engine's code faulted in process {tracer.Pid} (signal {status.Signal})");
+                // A signal of the program's: hold it for later, and go on.
+                if (status.Event == 0)
+                    tracer.Hold(tid, status.Signal);
+            }
+            throw new UprobeException($"the engine's code did not finish in process {tracer.Pid}");
+        }
+        finally
+        {
+            SetRegisters(tid, saved);
+        }
+    }
 }

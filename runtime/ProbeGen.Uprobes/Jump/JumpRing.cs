@@ -43,10 +43,18 @@ internal static unsafe class JumpRing
     public static long Size(int capacity) => RecordsOffset + (long)capacity * RecordSize;
 
     /// <summary>Sets up an empty ring; <paramref name="capacity"/> must be a power of two.</summary>
-    public static void Initialize(byte* ring, int capacity)
+    /// <param name="ring">The ring's memory, <see cref="Size"/> bytes.</param>
+    /// <param name="capacity">Records.</param>
+    /// <param name="zeroed">The memory is known to be all zeros (a new memfd): only the capacity is written.</param>
+    public static void Initialize(byte* ring, int capacity, bool zeroed = false)
     {
         if (capacity <= 0 || (capacity & (capacity - 1)) != 0)
             throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "a ring holds a power of two of records");
+        if (zeroed)
+        {
+            *(long*)(ring + CapacityOffset) = capacity;
+            return;
+        }
         new Span<byte>(ring, RecordsOffset).Clear();
         *(long*)(ring + CapacityOffset) = capacity;
         // A commit word of 0 never matches the ticket + 1 the consumer waits for.

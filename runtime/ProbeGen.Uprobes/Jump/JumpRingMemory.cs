@@ -76,8 +76,11 @@ internal sealed unsafe class JumpRingMemory : IDisposable
             if (mapped < 0 || (mapped & 0xFFF) != 0)
                 throw new UprobeException($"cannot map the ring in process {pid} (mmap: errno {-mapped})");
             target = (ulong)mapped;
+            Warm(tracer, scratch, target, size);
             byte* view = MapHere(pid, (int)fd, size);
-            JumpRing.Initialize(view, capacity);
+            // A new memfd reads as zeros: only the capacity needs writing, and stores from this
+            // process would not warm the target's view (see Warm).
+            JumpRing.Initialize(view, capacity, zeroed: true);
             return new JumpRingMemory(target, size, view);
         }
         catch
@@ -104,6 +107,22 @@ internal sealed unsafe class JumpRingMemory : IDisposable
         catch (UprobeException)
         {
         }
+    }
+
+    /// <summary>
+    /// Stores zeros over the whole ring from inside the target (a loop at <paramref name="scratch"/>
+    /// run in a stopped thread), before any hit. Measured on a Firecracker guest: the first store
+    /// through the target's mapping to each line of a populated ring costs 200-600 ns, and stores
+    /// through the tracer's mapping or a pread into it do not change that; after the target's own
+    /// stores, one costs under 10 ns. The first hits would otherwise pay it (about 30 ms for 8 MB, at attach instead).
+    /// </summary>
+    private static void Warm(PtraceTracer tracer, ulong scratch, ulong ring, ulong size)
+    {
+        // rdi: the ring; rsi: its 64-byte lines. 1: mov qword [rdi], 0; add rdi, 64; dec rsi; jnz 1b; int3
+        byte[] loop = [0x48, 0xC7, 0x07, 0x00, 0x00, 0x00, 0x00, 0x48, 0x83, 0xC7, 0x40, 0x48, 0xFF, 0xCE, 0x75, 0xF0, 0xCC];
+        ulong code = scratch + 64;
+        TraceeMemory.WriteBytes(tracer.AnyStopped, code, loop);
+        TraceeSyscall.RunCode(tracer, code, ring, size / 64);
     }
 
     /// <summary>Opens the target's descriptor <paramref name="fd"/> here, seals the file's size and maps it shared.</summary>

@@ -224,11 +224,16 @@ public class JumpBackendTests(NativeTargets targets) : IClassFixture<NativeTarge
         Assert.True(tracer.WaitForExit(10_000));
         // The next session finds the jump the killed one left, undoes it, and puts its own in.
         var hits = new Collector();
+        Assert.Single(RingMappings(target.Id));  // the killed session's
         using (var next = JumpUprobeSession.Start([UprobeSpec.Parse($"{t}:greet(str,i32)")], target.Id, hits.Add))
         {
             Assert.Equal(1, next.LeftoversRemoved);
             Thread.Sleep(100);
+            // The killed session's ring was unmapped with its jump undone: the one left is this session's.
+            Assert.Single(RingMappings(target.Id));
+            Assert.Single(RingMappings(Environment.ProcessId));
         }
+        Assert.Empty(RingMappings(target.Id));
         Assert.NotEmpty(hits.Of("greet"));
         Assert.All(hits.Of("greet"), h => Assert.Contains((string?)h.Values[0], new[] { "probe", "gen" }));
         string output = target.StandardOutput.ReadToEnd();

@@ -41,11 +41,14 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     private const int MaxProbes = 64;
 
     /// <summary>
-    /// The head of each trampoline area: a magic word, the site count, then each site's address and
-    /// original bytes, so a later session can undo the jumps of one whose tracer was killed.
+    /// The head of each trampoline area: a magic word, the site count, the ring's address and size,
+    /// then each site's address and original bytes, so a later session can undo the jumps of one
+    /// whose tracer was killed, and unmap what it mapped. (<see cref="AreaMagicV1"/>: the same
+    /// without the ring, from before the ring was a memfd.)
     /// </summary>
-    private const ulong AreaMagic = 0x31_706D_6A67_7270;  // "prgjmp1" little-endian
-    private const int AreaHeaderBytes = 16 + MaxProbes * 16;
+    private const ulong AreaMagic = 0x32_706D_6A67_7270;  // "prgjmp2" little-endian
+    private const ulong AreaMagicV1 = 0x31_706D_6A67_7270;  // "prgjmp1"
+    private const int AreaHeaderBytes = 32 + MaxProbes * 16;
 
     private readonly List<UprobeSpec> _specs;
     private readonly (string Path, ulong Offset)[] _resolved;
@@ -372,6 +375,8 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             var head = new List<byte>();
             head.AddRange(BitConverter.GetBytes(AreaMagic));
             head.AddRange(BitConverter.GetBytes((long)area.Count()));
+            head.AddRange(BitConverter.GetBytes(ringMemory.TargetAddress));
+            head.AddRange(BitConverter.GetBytes(ringMemory.Size));
             foreach (Site site in area)
             {
                 head.AddRange(BitConverter.GetBytes(site.Address));
@@ -397,23 +402,29 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
 
     /// <summary>
     /// With every thread stopped: finds the trampoline areas of earlier sessions (by their head),
-    /// and puts back the original bytes of every site whose jump into that area is still there.
-    /// Their trampolines and rings stay mapped: a thread may be inside one, and finishes through it.
+    /// puts back the original bytes of every site whose jump into that area is still there, then
+    /// unmaps the areas and their ring when nothing leads into them any more (as
+    /// <see cref="UnmapInTarget"/> decides for this session's own); otherwise they stay, and a
+    /// thread inside one finishes through it.
     /// </summary>
-    private static int RemoveLeftovers(int tid, int pid)
+    /// <returns>How many jumps were undone.</returns>
+    private int RemoveLeftovers(int tid, int pid)
     {
         int removed = 0;
+        var areas = new List<(ulong Start, ulong End, ulong Ring, ulong RingSize)>();
         foreach (var m in AnonymousExecutableMappings(pid))
         {
-            if (PeekWord(tid, m.Start) != AreaMagic)
+            ulong magic = PeekWord(tid, m.Start);
+            if (magic is not (AreaMagic or AreaMagicV1))
                 continue;
             long count = (long)PeekWord(tid, m.Start + 8);
             if (count is <= 0 or > MaxProbes)
                 continue;
+            ulong sitesAt = magic == AreaMagic ? 32UL : 16UL;
             for (int i = 0; i < count; i++)
             {
-                ulong address = PeekWord(tid, m.Start + 16 + (ulong)i * 16);
-                byte[] original = BitConverter.GetBytes(PeekWord(tid, m.Start + 24 + (ulong)i * 16))[..JumpSite.PatchLength];
+                ulong address = PeekWord(tid, m.Start + sitesAt + (ulong)i * 16);
+                byte[] original = BitConverter.GetBytes(PeekWord(tid, m.Start + sitesAt + 8 + (ulong)i * 16))[..JumpSite.PatchLength];
                 byte[] now = ReadBytes(tid, address, JumpSite.PatchLength);
                 long target = (long)address + JumpSite.PatchLength + BitConverter.ToInt32(now, 1);
                 if (now[0] == 0xE9 && (ulong)target >= m.Start && (ulong)target < m.End)
@@ -424,6 +435,22 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             }
             // Done: a later session will not undo these sites again.
             PokeWord(tid, m.Start, 0);
+            areas.Add(magic == AreaMagic ? (m.Start, m.End, PeekWord(tid, m.Start + 16), PeekWord(tid, m.Start + 24)) : (m.Start, m.End, 0, 0));
+        }
+        // One killed session's areas share its ring: all of them must be unused before it goes.
+        foreach (var session in areas.GroupBy(a => a.Ring))
+        {
+            bool InArea(ulong address) => session.Any(a => address >= a.Start && address < a.End);
+            if (_tracer.Threads.Any(t => !t.Stopped)
+                || _tracer.Threads.Any(t => TryGetRegisters(t.Tid, out Regs regs) && InArea(regs.Rip))
+                || PatchWindows.FindOnStacks(_tracer, InArea) is not null)
+                continue;
+            foreach (var area in session)
+                TraceeSyscall.Run(_tracer, TraceeSyscall.Munmap, area.Start, area.End - area.Start);
+            // Only what /proc/PID/maps shows as a jump ring at that address: the head is the target's memory.
+            var (ring, size) = (session.Key, session.First().RingSize);
+            if (ring != 0 && System.IO.File.ReadLines($"/proc/{pid}/maps").Any(l => l.StartsWith($"{ring:x}-", StringComparison.Ordinal) && l.Contains("/memfd:" + JumpRingMemory.Name, StringComparison.Ordinal)))
+                TraceeSyscall.Run(_tracer, TraceeSyscall.Munmap, ring, size);
         }
         return removed;
     }

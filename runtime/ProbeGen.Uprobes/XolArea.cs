@@ -64,9 +64,6 @@ internal sealed unsafe class XolArea(PtraceTracer tracer)
     /// <summary>PROT_READ | PROT_EXEC: the tracer writes such pages through ptrace.</summary>
     public const ulong ProtReadExec = 5;
 
-    /// <summary>PROT_READ | PROT_WRITE.</summary>
-    public const ulong ProtReadWrite = 3;
-
     /// <summary>
     /// Maps <paramref name="size"/> bytes in the tracee within 2 GB of the module at
     /// [<paramref name="low"/>, <paramref name="high"/>) when it can (MAP_FIXED_NOREPLACE, trying
@@ -89,9 +86,6 @@ internal sealed unsafe class XolArea(PtraceTracer tracer)
         }
         return MapAnywhere(size, protection);
     }
-
-    /// <summary>MAP_POPULATE: the pages are faulted in by the mmap itself, not by the program's first writes.</summary>
-    public const ulong Populate = 0x8000;
 
     /// <summary>Maps <paramref name="size"/> bytes anywhere in the tracee, with extra mmap <paramref name="flags"/>.</summary>
     public ulong MapAnywhere(ulong size, ulong protection, ulong flags = 0)

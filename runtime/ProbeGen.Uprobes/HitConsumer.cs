@@ -10,12 +10,24 @@ namespace ProbeGen.Uprobes;
 /// <see cref="ProbeAttachment"/> does for managed handlers.
 /// </summary>
 /// <remarks>
-/// The engine calls <see cref="Deliver"/> outside every read-side section of
+/// The engine calls <see cref="Deliver(UprobeHit)"/> outside every read-side section of
 /// <see cref="Probes.Domain"/>, holding a reference to the probe instead: a consumer that blocks
 /// delays only its own session, never a grace period of the process.
 /// </remarks>
-internal sealed class HitConsumer(Action<UprobeHit> onHit)
+internal sealed class HitConsumer
 {
+    private readonly Action<UprobeHit>? _onHit;
+    private readonly RawUprobeHitHandler? _onRawHit;
+
+    /// <summary>A consumer of decoded hits.</summary>
+    public HitConsumer(Action<UprobeHit> onHit) => _onHit = onHit;
+
+    /// <summary>A consumer of hits read in place (the jump backend's allocation-free path).</summary>
+    public HitConsumer(RawUprobeHitHandler onRawHit) => _onRawHit = onRawHit;
+
+    /// <summary>Whether the consumer takes <see cref="RawUprobeHit"/>s rather than decoded hits.</summary>
+    public bool TakesRaw => _onRawHit is not null;
+
     /// <summary>Exceptions contained so far. Incremented by the delivering thread; read by anyone.</summary>
     private long _faults;
 
@@ -33,14 +45,32 @@ internal sealed class HitConsumer(Action<UprobeHit> onHit)
     {
         try
         {
-            onHit(hit);
+            _onHit!(hit);
         }
         catch (Exception ex)
         {
-            // The last fault is written before the count: a reader that sees the count move sees
-            // this fault or a later one.
-            Volatile.Write(ref _lastFault, ex);
-            Interlocked.Increment(ref _faults);
+            Contain(ex);
         }
+    }
+
+    /// <summary>Calls the consumer of raw hits (<see cref="TakesRaw"/>); an exception it throws is counted and kept, never rethrown.</summary>
+    public void Deliver(in RawUprobeHit hit)
+    {
+        try
+        {
+            _onRawHit!(in hit);
+        }
+        catch (Exception ex)
+        {
+            Contain(ex);
+        }
+    }
+
+    private void Contain(Exception ex)
+    {
+        // The last fault is written before the count: a reader that sees the count move sees
+        // this fault or a later one.
+        Volatile.Write(ref _lastFault, ex);
+        Interlocked.Increment(ref _faults);
     }
 }

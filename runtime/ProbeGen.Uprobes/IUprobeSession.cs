@@ -22,6 +22,13 @@ public interface IUprobeSession : IDisposable
     /// <summary>Whether the probes were ever in place (a launched program may end without ever mapping the probed binaries).</summary>
     bool Planted { get; }
 
+    /// <summary>
+    /// Probes that an earlier tracer of this process left in it when it was killed, found and
+    /// removed when this session attached. Only the jump backend leaves any (a jump stays written
+    /// until a tracer undoes it); the others report 0.
+    /// </summary>
+    int LeftoversRemoved => 0;
+
     /// <summary>What ended the trace early, if anything did: for example a probe that could not be planted at a launched program's entry point.</summary>
     System.Exception? Failure { get; }
 

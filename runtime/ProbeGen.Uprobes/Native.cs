@@ -9,7 +9,8 @@ internal static unsafe partial class Native
     public const long SysPerfEventOpen = 298;  // x86-64
     public const ulong PerfEventIocEnable = 0x2400, PerfEventIocDisable = 0x2401;
     public const ulong PerfFlagFdCloexec = 1UL << 3;
-    public const int ProtRead = 1, ProtWrite = 2, MapShared = 1;
+    public const int ProtRead = 1, ProtWrite = 2, MapShared = 1, MapPopulate = 0x8000;
+    public const int OpenReadWrite = 2, OpenCloexec = 0x80000;
     public const short PollIn = 1;
 
     /// <summary>perf_event_attr, as far as PERF_ATTR_SIZE_VER5 (112 bytes).</summary>
@@ -71,6 +72,12 @@ internal static unsafe partial class Native
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fcntl(int fd, int command, int argument);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial nint read(int fd, void* buffer, nuint count);

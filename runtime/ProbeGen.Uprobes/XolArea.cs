@@ -64,9 +64,6 @@ internal sealed unsafe class XolArea(PtraceTracer tracer)
     /// <summary>PROT_READ | PROT_EXEC: the tracer writes such pages through ptrace.</summary>
     public const ulong ProtReadExec = 5;
 
-    /// <summary>PROT_READ | PROT_WRITE.</summary>
-    public const ulong ProtReadWrite = 3;
-
     /// <summary>
     /// Maps <paramref name="size"/> bytes in the tracee within 2 GB of the module at
     /// [<paramref name="low"/>, <paramref name="high"/>) when it can (MAP_FIXED_NOREPLACE, trying
@@ -90,9 +87,6 @@ internal sealed unsafe class XolArea(PtraceTracer tracer)
         return MapAnywhere(size, protection);
     }
 
-    /// <summary>MAP_POPULATE: the pages are faulted in by the mmap itself, not by the program's first writes.</summary>
-    public const ulong Populate = 0x8000;
-
     /// <summary>Maps <paramref name="size"/> bytes anywhere in the tracee, with extra mmap <paramref name="flags"/>.</summary>
     public ulong MapAnywhere(ulong size, ulong protection, ulong flags = 0)
     {
@@ -103,46 +97,12 @@ internal sealed unsafe class XolArea(PtraceTracer tracer)
     }
 
     /// <summary>
-    /// Runs mmap(hint, size, protection, MAP_PRIVATE | MAP_ANONYMOUS | flags) in a
-    /// stopped thread by placing a syscall instruction at its rip and single-stepping it. Returns
-    /// the address, or -errno.
+    /// Runs mmap(hint, size, protection, MAP_PRIVATE | MAP_ANONYMOUS | flags) in a stopped thread
+    /// (<see cref="TraceeSyscall"/>). Returns the address, or -errno.
     /// </summary>
     private long InjectMmap(ulong hint, ulong flags, ulong size, ulong protection)
     {
-        int tid = tracer.AnyStopped;
-        Regs saved = GetRegisters(tid);
-        ulong originalWord = PeekWord(tid, saved.Rip);
-        PokeWord(tid, saved.Rip, (originalWord & ~0xFFFFUL) | 0x050F);  // syscall
-        Regs call = saved;
-        call.Rax = 9;           // mmap
-        call.Rdi = hint;
-        call.Rsi = size;
-        call.Rdx = protection;
-        call.R10 = 0x22 | flags; // MAP_PRIVATE | MAP_ANONYMOUS
-        call.R8 = ulong.MaxValue;
-        call.R9 = 0;
-        call.OrigRax = ulong.MaxValue;  // no syscall restart: the thread may have stopped inside one
-        SetRegisters(tid, call);
-        Regs after = default;
-        for (int attempt = 0; attempt < 100; attempt++)
-        {
-            Call(SingleStep, tid, 0, 0);
-            int raw;
-            if (WaitPid(tid, &raw, Wall) != tid || !Stopped(raw))
-                throw new UprobeException($"process {tracer.Pid} exited while a scratch page was being mapped");
-            var status = new WaitStatus(raw);
-            after = GetRegisters(tid);
-            if (status.IsTrap && after.Rip == saved.Rip + 2)
-                break;
-            // A signal of the program's was due first: hold it for later, and step again.
-            if (status.Event == 0 && status.Signal != SigTrap)
-                tracer.Hold(tid, status.Signal);
-        }
-        PokeWord(tid, saved.Rip, originalWord);
-        SetRegisters(tid, saved);
-        if (after.Rip != saved.Rip + 2)
-            throw new UprobeException($"cannot map a scratch page in process {tracer.Pid}: the injected syscall did not run");
-        long result = (long)after.Rax;
+        long result = TraceeSyscall.Run(tracer, TraceeSyscall.Mmap, hint, size, protection, 0x22 | flags /* MAP_PRIVATE | MAP_ANONYMOUS */, ulong.MaxValue, 0);
         return result < 0 || (result & 0xFFF) != 0 ? (result < 0 ? result : -22) : result;
     }
 }

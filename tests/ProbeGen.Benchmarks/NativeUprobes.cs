@@ -94,6 +94,15 @@ internal static class NativeUprobes
         return rows;
     }
 
+    /// <summary>Only the jump backend's rows (<c>--quick --jump</c>).</summary>
+    public static List<Row> MeasureJump(string repositoryRoot)
+    {
+        string native = Path.Combine(repositoryRoot, "artifacts", "native");
+        using (Process build = Process.Start("bash", [Path.Combine(repositoryRoot, "samples/native/build.sh"), native])!)
+            build.WaitForExit();
+        return JumpRows(Path.Combine(native, "bench"), native);
+    }
+
     /// <summary>
     /// The jump backend on <c>hit_wide</c> (hit is too short for a 5-byte jump): its cost per hit
     /// against the bare counting uprobe on the same function and an unprobed call, and the hit rate
@@ -142,6 +151,8 @@ internal static class NativeUprobes
             new Row("native_jump_sustained_4_threads", 1e9 * seconds / Math.Max(1, sustainedHits), FormattableString.Invariant($"{sustainedHits / seconds:F0} hits/s delivered, {four.Dropped} dropped"), null, null,
                 "0 drops from 4 threads at full speed", sustainedHits == 4 * PerThread && four.Dropped == 0, 0,
                 Detail: "launch to exit, 4 threads calling add6 in a loop, unpaced; every hit delivered or counted as dropped; ns per hit includes the program's own work"),
+            JumpSustainedRate.Measure(native, raw: false),
+            JumpSustainedRate.Measure(native, raw: true),
         ];
     }
 

@@ -48,6 +48,20 @@ public static class Program
             return 2;
         }
 
+        if (args.Contains("--jump-profile"))
+        {
+            // Where a jump backend hit's time goes, in this process (seconds): no JSON written.
+            Print(JumpTrampolineCost.Measure());
+            return 0;
+        }
+
+        if (args.Contains("--jump"))
+        {
+            // Only the jump backend's rows (under a minute): no JSON written.
+            Print(NativeUprobes.MeasureJump(FindRepositoryRoot()));
+            return 0;
+        }
+
         if (args.Contains("--native"))
         {
             // Only the native engine's rows (about a minute): no JSON written, nothing else measured.

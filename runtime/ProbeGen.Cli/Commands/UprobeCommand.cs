@@ -84,6 +84,8 @@ internal static class UprobeCommand
                 ? UprobeSessions.Launch(chosen, specs, launch, Enqueue, standardOutput: 2, FallBack)
                 : UprobeSessions.Start(chosen, specs, all ? null : pid, Enqueue, FallBack);
             IUprobeSession started = session;
+            if (started.LeftoversRemoved > 0)
+                Console.Error.WriteLine($"probegen: removed {started.LeftoversRemoved} probe(s) left in process {pid} by an earlier probegen uprobe that was killed");
             if (started.Backend is UprobeBackend.Ptrace or UprobeBackend.Jump)
             {
                 WhenDone(() =>

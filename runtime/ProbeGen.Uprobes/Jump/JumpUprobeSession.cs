@@ -12,12 +12,16 @@ namespace ProbeGen.Uprobes.Jump;
 /// Native probes without a trap: each probed function's entry becomes a 5-byte jump to a
 /// trampoline mapped near its module, which records the hit in a ring in the target's memory and
 /// goes on. The tracer only stops the threads to patch and to restore; between the two it drains
-/// the ring (process_vm_readv) and never touches the running target.
+/// the ring and never touches the running target.
 /// </summary>
 /// <remarks>
-/// <para>The ring is anonymous memory of the target's, read and freed by the tracer with
-/// process_vm_readv and process_vm_writev, rather than a memfd both map: nothing needs to be
-/// opened in the target, and a drain costs two system calls per batch, not per hit.</para>
+/// <para>The ring is a memfd that the target and the tracer both map (<see cref="JumpRingMemory"/>):
+/// the drainer reads and frees records with plain loads and stores, no system call per drain, and
+/// what the target wrote stays readable after it has exited.</para>
+/// <para>Before any jump is written, a thread stopped inside the bytes it replaces is single-stepped
+/// out, and a thread blocked in a system call that would return there, or with a word on its stack
+/// that points there (a return address, a signal frame's saved rip), refuses the attach
+/// (<see cref="PatchWindows"/>).</para>
 /// <para>Refused here, with the reason: <c>%return</c> probes (a return needs a trap or a second
 /// trampoline; use perf or ptrace), raw offsets (no symbol size to check branches against), more
 /// than one string per probe (a record holds one), and every entry <see cref="JumpSite"/> refuses.</para>
@@ -37,11 +41,14 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     private const int MaxProbes = 64;
 
     /// <summary>
-    /// The head of each trampoline area: a magic word, the site count, then each site's address and
-    /// original bytes, so a later session can undo the jumps of one whose tracer was killed.
+    /// The head of each trampoline area: a magic word, the site count, the ring's address and size,
+    /// then each site's address and original bytes, so a later session can undo the jumps of one
+    /// whose tracer was killed, and unmap what it mapped. (<see cref="AreaMagicV1"/>: the same
+    /// without the ring, from before the ring was a memfd.)
     /// </summary>
-    private const ulong AreaMagic = 0x31_706D_6A67_7270;  // "prgjmp1" little-endian
-    private const int AreaHeaderBytes = 16 + MaxProbes * 16;
+    private const ulong AreaMagic = 0x32_706D_6A67_7270;  // "prgjmp2" little-endian
+    private const ulong AreaMagicV1 = 0x31_706D_6A67_7270;  // "prgjmp1"
+    private const int AreaHeaderBytes = 32 + MaxProbes * 16;
 
     private readonly List<UprobeSpec> _specs;
     private readonly (string Path, ulong Offset)[] _resolved;
@@ -54,9 +61,17 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     private readonly Thread _drainer;
     private readonly TscClock _clock = new();
 
-    // Written on the tracer thread while every thread is stopped; read by the drainer after _ring is set.
+    // Written on the tracer thread while every thread is stopped.
     private readonly List<Site> _sites = [];
-    private ulong _ring;
+
+    /// <summary>The trampoline areas mapped in the target. Only the tracer thread uses it.</summary>
+    private readonly List<(ulong Start, ulong Size)> _areas = [];
+
+    /// <summary>The ring, once planted. Set and cleared under <see cref="_drainLock"/> (tracer thread); used by the drain under it.</summary>
+    private JumpRingMemory? _ringMemory;
+
+    /// <summary>The next ticket to read: the consumer's own copy of the ring's tail. Only the drain, under <see cref="_drainLock"/>, uses it.</summary>
+    private long _tail;
     private volatile bool _stopping;
 
     /// <summary>Launch mode: the temporary int3 at the image's entry point.</summary>
@@ -67,7 +82,7 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
 
     private sealed record Site(ulong Address, byte[] Original, ulong Area, ulong Trampoline, int Length);
 
-    private JumpUprobeSession(TracerOptions options, IEnumerable<UprobeSpec> specs, Action<UprobeHit> onHit)
+    private JumpUprobeSession(TracerOptions options, IEnumerable<UprobeSpec> specs, HitConsumer consumer)
     {
         _specs = specs.ToList();
         if (_specs.Count > MaxProbes)
@@ -85,24 +100,21 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         _sizes = [.. _specs.Zip(_resolved).Select(p => ElfSymbols.FunctionSize(p.Second.Path, p.First.Symbol!))];
         _stringRegisters = [.. _specs.Select(s => s.Types.ToList().IndexOf(ArgType.Str))];
         _entry = new LaunchEntry(options.Command is null ? [] : _resolved.Select(r => Native.Inode(r.Path)).Distinct().ToArray());
-        _consumer = new HitConsumer(onHit);
-        _tracer = new PtraceTracer(options with { OnThreadExit = Chain(options.OnThreadExit) }, this);
+        _consumer = consumer;
+        _tracer = new PtraceTracer(options, this);
         _area = new XolArea(_tracer);
         _drainer = new Thread(DrainLoop) { IsBackground = true, Name = "jump ring drainer" };
     }
-
-    /// <summary>Drains the ring as each thread exits, while the process's memory still exists: nothing written before the exit is lost.</summary>
-    private Action<int> Chain(Action<int>? onThreadExit) => tid =>
-    {
-        Drain(tid);
-        onThreadExit?.Invoke(tid);
-    };
 
     /// <inheritdoc />
     public UprobeBackend Backend => UprobeBackend.Jump;
 
     /// <summary>Jumps left by an earlier session whose tracer died, found and undone when this one attached.</summary>
+    /// <inheritdoc />
     public int LeftoversRemoved { get; private set; }
+
+    /// <summary>Threads that were stopped inside the bytes a jump replaces and were single-stepped out before it was written.</summary>
+    internal int ThreadsSteppedOut { get; private set; }
 
     /// <inheritdoc />
     public bool Planted { get; private set; }
@@ -131,12 +143,28 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     /// <summary>Attaches to every thread of <paramref name="pid"/>, patches the functions, and records until disposed or the process exits.</summary>
     /// <exception cref="UprobeException">A spec is refused, or the process cannot be traced or patched (the message says why).</exception>
     public static JumpUprobeSession Start(IEnumerable<UprobeSpec> specs, int pid, Action<UprobeHit> onHit) =>
-        Begin(new JumpUprobeSession(new TracerOptions(pid, null), specs, onHit));
+        Begin(new JumpUprobeSession(new TracerOptions(pid, null), specs, new HitConsumer(onHit)));
+
+    /// <summary>
+    /// <see cref="Start(IEnumerable{UprobeSpec}, int, Action{UprobeHit})"/> for a consumer that takes
+    /// each hit in place, with nothing allocated per hit (for counting and aggregation).
+    /// </summary>
+    /// <exception cref="UprobeException">A spec is refused, or the process cannot be traced or patched (the message says why).</exception>
+    public static JumpUprobeSession Start(IEnumerable<UprobeSpec> specs, int pid, RawUprobeHitHandler onRawHit) =>
+        Begin(new JumpUprobeSession(new TracerOptions(pid, null), specs, new HitConsumer(onRawHit)));
 
     /// <summary>Starts <paramref name="command"/> and patches the functions at its entry point, once its libraries are loaded.</summary>
     /// <exception cref="UprobeException">A spec is refused, or the program cannot be started.</exception>
     public static JumpUprobeSession Launch(IEnumerable<UprobeSpec> specs, IReadOnlyList<string> command, Action<UprobeHit> onHit, int standardOutput = -1) =>
-        Begin(new JumpUprobeSession(new TracerOptions(0, ProgramLauncher.Resolve(command), standardOutput), specs, onHit));
+        Begin(new JumpUprobeSession(new TracerOptions(0, ProgramLauncher.Resolve(command), standardOutput), specs, new HitConsumer(onHit)));
+
+    /// <summary>
+    /// <see cref="Launch(IEnumerable{UprobeSpec}, IReadOnlyList{string}, Action{UprobeHit}, int)"/> for a
+    /// consumer that takes each hit in place, with nothing allocated per hit (for counting and aggregation).
+    /// </summary>
+    /// <exception cref="UprobeException">A spec is refused, or the program cannot be started.</exception>
+    public static JumpUprobeSession Launch(IEnumerable<UprobeSpec> specs, IReadOnlyList<string> command, RawUprobeHitHandler onRawHit, int standardOutput = -1) =>
+        Begin(new JumpUprobeSession(new TracerOptions(0, ProgramLauncher.Resolve(command), standardOutput), specs, new HitConsumer(onRawHit)));
 
     private static JumpUprobeSession Begin(JumpUprobeSession session)
     {
@@ -153,7 +181,12 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     {
         _tracer.Dispose();
         _stopping = true;
-        _drainer.Join();
+        _drainer.Join();  // its last drain reads what the target wrote up to the detach (or its exit)
+        lock (_drainLock)
+        {
+            _ringMemory?.Dispose();
+            _ringMemory = null;
+        }
     }
 
     void ITracerClient.OnAttached(int tid)
@@ -179,12 +212,18 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
 
     void ITracerClient.OnExec(int tid)
     {
-        // The patched image is gone, and with it the trampolines and the ring.
+        // The patched image is gone, and with it the trampolines and the target's mapping of the
+        // ring; ours still holds what was written before the exec.
         _entry.Forget();
+        _areas.Clear();
         lock (_drainLock)
         {
             _sites.Clear();
-            _ring = 0;
+            while (Drain() > 0)
+            {
+            }
+            _ringMemory?.Dispose();
+            _ringMemory = null;
         }
         if (_tracer.Launched)
             _entry.Arm(tid);
@@ -197,6 +236,11 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             WriteExact(child, site.Address, site.Original);
     }
 
+    /// <summary>
+    /// Restores every byte, moves every thread out of the trampolines (one instruction at a time,
+    /// until it is back in the function's own code), then unmaps the trampoline areas and the
+    /// ring in the target if nothing can lead into them any more.
+    /// </summary>
     void ITracerClient.PrepareDetach()
     {
         if (!_tracer.AnyThreadStopped)
@@ -204,10 +248,19 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         int tid = _tracer.AnyStopped;
         foreach (Site site in _sites)
             WriteExact(tid, site.Address, site.Original);
+        foreach (TracedThread thread in _tracer.Threads.Where(t => t.Stopped).ToArray())
+            StepOutOfTrampolines(thread.Tid);
+        try
+        {
+            UnmapInTarget();
+        }
+        catch (UprobeException)
+        {
+            // The process is going away: its mappings go with it.
+        }
     }
 
-    /// <summary>A thread inside a trampoline runs on, one instruction at a time, until it is back in the function's own code.</summary>
-    void ITracerClient.PrepareThreadDetach(int tid, bool trapped)
+    private void StepOutOfTrampolines(int tid)
     {
         for (int step = 0; step < 10_000 && TryGetRegisters(tid, out Regs regs) && InTrampoline(regs.Rip); step++)
         {
@@ -219,6 +272,33 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             if (status.Event == 0 && status.Signal != SigTrap)
                 _tracer.Hold(tid, status.Signal);
         }
+    }
+
+    /// <summary>
+    /// With every jump undone: unmaps the trampoline areas and the ring in the target, only if no
+    /// thread can come back into a trampoline. That takes every thread stopped (one that could not
+    /// be may be inside one), none with its rip in an area, and none with a word on its stack that
+    /// points into one (a signal handler that interrupted a trampoline returns into it). Otherwise
+    /// they stay mapped, unused: a leak, never a crash.
+    /// </summary>
+    private void UnmapInTarget()
+    {
+        bool InArea(ulong address) => _areas.Any(a => address >= a.Start && address < a.Start + a.Size);
+        if (_areas.Count == 0
+            || _tracer.Threads.Any(t => !t.Stopped)
+            || _tracer.Threads.Any(t => TryGetRegisters(t.Tid, out Regs regs) && InArea(regs.Rip))
+            || PatchWindows.FindOnStacks(_tracer, InArea) is not null)
+            return;
+        foreach (var (start, size) in _areas)
+            TraceeSyscall.Run(_tracer, TraceeSyscall.Munmap, start, size);
+        _areas.Clear();
+        // No trampoline is left to write into the ring.
+        _ringMemory?.UnmapInTarget(_tracer);
+    }
+
+    /// <summary>Nothing per thread: <see cref="ITracerClient.PrepareDetach"/> moved every thread out of the trampolines before the areas were unmapped.</summary>
+    void ITracerClient.PrepareThreadDetach(int tid, bool trapped)
+    {
     }
 
     void ITracerClient.FinishDetach()
@@ -248,32 +328,34 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             // before it would return into the jump's bytes for a thread already inside the callee.
             if (displaced.Take(displaced.Count - 1).Any(d => d.FlowControl is FlowControl.Call or FlowControl.IndirectCall))
                 throw new UprobeException($"{spec.Text}: a call among the first {JumpSite.PatchLength} bytes would return into them; use --backend perf or ptrace");
-            ulong end = displaced[^1].NextIP;
-            foreach (TracedThread thread in _tracer.Threads.Where(t => t.Stopped))
-            {
-                if (TryGetRegisters(thread.Tid, out Regs regs) && regs.Rip > address && regs.Rip < end)
-                    throw new UprobeException($"{spec.Text}: thread {thread.Tid} is stopped inside the bytes the jump would replace; try again");
-            }
             if (planned.Any(p => p.Address == address))
                 throw new UprobeException($"{spec.Text}: the function is already probed by another spec of this session");
             planned.Add((i, address, displaced, mappings.First(m => address >= m.Start && address < m.End)));
         }
         if (planned.Count == 0)
             return;
+        // No thread may resume in the middle of a jump: each is stepped out of the bytes, or refused.
+        var windows = planned.Select(p => new PatchWindow(p.Address, p.Displaced[^1].NextIP, _specs[p.Index].Text)).ToList();
+        ThreadsSteppedOut += PatchWindows.StepThreadsOut(_tracer, windows);
+        PatchWindows.CheckStacks(_tracer, windows);
 
         int threadIdOffset = FindThreadIdOffset();
-        // Populated up front: a first write to each of its pages would otherwise fault inside a hit.
-        ulong ring = _area.MapAnywhere((ulong)JumpRing.Size(RingCapacity), XolArea.ProtReadWrite, XolArea.Populate);
-        WriteBytes(tid, ring + JumpRing.CapacityOffset, BitConverter.GetBytes((long)RingCapacity));
-        var sites = new List<Site>();
-        foreach (var group in planned.GroupBy(p => p.Module.Inode))
+        var groups = planned.GroupBy(p => p.Module.Inode).Select(group =>
         {
             ulong low = mappings.Where(m => m.Inode == group.Key).Min(m => m.Start);
             ulong high = mappings.Where(m => m.Inode == group.Key).Max(m => m.End);
             ulong size = (ulong)((AreaHeaderBytes + group.Count() * TrampolineBytes + 4095) & ~4095);
-            ulong area = _area.MapNear(low, high, size, XolArea.ProtReadExec);
+            return (Area: _area.MapNear(low, high, size, XolArea.ProtReadExec), Size: size, Probes: group.ToList());
+        }).ToList();
+        _areas.AddRange(groups.Select(g => (g.Area, g.Size)));
+        // The first area's head, written below, lends its bytes to the memfd's name meanwhile.
+        JumpRingMemory ringMemory = JumpRingMemory.Create(_tracer, RingCapacity, groups[0].Area);
+        ulong ring = ringMemory.TargetAddress;
+        var sites = new List<Site>();
+        foreach (var (area, _, probes) in groups)
+        {
             ulong next = area + AreaHeaderBytes;
-            foreach (var (index, address, displaced, _) in group)
+            foreach (var (index, address, displaced, _) in probes)
             {
                 if ((long)(next - address) is < -0x7FFF_0000 or > 0x7FFF_0000)
                     throw new UprobeException($"{_specs[index].Text}: no memory could be mapped within 2 GB of {_resolved[index].Path} for its trampoline; use --backend perf or ptrace");
@@ -293,6 +375,8 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             var head = new List<byte>();
             head.AddRange(BitConverter.GetBytes(AreaMagic));
             head.AddRange(BitConverter.GetBytes((long)area.Count()));
+            head.AddRange(BitConverter.GetBytes(ringMemory.TargetAddress));
+            head.AddRange(BitConverter.GetBytes(ringMemory.Size));
             foreach (Site site in area)
             {
                 head.AddRange(BitConverter.GetBytes(site.Address));
@@ -309,30 +393,38 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         lock (_drainLock)
         {
             _sites.AddRange(sites);
-            Volatile.Write(ref _ring, ring);
+            _ringMemory?.Dispose();  // an earlier image's, drained at its exec
+            _ringMemory = ringMemory;
+            _tail = 0;
         }
         Planted = true;
     }
 
     /// <summary>
     /// With every thread stopped: finds the trampoline areas of earlier sessions (by their head),
-    /// and puts back the original bytes of every site whose jump into that area is still there.
-    /// Their trampolines and rings stay mapped: a thread may be inside one, and finishes through it.
+    /// puts back the original bytes of every site whose jump into that area is still there, then
+    /// unmaps the areas and their ring when nothing leads into them any more (as
+    /// <see cref="UnmapInTarget"/> decides for this session's own); otherwise they stay, and a
+    /// thread inside one finishes through it.
     /// </summary>
-    private static int RemoveLeftovers(int tid, int pid)
+    /// <returns>How many jumps were undone.</returns>
+    private int RemoveLeftovers(int tid, int pid)
     {
         int removed = 0;
+        var areas = new List<(ulong Start, ulong End, ulong Ring, ulong RingSize)>();
         foreach (var m in AnonymousExecutableMappings(pid))
         {
-            if (PeekWord(tid, m.Start) != AreaMagic)
+            ulong magic = PeekWord(tid, m.Start);
+            if (magic is not (AreaMagic or AreaMagicV1))
                 continue;
             long count = (long)PeekWord(tid, m.Start + 8);
             if (count is <= 0 or > MaxProbes)
                 continue;
+            ulong sitesAt = magic == AreaMagic ? 32UL : 16UL;
             for (int i = 0; i < count; i++)
             {
-                ulong address = PeekWord(tid, m.Start + 16 + (ulong)i * 16);
-                byte[] original = BitConverter.GetBytes(PeekWord(tid, m.Start + 24 + (ulong)i * 16))[..JumpSite.PatchLength];
+                ulong address = PeekWord(tid, m.Start + sitesAt + (ulong)i * 16);
+                byte[] original = BitConverter.GetBytes(PeekWord(tid, m.Start + sitesAt + 8 + (ulong)i * 16))[..JumpSite.PatchLength];
                 byte[] now = ReadBytes(tid, address, JumpSite.PatchLength);
                 long target = (long)address + JumpSite.PatchLength + BitConverter.ToInt32(now, 1);
                 if (now[0] == 0xE9 && (ulong)target >= m.Start && (ulong)target < m.End)
@@ -343,6 +435,22 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
             }
             // Done: a later session will not undo these sites again.
             PokeWord(tid, m.Start, 0);
+            areas.Add(magic == AreaMagic ? (m.Start, m.End, PeekWord(tid, m.Start + 16), PeekWord(tid, m.Start + 24)) : (m.Start, m.End, 0, 0));
+        }
+        // One killed session's areas share its ring: all of them must be unused before it goes.
+        foreach (var session in areas.GroupBy(a => a.Ring))
+        {
+            bool InArea(ulong address) => session.Any(a => address >= a.Start && address < a.End);
+            if (_tracer.Threads.Any(t => !t.Stopped)
+                || _tracer.Threads.Any(t => TryGetRegisters(t.Tid, out Regs regs) && InArea(regs.Rip))
+                || PatchWindows.FindOnStacks(_tracer, InArea) is not null)
+                continue;
+            foreach (var area in session)
+                TraceeSyscall.Run(_tracer, TraceeSyscall.Munmap, area.Start, area.End - area.Start);
+            // Only what /proc/PID/maps shows as a jump ring at that address: the head is the target's memory.
+            var (ring, size) = (session.Key, session.First().RingSize);
+            if (ring != 0 && System.IO.File.ReadLines($"/proc/{pid}/maps").Any(l => l.StartsWith($"{ring:x}-", StringComparison.Ordinal) && l.Contains("/memfd:" + JumpRingMemory.Name, StringComparison.Ordinal)))
+                TraceeSyscall.Run(_tracer, TraceeSyscall.Munmap, ring, size);
         }
         return removed;
     }
@@ -392,58 +500,38 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
     {
         while (!_stopping)
         {
-            while (Drain(0) > 0 && !_stopping)
+            while (Drain() > 0 && !_stopping)
             {
             }
             Thread.Sleep(1);
         }
-        while (Drain(0) > 0)
+        while (Drain() > 0)
         {
         }
     }
 
-    /// <summary>Reads every complete record from the target's ring, frees their slots and delivers them; returns how many.</summary>
-    private int Drain(int tid)
+    /// <summary>Delivers every complete record in the shared ring and frees their slots; returns how many.</summary>
+    private int Drain()
     {
         lock (_drainLock)
         {
-            ulong ring = Volatile.Read(ref _ring);
-            int pid = _tracer.Pid;
-            if (ring == 0 || pid == 0)
+            byte* ring = _ringMemory is null ? null : _ringMemory.Ring;
+            if (ring == null)
                 return 0;
-            const int Batch = 4096;
-            byte* header = stackalloc byte[JumpRing.RecordsOffset];
-            if (!Read(pid, ring, header, JumpRing.RecordsOffset))
-                return 0;
-            long head = *(long*)(header + JumpRing.HeadOffset);
-            long tail = *(long*)(header + JumpRing.TailOffset);
-            Interlocked.Exchange(ref _ringDropped, *(long*)(header + JumpRing.DroppedOffset));
-            if (head - tail <= 0 || head - tail > RingCapacity)
-                return 0;
-            int count = (int)Math.Min(head - tail, Batch);
-            int first = (int)(tail & (RingCapacity - 1));
-            count = Math.Min(count, RingCapacity - first);  // up to the end of the ring; the rest next time
-            byte[] buffer = new byte[count * JumpRing.RecordSize];
-            fixed (byte* records = buffer)
-            {
-                if (!Read(pid, ring + JumpRing.RecordsOffset + (ulong)first * JumpRing.RecordSize, records, buffer.Length))
-                    return 0;
-                int done = 0;
-                for (; done < count; done++)
-                {
-                    byte* record = records + done * JumpRing.RecordSize;
-                    if (*(long*)(record + JumpRing.CommitOffset) != tail + done + 1)
-                        break;  // reserved, not yet written: next time
-                    Deliver(pid, record);
-                }
-                long freed = tail + done;
-                if (done > 0)
-                    Write(pid, ring + JumpRing.TailOffset, (byte*)&freed, sizeof(long));
-                return done;
-            }
+            var delivery = new Delivery(this, _tracer.Pid);
+            int done = JumpRing.Drain(ring, RingCapacity, ref _tail, 4096, ref delivery);
+            Interlocked.Exchange(ref _ringDropped, JumpRing.Dropped(ring));
+            return done;
         }
     }
 
+    /// <summary>Turns each record into a hit for the consumer, straight from the shared ring.</summary>
+    private readonly struct Delivery(JumpUprobeSession session, int pid) : IJumpRecordHandler
+    {
+        public void Handle(byte* record) => session.Deliver(pid, record);
+    }
+
+    /// <summary>Hands one record to the consumer: in place for a raw consumer, else decoded into a <see cref="UprobeHit"/>.</summary>
     private void Deliver(int pid, byte* record)
     {
         uint probe = *(uint*)(record + JumpRing.ProbeOffset);
@@ -455,19 +543,32 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         UprobeSpec spec = _specs[(int)probe];
         var registers = new ReadOnlySpan<ulong>(record + JumpRing.RegistersOffset, 6);
         int stringRegister = _stringRegisters[(int)probe];
+        var text = ReadOnlySpan<byte>.Empty;
+        if (stringRegister >= 0)
+        {
+            text = new ReadOnlySpan<byte>(record + JumpRing.StringOffset, JumpRing.StringBytes);
+            int end = text.IndexOf((byte)0);
+            if (end >= 0)
+                text = text[..end];
+        }
+        int tid = *(int*)(record + JumpRing.ThreadOffset);
+        long timestamp = _clock.ToUnixNanoseconds(*(long*)(record + JumpRing.TimestampOffset));
+        Interlocked.Increment(ref _hits);
+        if (_consumer.TakesRaw)
+        {
+            _consumer.Deliver(new RawUprobeHit(spec, pid, tid, timestamp, registers, text));
+            return;
+        }
         (ulong, string?)[] fetched = [];
         if (stringRegister >= 0)
         {
-            var text = new ReadOnlySpan<byte>(record + JumpRing.StringOffset, JumpRing.StringBytes);
-            int end = text.IndexOf((byte)0);
-            string value = System.Text.Encoding.UTF8.GetString(end < 0 ? text : text[..end]);
+            string value = System.Text.Encoding.UTF8.GetString(text);
             ulong pointer = registers[stringRegister];
             // An empty copy of a pointer that is not NULL means the trampoline could not read it.
             fetched = [(pointer, pointer != 0 && value.Length == 0 && !Readable(pid, pointer) ? null : value)];
         }
         object?[] values = spec.Decode(registers, new StringSource(fetched));
-        Interlocked.Increment(ref _hits);
-        _consumer.Deliver(new UprobeHit(spec, pid, *(int*)(record + JumpRing.ThreadOffset), _clock.ToUnixNanoseconds(*(long*)(record + JumpRing.TimestampOffset)), values));
+        _consumer.Deliver(new UprobeHit(spec, pid, tid, timestamp, values));
     }
 
     /// <summary>Whether the target's byte at <paramref name="address"/> can be read now (only to tell an unreadable string from an empty one).</summary>
@@ -482,12 +583,5 @@ public sealed unsafe class JumpUprobeSession : IUprobeSession, ITracerClient
         var local = new Native.IoVec { Base = buffer, Length = (nuint)length };
         var remote = new Native.IoVec { Base = (void*)address, Length = (nuint)length };
         return Native.process_vm_readv(pid, &local, 1, &remote, 1, 0) == length;
-    }
-
-    private static void Write(int pid, ulong address, byte* buffer, int length)
-    {
-        var local = new Native.IoVec { Base = buffer, Length = (nuint)length };
-        var remote = new Native.IoVec { Base = (void*)address, Length = (nuint)length };
-        Native.process_vm_writev(pid, &local, 1, &remote, 1, 0);
     }
 }

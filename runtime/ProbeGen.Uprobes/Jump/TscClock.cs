@@ -7,7 +7,7 @@ namespace ProbeGen.Uprobes.Jump;
 /// <summary>
 /// Turns the time stamp counter values the trampolines record into Unix time. The counter is
 /// read here too, through a four-instruction stub, next to the wall clock: once at the start, and
-/// again whenever a conversion comes more than a second after the last pair, so the rate is measured
+/// again whenever a conversion is of a counter value more than a second past the last pair, so the rate is measured
 /// over a longer and longer span. It assumes an invariant counter, the same on every core, as
 /// every x86-64 processor of the last fifteen years has.
 /// </summary>
@@ -17,13 +17,14 @@ internal sealed unsafe class TscClock
     private readonly long _startCounter;
     private readonly long _startUnixNs;
     private double _nsPerTick;
-    private long _lastCalibration;
+
+    /// <summary>The counter value after which the next conversion calibrates again: the counter of the hit is the clock, so checking it costs nothing.</summary>
+    private long _nextCalibration;
 
     public TscClock()
     {
         _startCounter = _read();
         _startUnixNs = UnixNow();
-        _lastCalibration = Stopwatch.GetTimestamp();
         // A first rate from a short span, refined as the session runs.
         var clock = Stopwatch.StartNew();
         while (clock.ElapsedMilliseconds < 20)
@@ -35,7 +36,7 @@ internal sealed unsafe class TscClock
     /// <summary>Unix time in nanoseconds for a counter value read in the traced process.</summary>
     public long ToUnixNanoseconds(long counter)
     {
-        if (Stopwatch.GetElapsedTime(_lastCalibration).TotalSeconds > 1)
+        if (counter > _nextCalibration)
             Calibrate();
         return _startUnixNs + (long)((counter - _startCounter) * _nsPerTick);
     }
@@ -46,7 +47,8 @@ internal sealed unsafe class TscClock
         long now = UnixNow();
         if (counter > _startCounter)
             _nsPerTick = (double)(now - _startUnixNs) / (counter - _startCounter);
-        _lastCalibration = Stopwatch.GetTimestamp();
+        // About a second from now, at the rate measured so far.
+        _nextCalibration = counter + (long)(1e9 / (_nsPerTick > 0 ? _nsPerTick : 1));
     }
 
     private static long UnixNow() => (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;

@@ -13,7 +13,8 @@ namespace ProbeGen.Control;
 /// </summary>
 /// <remarks>
 /// A session batches only while the guard can watch: when the main thread is unknown (no probe was
-/// registered on it), every hit is written as it happens. <see cref="Environment.Exit(int)"/> does
+/// registered on it), or under NativeAOT, where the main thread does not read as ended, every hit
+/// is written as it happens. <see cref="Environment.Exit(int)"/> does
 /// not wait for foreground threads; a process ended that way, or killed, loses what its batches
 /// held, at most <see cref="HitLayout.BatchMaxAgeMilliseconds"/> of each busy thread's hits.
 /// </remarks>
@@ -50,7 +51,9 @@ internal static class ExitGuard
     public static bool Arm()
     {
         Thread? main = Volatile.Read(ref s_main);
-        if (main is null || !main.IsAlive)
+        // Under NativeAOT the main thread still reads as alive after Main returns, so the guard
+        // could not tell the exit and would hold it forever: such an app writes every hit at once.
+        if (main is null || !main.IsAlive || !System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported)
             return false;
         lock (s_lock)
         {

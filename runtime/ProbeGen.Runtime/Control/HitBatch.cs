@@ -21,6 +21,16 @@ internal sealed class HitBatch(TraceForwarder owner, int number, Thread thread)
 {
     private static readonly long MaxAgeTicks = Stopwatch.Frequency * HitLayout.BatchMaxAgeMilliseconds / 1000;
 
+    /// <summary>Hits closer together than this, <see cref="HotStreak"/> in a row, make a thread busy: 20,000 a second or more.</summary>
+    private static readonly long HotTicks = Stopwatch.Frequency / 20_000;
+
+    /// <summary>How many close hits in a row make a thread busy: a method's entry and return alone do not.</summary>
+    private const int HotStreak = 8;
+
+    /// <summary>The owner's last hit, and how many hits in a row came closer than <see cref="HotTicks"/>.</summary>
+    private long _last;
+    private int _streak;
+
     /// <summary>Grows past <see cref="HitLayout.BatchBytes"/> only for a hit larger than that, which then goes out alone.</summary>
     private byte[] _records = new byte[HitLayout.BatchBytes];
     private int _length, _count;
@@ -48,10 +58,12 @@ internal sealed class HitBatch(TraceForwarder owner, int number, Thread thread)
 
     /// <summary>
     /// Appends one hit on the owning thread. Writes the batch first when the hit does not fit, and
-    /// after it when <paramref name="writeNow"/>, when the buffer is full, or when its oldest hit is
-    /// old. False once the batch was closed.
+    /// after it when the buffer is full, when its oldest hit is old, or when <paramref name="writeNow"/>
+    /// unless this thread itself is busy: a thread that hits thousands of times a second batches at
+    /// once, before its session's heartbeat sees the rate. Nothing is held when <paramref name="mayHold"/>
+    /// is false (see <see cref="ExitGuard"/>). False once the batch was closed.
     /// </summary>
-    public bool Append(SessionEventSource source, in HitHeader hit, ReadOnlySpan<byte> data, long now, bool writeNow)
+    public bool Append(SessionEventSource source, in HitHeader hit, ReadOnlySpan<byte> data, long now, bool writeNow, bool mayHold)
     {
         int size = HitLayout.DataOffset + data.Length;
         Enter();
@@ -63,13 +75,15 @@ internal sealed class HitBatch(TraceForwarder owner, int number, Thread thread)
                 WriteUnderBusy(source);
             if (size > _records.Length)
                 _records = new byte[size];
+            _streak = now - _last < HotTicks ? Math.Min(_streak + 1, HotStreak) : 0;
+            _last = now;
             if (_count == 0)
                 _oldest = now;
             WriteHeader(_records.AsSpan(_length), in hit, data.Length);
             data.CopyTo(_records.AsSpan(_length + HitLayout.DataOffset));
             _length += size;
             Volatile.Write(ref _count, _count + 1);
-            if (writeNow || _length > HitLayout.BatchBytes - HitLayout.DataOffset - 64 || now - _oldest >= MaxAgeTicks)
+            if (!mayHold || (writeNow && _streak < HotStreak) || _length > HitLayout.BatchBytes - HitLayout.DataOffset - 64 || now - _oldest >= MaxAgeTicks)
                 WriteUnderBusy(source);
             return true;
         }

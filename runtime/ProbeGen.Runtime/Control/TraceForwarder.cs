@@ -145,7 +145,7 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
             Interlocked.Increment(ref _forwarded);
         // Written as it happens or not, a hit goes through its thread's batch: after any hit the
         // batch still holds, so a thread's hits stay in order when batching starts or stops.
-        BatchOfThisThread()?.Append(source, in header, payload.Written, hit.Timestamp, writeNow: !IsBatching);
+        BatchOfThisThread()?.Append(source, in header, payload.Written, hit.Timestamp, writeNow: !IsBatching, mayHold: _guarded && !_batchingStopped);
     }
 
     /// <summary>

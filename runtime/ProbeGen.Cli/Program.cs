@@ -24,6 +24,7 @@ public static class Program
     /// <summary>Runs the command line.</summary>
     public static int Main(string[] args)
     {
+        NativeAllocator.Tune();
         // Everything after "--" is the command to launch; the parser never sees it.
         int separator = Array.IndexOf(args, "--");
         string[] launch = separator < 0 ? [] : args[(separator + 1)..];

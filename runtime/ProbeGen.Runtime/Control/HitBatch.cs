@@ -31,8 +31,14 @@ internal sealed class HitBatch(TraceForwarder owner, int number, Thread thread)
     private long _last;
     private int _streak;
 
-    /// <summary>Grows past <see cref="HitLayout.BatchBytes"/> only for a hit larger than that, which then goes out alone.</summary>
-    private byte[] _records = new byte[HitLayout.BatchBytes];
+    /// <summary>What a batch starts with: most threads of a quiet session only ever hold one hit at a time.</summary>
+    private const int InitialBytes = 512;
+
+    /// <summary>
+    /// Grows by doubling to <see cref="HitLayout.BatchBytes"/> while the thread holds hits, and past
+    /// it only for a hit larger than that, which then goes out alone.
+    /// </summary>
+    private byte[] _records = new byte[InitialBytes];
     private int _length, _count;
 
     /// <summary>The number of the first record in the buffer: records written so far.</summary>
@@ -71,19 +77,25 @@ internal sealed class HitBatch(TraceForwarder owner, int number, Thread thread)
         {
             if (_closed)
                 return false;
-            if (size > _records.Length - _length)
-                WriteUnderBusy(source);
-            if (size > _records.Length)
-                _records = new byte[size];
             _streak = now - _last < HotTicks ? Math.Min(_streak + 1, HotStreak) : 0;
             _last = now;
+            bool hold = mayHold && (!writeNow || _streak >= HotStreak);
+            if (size > _records.Length - _length)
+            {
+                if (hold && _length + size <= HitLayout.BatchBytes)
+                    Array.Resize(ref _records, Math.Min(HitLayout.BatchBytes, Math.Max(_records.Length * 2, _length + size)));
+                else
+                    WriteUnderBusy(source);
+            }
+            if (size > _records.Length)
+                _records = new byte[size];
             if (_count == 0)
                 _oldest = now;
             WriteHeader(_records.AsSpan(_length), in hit, data.Length);
             data.CopyTo(_records.AsSpan(_length + HitLayout.DataOffset));
             _length += size;
             Volatile.Write(ref _count, _count + 1);
-            if (!mayHold || (writeNow && _streak < HotStreak) || _length > HitLayout.BatchBytes - HitLayout.DataOffset - 64 || now - _oldest >= MaxAgeTicks)
+            if (!hold || _length > HitLayout.BatchBytes - HitLayout.DataOffset - 64 || now - _oldest >= MaxAgeTicks)
                 WriteUnderBusy(source);
             return true;
         }
@@ -142,7 +154,7 @@ internal sealed class HitBatch(TraceForwarder owner, int number, Thread thread)
         _first += _count;
         _length = 0;
         if (_records.Length > HitLayout.BatchBytes)
-            _records = new byte[HitLayout.BatchBytes];
+            _records = new byte[InitialBytes];
         Volatile.Write(ref _count, 0);
     }
 

@@ -30,17 +30,45 @@ public class HitBatchTests
         return thread;
     }
 
-    /// <summary>Opens a session that always batches.</summary>
-    private static void Trace(string session, string provider)
+    /// <summary>Opens a session that always batches, or with <paramref name="adaptive"/> one that batches only busy threads.</summary>
+    private static void Trace(string session, string provider, bool adaptive = false)
     {
         ExitGuard.Watch(s_watched);
-        ControlPlane.OnEnable(new Dictionary<string, string?>
+        var arguments = new Dictionary<string, string?>
         {
             [ControlProtocol.Keys.Session] = session,
             [ControlProtocol.Keys.Command] = "trace",
             [ControlProtocol.Keys.Patterns] = ControlProtocol.Encode(provider + ":*"),
-            [ControlProtocol.Keys.Batch] = "1",
-        });
+        };
+        if (!adaptive)
+            arguments[ControlProtocol.Keys.Batch] = "1";
+        ControlPlane.OnEnable(arguments);
+    }
+
+    [Fact]
+    public void AnAdaptiveSessionWritesAQuietHitAtOnceAndHoldsABusyThreadsHits()
+    {
+        string provider = TestSites.UniqueProvider("adaptive");
+        var site = TestSites.Static<ProbeArgs<int>>(provider, "tick", new ProbeParameter("n", "int"));
+        string session = NewSession("a");
+        using var listener = new SessionListener(session);
+        Trace(session, provider, adaptive: true);
+
+        site.Fire(new ProbeArgs<int>(0));
+        // A lone hit goes out as it happens, as one batch of one.
+        SessionHit first = Assert.Single(listener.Hits());
+        Assert.Equal(1, (int)Assert.Single(listener.Of(ControlProtocol.HitBatchEvent)).Payload![2]!);
+
+        // Many hits in a row, microseconds apart: after the first few, the thread holds them.
+        Thread.Sleep(5);
+        for (int i = 1; i <= 200; i++)
+            site.Fire(new ProbeArgs<int>(i));
+        int written = listener.Of(ControlProtocol.HitBatchEvent).Sum(e => (int)e.Payload![2]!);
+        Assert.InRange(written, 2, 100);
+        List<SessionHit> hits = listener.Hits();
+        Assert.Equal(Enumerable.Range(0, 201), hits.Select(h => BitConverter.ToInt32(h.Data, 2)));
+        Assert.Equal(first.Header, hits[0].Header);
+        listener.EndAll();
     }
 
     [Fact]

@@ -59,6 +59,9 @@ internal sealed class HitBatch(TraceForwarder owner, int number, Thread thread)
     /// <summary>The thread that appends to it: once it has exited and the batch is written out, the batch can go.</summary>
     public Thread Thread { get; } = thread;
 
+    /// <summary>Hits appended so far, written or not; a hint, read without taking the batch, for the session's rate.</summary>
+    public long Appended => Volatile.Read(ref _first) + Volatile.Read(ref _count);
+
     /// <summary>True when nothing waits to be written; a hint, read without taking the batch.</summary>
     public bool IsEmpty => Volatile.Read(ref _count) == 0;
 

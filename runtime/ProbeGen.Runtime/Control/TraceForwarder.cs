@@ -26,11 +26,18 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
     /// <summary>True when the exit guard watches for this session, which may then batch (see <see cref="ExitGuard"/>).</summary>
     private readonly bool _guarded = mode != BatchMode.Never && ExitGuard.Arm();
 
-    /// <summary>True while hits gather in batches; false while each is written as it happens.</summary>
-    private volatile bool _batching;
+    /// <summary>
+    /// True while hits gather in batches; false while each is written as it happens. Held hits
+    /// also need <see cref="_guarded"/>: without it, a batching session still writes each hit.
+    /// </summary>
+    private volatile bool _batching = mode == BatchMode.Always;
 
-    /// <summary>Hits forwarded so far, and at the last <see cref="Adapt"/>: the session's rate.</summary>
-    private long _forwarded, _forwardedBefore;
+    /// <summary>
+    /// Hits appended at the last <see cref="Adapt"/>, and by batches already forgotten (their
+    /// threads exited): the session's rate comes from the batches' own numbering, so the hit path
+    /// touches no counter shared between threads.
+    /// </summary>
+    private long _appendedBefore, _appendedByForgotten;
     private long _adaptedAt = System.Diagnostics.Stopwatch.GetTimestamp();
 
     /// <summary>Set once the app is exiting: no batching after that.</summary>
@@ -141,11 +148,9 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
             source.WriteHit(header.Probe, (byte)header.Point, header.ThreadId, header.Timestamp, header.ElapsedNs, payload.Written);
             return;
         }
-        if (mode == BatchMode.Adaptive)
-            Interlocked.Increment(ref _forwarded);
         // Written as it happens or not, a hit goes through its thread's batch: after any hit the
         // batch still holds, so a thread's hits stay in order when batching starts or stops.
-        BatchOfThisThread()?.Append(source, in header, payload.Written, hit.Timestamp, writeNow: !IsBatching, mayHold: _guarded && !_batchingStopped);
+        BatchOfThisThread()?.Append(source, in header, payload.Written, hit.Timestamp, writeNow: !_batching, mayHold: _guarded && !_batchingStopped);
     }
 
     /// <summary>
@@ -158,10 +163,16 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
         if (mode != BatchMode.Adaptive)
             return;
         long now = System.Diagnostics.Stopwatch.GetTimestamp();
-        long forwarded = Interlocked.Read(ref _forwarded);
+        long appended;
+        lock (_batches)
+        {
+            appended = _appendedByForgotten;
+            foreach (HitBatch batch in _batches)
+                appended += batch.Appended;
+        }
         double seconds = (now - _adaptedAt) / (double)System.Diagnostics.Stopwatch.Frequency;
-        double perSecond = seconds > 0 ? (forwarded - _forwardedBefore) / seconds : 0;
-        _forwardedBefore = forwarded;
+        double perSecond = seconds > 0 ? (appended - _appendedBefore) / seconds : 0;
+        _appendedBefore = appended;
         _adaptedAt = now;
         if (!_batching && perSecond > BatchAbovePerSecond && _guarded && !_batchingStopped)
             _batching = true;
@@ -171,9 +182,6 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
             WriteBatches(source, wait: true);
         }
     }
-
-    /// <summary>True while hits gather in batches.</summary>
-    public bool IsBatching => _batching || (mode == BatchMode.Always && _guarded && !_batchingStopped);
 
     /// <summary>Stops batching for good and writes out what the batches hold: the app is exiting.</summary>
     public void StopBatching(SessionEventSource source)
@@ -236,7 +244,10 @@ internal sealed class TraceForwarder(ControlSession session, WhereFilter? where,
                 else
                     batch.TryWrite(source);
                 if (!batch.Thread.IsAlive && batch.IsEmpty)
+                {
+                    _appendedByForgotten += batch.Appended;
                     _batches.RemoveAt(i);
+                }
             }
         }
     }

@@ -1,35 +1,34 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Threading;
 
 namespace ProbeGen.Concurrency;
 
 /// <summary>
-/// One thread's read-side nesting counters for one <see cref="SrcuDomain"/>.
+/// One thread's registration with one <see cref="SrcuDomain"/>: its <see cref="ReaderCounters"/>
+/// and who owns them, for the thread-static lookup and the grace-period scan.
 /// </summary>
-/// <remarks>
-/// <see cref="Count0"/> and <see cref="Count1"/> are written only by <see cref="Owner"/> (plain
-/// read-modify-write, volatile store) and read by the grace-period scan. The explicit layout
-/// pads them onto a cache line of their own, so two readers never share a line.
-/// </remarks>
-[StructLayout(LayoutKind.Explicit, Size = 192)]
-internal sealed class ReaderSlot
+internal sealed unsafe class ReaderSlot
 {
-    [FieldOffset(64)] public int Count0;
-    [FieldOffset(68)] public int Count1;
-
     /// <summary>The thread that owns the slot; a slot of a dead thread is ignored by scans.</summary>
-    [FieldOffset(72)] public readonly Thread Owner;
+    public readonly Thread Owner;
 
     /// <summary>The domain the slot belongs to.</summary>
-    [FieldOffset(80)] public readonly SrcuDomain Domain;
+    public readonly SrcuDomain Domain;
 
-    public ReaderSlot(SrcuDomain domain, Thread owner)
+    /// <summary>The counters, in native memory that outlives the slot (the domain recycles it).</summary>
+    public readonly ReaderCounters* Counters;
+
+    public ReaderSlot(SrcuDomain domain, Thread owner, ReaderCounters* counters)
     {
         Domain = domain;
         Owner = owner;
+        Counters = counters;
     }
 
+    /// <summary>The nesting counter of <paramref name="index"/> (0 or 1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ref int Counter(int index) => ref Unsafe.Add(ref Count0, index);
+    public ref int Counter(int index) => ref *(&Counters->Count0 + index);
+
+    /// <summary>True while the owner is inside a section under either index.</summary>
+    public bool Active => (Volatile.Read(ref Counters->Count0) | Volatile.Read(ref Counters->Count1)) != 0;
 }

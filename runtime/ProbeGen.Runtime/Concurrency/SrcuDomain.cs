@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Threading;
 using ProbeGen.Internal;
 
@@ -33,7 +34,8 @@ namespace ProbeGen.Concurrency;
 /// started, nor for deferred callbacks (that is <see cref="Barrier"/>), nor for sections of
 /// other domains.</para>
 /// <para><b>Cost.</b> The read side writes only the calling thread's own slot (no shared cache
-/// line, no interlocked instruction). The update side pays instead: it issues
+/// line, no interlocked instruction). On x64 Linux it finds that slot from its stack pointer
+/// (<see cref="ThreadStacks"/>) rather than through a thread-static, which there costs a call. The update side pays instead: it issues
 /// <see cref="Interlocked.MemoryBarrierProcessWide"/>, which makes every thread execute a full
 /// fence, so readers can get away with compiler-level ordering. This is the asymmetric scheme
 /// of liburcu's membarrier flavour.</para>
@@ -48,7 +50,7 @@ namespace ProbeGen.Concurrency;
 /// index and waits until the old one drains. New readers always land on the current index,
 /// so a stream of them cannot starve a grace period.</para>
 /// </remarks>
-public sealed class SrcuDomain
+public sealed unsafe class SrcuDomain
 {
     private static int s_nextId = -1;
 
@@ -85,6 +87,20 @@ public sealed class SrcuDomain
     /// read locklessly by the grace-period scan.
     /// </summary>
     private ReaderSlot[] _slots = [];
+
+    /// <summary>
+    /// Counters of exited threads, zero and no longer found by any stack address, for the next
+    /// thread that registers. Changed under <see cref="_slotsLock"/>.
+    /// </summary>
+    private readonly System.Collections.Generic.Stack<nint> _freeCounters = new();
+
+    /// <summary>
+    /// Each thread's counters by the 64 KB bucket of its stack pointer (<see cref="ThreadStacks"/>),
+    /// or null where that lookup is not supported. Allocated when the first thread registers and
+    /// freed by the finalizer. An entry is a hint: a reader uses it only if the counters' range
+    /// covers its own stack pointer, so a thread whose stack shares the bucket just misses.
+    /// </summary>
+    private nint _stackTable;
 
     private readonly Lock _slotsLock = new();
 
@@ -145,7 +161,7 @@ public sealed class SrcuDomain
         get
         {
             ReaderSlot? slot = TryGetSlot();
-            return slot is not null && (slot.Count0 | slot.Count1) != 0;
+            return slot is not null && slot.Active;
         }
     }
 
@@ -156,21 +172,59 @@ public sealed class SrcuDomain
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public SrcuReadGuard Enter()
     {
-        ReaderSlot slot = TryGetSlot() ?? RegisterThisThread();
+        ReaderCounters* counters = CountersOnStack();
+        if (counters is null)
+            counters = CountersOfThisThread();
         int index = Volatile.Read(ref _currentIndex) & 1;
         // Between the index load and the increment a grace period may flip the index: this is the
         // late reader that phase 1 of Synchronize exists for.
         if (TestHooks.Enabled)
             TestHooks.Hit(HookPoint.SrcuReaderIndexLoaded, this);
-        ref int counter = ref slot.Counter(index);
+        int* counter = &counters->Count0 + index;
         // Only this thread writes its counter, so a plain read-modify-write is enough. The store
         // must be ordered before the section's loads (StoreLoad), and no volatile store gives
         // that: the grace-period scan's MemoryBarrierProcessWide does, by making this thread
         // execute a full fence (see WaitForReaders). The volatile store only keeps the JIT from
         // moving the increment across the section's volatile loads of published pointers.
-        int before = counter;
-        Volatile.Write(ref counter, before + 1);
-        return new SrcuReadGuard(slot, index, before);
+        int before = *counter;
+        Volatile.Write(ref *counter, before + 1);
+        return new SrcuReadGuard(counter, before);
+    }
+
+    /// <summary>
+    /// The calling thread's counters, found by its stack pointer without a thread-static, or null
+    /// (not supported here, nothing published under this bucket, or another thread's counters).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ReaderCounters* CountersOnStack()
+    {
+        var table = (nint*)_stackTable;
+        if (table is null)
+            return null;
+        byte anchor = 0;
+        nuint stackPointer = (nuint)(&anchor);
+        var counters = (ReaderCounters*)table[ThreadStacks.Bucket(stackPointer)];
+        return counters is not null && counters->Covers(stackPointer) ? counters : null;
+    }
+
+    /// <summary>
+    /// The calling thread's counters through the thread-static lookup (registering the thread on
+    /// its first section), published under the bucket of its stack pointer for the next section.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ReaderCounters* CountersOfThisThread()
+    {
+        ReaderSlot slot = TryGetSlot() ?? RegisterThisThread();
+        ReaderCounters* counters = slot.Counters;
+        var table = (nint*)_stackTable;
+        byte anchor = 0;
+        nuint stackPointer = (nuint)(&anchor);
+        // Only a block armed with this thread's own stack is published, so another thread can never
+        // take it for its own. A thread whose stack shares the bucket may overwrite the entry; each
+        // then takes this path now and then, which costs time, never safety.
+        if (table is not null && counters->Covers(stackPointer))
+            Volatile.Write(ref table[ThreadStacks.Bucket(stackPointer)], (nint)counters);
+        return counters;
     }
 
     /// <summary>
@@ -253,6 +307,15 @@ public sealed class SrcuDomain
     /// <summary>The index new readers count themselves under, for tests.</summary>
     internal int CurrentIndex => Volatile.Read(ref _currentIndex);
 
+    /// <summary>The calling thread's counters, or 0 before its first section, for tests.</summary>
+    internal nint CountersAddressOfThisThread => TryGetSlot() is { } slot ? (nint)slot.Counters : 0;
+
+    /// <summary>True when the calling thread's next section finds its counters by stack address, for tests.</summary>
+    internal bool FindsThisThreadOnStack => CountersOnStack() is var found && found is not null && (nint)found == CountersAddressOfThisThread;
+
+    /// <summary>The stack range of the counters at <paramref name="counters"/> (0 once their thread has exited), for tests.</summary>
+    internal static ulong StackRangeOf(nint counters) => Volatile.Read(ref ((ReaderCounters*)counters)->StackRange);
+
     /// <summary>The number of reader slots (threads that have ever entered), for tests and diagnostics.</summary>
     internal int ReaderSlotCount => Volatile.Read(ref _slots).Length;
 
@@ -281,15 +344,17 @@ public sealed class SrcuDomain
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ReaderSlot RegisterThisThread()
     {
-        var slot = new ReaderSlot(this, Thread.CurrentThread);
         ReaderSlot?[]? slots = t_slots;
         if (slots is null || slots.Length <= _id)
         {
             Array.Resize(ref slots, Math.Max(_id + 1, (slots?.Length ?? 4) * 2));
             t_slots = slots;
         }
+        ReaderSlot slot;
         lock (_slotsLock)
         {
+            if (_stackTable == 0 && ThreadStacks.IsSupported)
+                Volatile.Write(ref _stackTable, (nint)NativeMemory.AllocZeroed((nuint)ThreadStacks.Buckets, (nuint)sizeof(nint)));
             ReaderSlot[] old = _slots;
             // Drop slots of threads that have exited: they can no longer be inside a section.
             int live = 0;
@@ -298,7 +363,15 @@ public sealed class SrcuDomain
             var next = new ReaderSlot[live + 1];
             int i = 0;
             foreach (ReaderSlot s in old)
-                if (s.Owner.IsAlive) next[i++] = s;
+            {
+                if (s.Owner.IsAlive)
+                    next[i++] = s;
+                else if (Recyclable(s.Counters))
+                    _freeCounters.Push((nint)s.Counters);
+            }
+            ReaderCounters* counters = _freeCounters.Count > 0 ? (ReaderCounters*)_freeCounters.Pop() : ReaderCounters.Allocate();
+            ThreadStacks.Arm(counters);
+            slot = new ReaderSlot(this, Thread.CurrentThread, counters);
             next[i] = slot;
             // Publish the slot before this thread can increment it: a scan that started earlier
             // will not see it, which is fine, because this thread is not yet a reader then.
@@ -307,6 +380,22 @@ public sealed class SrcuDomain
         slots[_id] = slot;
         t_lastSlot = slot;
         return slot;
+    }
+
+    /// <summary>
+    /// True if an exited thread's counters can serve another thread: both counts are zero (a
+    /// thread that died inside a section leaves its count, and its block is abandoned), and no
+    /// stack address finds them any more. A range that is still set means the thread's exit
+    /// destructor has not run yet; those counters wait for a later registration.
+    /// </summary>
+    private static bool Recyclable(ReaderCounters* counters) =>
+        Volatile.Read(ref counters->StackRange) == 0 && counters->Count0 == 0 && counters->Count1 == 0;
+
+    /// <summary>Frees the stack table; no reader can be inside <see cref="Enter"/> of an unreachable domain.</summary>
+    ~SrcuDomain()
+    {
+        // The counters are not freed: an exiting thread's destructor may still clear their range.
+        NativeMemory.Free((void*)_stackTable);
     }
 
     /// <summary>Waits until no reader counts itself under <paramref name="index"/>. Caller holds <see cref="_gracePeriodLock"/>.</summary>

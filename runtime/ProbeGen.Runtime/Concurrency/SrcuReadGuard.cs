@@ -11,18 +11,17 @@ namespace ProbeGen.Concurrency;
 /// across an <c>await</c>, so a section always ends on the thread that began it. Dispose it
 /// exactly once; a copy disposed twice corrupts the thread's nesting count.
 /// </remarks>
-public ref struct SrcuReadGuard
+public unsafe ref struct SrcuReadGuard
 {
-    private ReaderSlot? _slot;
-    private readonly int _index;
+    /// <summary>The thread's nesting counter this section counted itself under; it lives in native memory that is never freed.</summary>
+    private int* _counter;
 
     /// <summary>The counter's value before this section entered.</summary>
     private readonly int _before;
 
-    internal SrcuReadGuard(ReaderSlot slot, int index, int before)
+    internal SrcuReadGuard(int* counter, int before)
     {
-        _slot = slot;
-        _index = index;
+        _counter = counter;
         _before = before;
     }
 
@@ -30,20 +29,19 @@ public ref struct SrcuReadGuard
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Dispose()
     {
-        ReaderSlot? slot = _slot;
-        if (slot is null)
+        int* counter = _counter;
+        if (counter is null)
             return;
-        _slot = null;
-        ref int counter = ref slot.Counter(_index);
+        _counter = null;
         // A decrement. When sections end in the reverse order they began (a using block always
         // does), the count is the one this section left, and the decremented value is the one it
         // found, already in a register: storing that instead keeps the exit out of the chain of
         // dependent loads and stores that back-to-back sections form on the counter, because the
         // comparison only feeds a predicted branch.
-        int now = counter;
+        int now = *counter;
         int after = now == _before + 1 ? _before : now - 1;
         // Release: the section's loads complete before the count drops. Pairs with the
         // Volatile.Read of the counter in SrcuDomain.WaitForReaders.
-        Volatile.Write(ref counter, after);
+        Volatile.Write(ref *counter, after);
     }
 }

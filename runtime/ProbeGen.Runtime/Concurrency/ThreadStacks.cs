@@ -1,0 +1,185 @@
+using System;
+using System.Runtime.InteropServices;
+using System.Threading;
+
+namespace ProbeGen.Concurrency;
+
+/// <summary>
+/// Lets a reader find its <see cref="ReaderCounters"/> from its own stack pointer, on x64 Linux,
+/// so that entering a read-side section needs no thread-static access.
+/// </summary>
+/// <remarks>
+/// <para><b>Why.</b> On linux-x64 every thread-static access in a JIT-compiled method calls the
+/// runtime's TLS resolver and follows a chain of loads: most of what a section costs. The address
+/// of a local is free, and thread stacks never overlap.</para>
+/// <para><b>Soundness.</b> A block may be found through a stack address only by the thread whose
+/// stack holds that address. Each block records its owner's exact stack (from
+/// <c>pthread_getattr_np</c>, which excludes the guard page), and the lookup checks the address
+/// against it. The danger is a stack reused after its thread exits: the C library caches stacks
+/// and hands them to new threads. So every armed thread holds a <c>pthread</c> key whose
+/// destructor, a few bytes of machine code written here, clears the range of each of the thread's
+/// blocks. Key destructors run on the exiting thread before its stack is released, so a new thread
+/// never matches a dead thread's range; it falls back to the thread-static lookup and arms its own
+/// block. The destructor must be native code: by then the runtime may have detached the thread.</para>
+/// <para>Anything unexpected (another OS or architecture, a C library without these functions,
+/// memory that cannot be made executable) leaves <see cref="IsSupported"/> false, and every reader
+/// uses the thread-static lookup, as before.</para>
+/// </remarks>
+internal static unsafe class ThreadStacks
+{
+    /// <summary>Stack addresses are hashed in buckets of 64 KB.</summary>
+    public const int BucketShift = 16;
+
+    /// <summary>Buckets per domain table: 4096 buckets of 64 KB map a 256 MB window without collision.</summary>
+    public const int Buckets = 4096;
+
+    public const int PageShift = 12;
+    public const int PagesBits = 28;
+    public const ulong PagesMask = (1UL << PagesBits) - 1;
+
+    /// <summary>The key whose destructor clears an exiting thread's ranges.</summary>
+    private static readonly uint s_key;
+
+    /// <summary>True where readers may find their blocks by stack address.</summary>
+    public static readonly bool IsSupported = Initialize(out s_key);
+
+    /// <summary>This thread's stack, encoded, once asked; 0 if it could not be found.</summary>
+    [ThreadStatic] private static ulong t_range;
+
+    [ThreadStatic] private static bool t_rangeKnown;
+
+    /// <summary>The first of this thread's armed blocks: the value its key holds.</summary>
+    [ThreadStatic] private static ReaderCounters* t_armed;
+
+    /// <summary>The bucket of <paramref name="stackPointer"/> in a domain's table.</summary>
+    public static int Bucket(nuint stackPointer) => (int)(stackPointer >> BucketShift) & (Buckets - 1);
+
+    /// <summary>Encodes the stack [<paramref name="low"/>, <paramref name="high"/>) for <see cref="ReaderCounters.Covers"/>; 0 if it cannot be.</summary>
+    public static ulong Encode(nuint low, nuint high)
+    {
+        // Only whole pages inside the stack: rounding outward could cover a neighbour's page.
+        ulong first = ((ulong)low + (1UL << PageShift) - 1) >> PageShift;
+        ulong end = (ulong)high >> PageShift;
+        if (end <= first || end - first > PagesMask || first >= 1UL << (64 - PagesBits))
+            return 0;
+        return first << PagesBits | (end - first);
+    }
+
+    /// <summary>
+    /// Gives <paramref name="block"/>, a block the calling thread now owns, the thread's stack range
+    /// and links it where the thread's exit destructor will clear it. Does nothing where that cannot
+    /// be done safely; the block then only serves the thread-static lookup.
+    /// </summary>
+    public static void Arm(ReaderCounters* block)
+    {
+        block->StackRange = 0;
+        block->NextOfThread = null;
+        if (!IsSupported)
+            return;
+        if (!t_rangeKnown)
+        {
+            t_range = QueryCurrentStack();
+            t_rangeKnown = true;
+        }
+        if (t_range == 0)
+            return;
+        // The C library empties the key before it calls the destructor. An armed thread whose key is
+        // empty is exiting: a range set now would outlive it, so it stays unarmed.
+        if (t_armed is not null && pthread_getspecific(s_key) != t_armed)
+            return;
+        block->NextOfThread = t_armed;
+        if (pthread_setspecific(s_key, block) != 0)
+            return;
+        t_armed = block;
+        // Last: the block is found by stack address only once the destructor can reach it.
+        Volatile.Write(ref block->StackRange, t_range);
+    }
+
+    /// <summary>The calling thread's stack, encoded, or 0.</summary>
+    internal static ulong QueryCurrentStack()
+    {
+        // pthread_attr_t is 56 bytes on glibc and musl x86-64; the buffer leaves room.
+        byte* attr = stackalloc byte[128];
+        if (pthread_getattr_np(pthread_self(), attr) != 0)
+            return 0;
+        nint address;
+        nuint size;
+        int failed;
+        try
+        {
+            failed = pthread_attr_getstack(attr, &address, &size);
+        }
+        finally
+        {
+            pthread_attr_destroy(attr);
+        }
+        byte here = 0;
+        nuint sp = (nuint)(&here);
+        if (failed != 0 || sp < (nuint)address || sp - (nuint)address >= size)
+            return 0;
+        return Encode((nuint)address, (nuint)address + size);
+    }
+
+    private static bool Initialize(out uint key)
+    {
+        key = 0;
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
+            return false;
+        if (AppContext.TryGetSwitch("ProbeGen.Srcu.DisableStackLookup", out bool disabled) && disabled)
+            return false;
+        try
+        {
+            nint stub = WriteExitStub();
+            if (stub == 0)
+                return false;
+            uint created;
+            if (pthread_key_create(&created, stub) != 0)
+                return false;
+            key = created;
+            return true;
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// The key's destructor: <c>for (b = arg; b; b = b->NextOfThread) b->StackRange = 0;</c>
+    /// as x86-64 machine code in a page of its own, made read-only and executable.
+    /// </summary>
+    private static nint WriteExitStub()
+    {
+        ReadOnlySpan<byte> code =
+        [
+            0x48, 0x85, 0xFF,                                             // loop: test rdi, rdi
+            0x74, 0x0E,                                                   //       jz   done
+            0x48, 0xC7, 0x47, ReaderCounters.StackRangeOffset, 0, 0, 0, 0, //       mov  qword ptr [rdi+8], 0
+            0x48, 0x8B, 0x7F, ReaderCounters.NextOffset,                  //       mov  rdi, [rdi+16]
+            0xEB, 0xED,                                                   //       jmp  loop
+            0xC3,                                                         // done: ret
+        ];
+        const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
+        nint page = mmap(0, 4096, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
+        if (page == -1)
+            return 0;
+        code.CopyTo(new Span<byte>((void*)page, code.Length));
+        if (mprotect(page, 4096, ProtRead | ProtExec) != 0)
+        {
+            munmap(page, 4096);
+            return 0;
+        }
+        return page;
+    }
+
+    [DllImport("libc")] private static extern nint mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);
+    [DllImport("libc")] private static extern int mprotect(nint address, nuint length, int protection);
+    [DllImport("libc")] private static extern int munmap(nint address, nuint length);
+    [DllImport("libc")] private static extern int pthread_key_create(uint* key, nint destructor);
+    [DllImport("libc")] private static extern int pthread_setspecific(uint key, void* value);
+    [DllImport("libc")] private static extern void* pthread_getspecific(uint key);
+    [DllImport("libc")] private static extern nuint pthread_self();
+    [DllImport("libc")] private static extern int pthread_getattr_np(nuint thread, void* attr);
+    [DllImport("libc")] private static extern int pthread_attr_getstack(void* attr, nint* address, nuint* size);
+    [DllImport("libc")] private static extern int pthread_attr_destroy(void* attr);
+}

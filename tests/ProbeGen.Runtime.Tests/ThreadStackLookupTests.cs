@@ -1,0 +1,166 @@
+using System;
+using System.Runtime.InteropServices;
+using System.Threading;
+using System.Threading.Tasks;
+using ProbeGen.Concurrency;
+using Xunit;
+
+namespace ProbeGen.Tests;
+
+/// <summary>
+/// A reader finds its counters from its stack pointer (x64 Linux). The danger is a dead thread's
+/// stack handed to a new thread: these tests fail if a thread's exit does not clear its range.
+/// </summary>
+public class ThreadStackLookupTests
+{
+    private static bool ExpectSupported => OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture == Architecture.X64;
+
+    [Fact]
+    public void TheLookupIsInEffectWhereItShouldBe()
+    {
+        Assert.Equal(ExpectSupported, ThreadStacks.IsSupported);
+    }
+
+    [Fact]
+    public void AThreadFindsItsCountersOnItsStackUntilItExits()
+    {
+        if (!ExpectSupported)
+            return;
+        var domain = new SrcuDomain("exit clears");
+        nint counters = 0;
+        ulong range = 0;
+        bool foundOnStack = false;
+        var thread = new Thread(() =>
+        {
+            using (domain.Enter())
+            {
+            }
+            counters = domain.CountersAddressOfThisThread;
+            range = SrcuDomain.StackRangeOf(counters);
+            foundOnStack = domain.FindsThisThreadOnStack;
+        });
+        thread.Start();
+        thread.Join();
+        Assert.NotEqual(0UL, range);
+        Assert.NotEqual(0UL, ThreadStacks.QueryCurrentStack());
+        Assert.True(foundOnStack, "the second section did not find the thread's counters by its stack address");
+        // The destructor runs as the OS thread ends, which can be a moment after Join returns.
+        SpinWait.SpinUntil(() => SrcuDomain.StackRangeOf(counters) == 0, TimeSpan.FromSeconds(30));
+        Assert.Equal(0UL, SrcuDomain.StackRangeOf(counters));
+    }
+
+    [Fact]
+    public void ANewThreadOnADeadThreadsStackIsWaitedForAsItself()
+    {
+        if (!ExpectSupported)
+            return;
+        var domain = new SrcuDomain("reused stack");
+        int checkedReuses = 0;
+        // A dead thread's stack goes back to the C library's cache, and the next thread of the same
+        // stack size usually gets it; try until that has happened a few times.
+        for (int attempt = 0; attempt < 50 && checkedReuses < 3; attempt++)
+        {
+            ulong deadRange = 0;
+            var first = new Thread(() =>
+            {
+                using (domain.Enter())
+                {
+                }
+                deadRange = SrcuDomain.StackRangeOf(domain.CountersAddressOfThisThread);
+            });
+            first.Start();
+            first.Join();
+            Thread.Sleep(10);
+
+            using var inside = new ManualResetEventSlim();
+            using var leave = new ManualResetEventSlim();
+            ulong secondRange = 0;
+            var second = new Thread(() =>
+            {
+                secondRange = ThreadStacks.QueryCurrentStack();
+                using (domain.Enter())
+                {
+                    inside.Set();
+                    leave.Wait();
+                }
+            });
+            second.Start();
+            inside.Wait();
+            if (secondRange == deadRange && deadRange != 0)
+            {
+                // Had the new thread counted itself in the dead thread's counters, the scan would
+                // skip them (their owner is dead) and this grace period would end at once.
+                var sync = Task.Run(domain.Synchronize);
+                TaskAssert.StillWaitingFor(sync, domain, second, "Synchronize returned while a thread on a dead thread's stack was inside a section");
+                leave.Set();
+                TaskAssert.Completes(sync, "Synchronize after the reader left");
+                checkedReuses++;
+            }
+            leave.Set();
+            second.Join();
+        }
+        Assert.True(checkedReuses > 0, "no thread got a dead thread's stack in 50 tries, so nothing was checked");
+    }
+
+    [Fact]
+    public void StressThreadsThatComeAndGoNeverSeeReclaimedObjects()
+    {
+        // Short-lived readers, so stacks are reused while grace periods run: a reader counted in
+        // the wrong counters would let the updater poison an object it still holds.
+        var domain = new SrcuDomain("thread churn");
+        var current = new Box();
+        long violations = 0, sections = 0, threads = 0;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        var spawners = new Task[2];
+        for (int s = 0; s < spawners.Length; s++)
+        {
+            spawners[s] = Task.Factory.StartNew(() =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    var reader = new Thread(() =>
+                    {
+                        for (int i = 0; i < 200; i++)
+                        {
+                            using (domain.Enter())
+                            {
+                                Box seen = Volatile.Read(ref current);
+                                if (seen.Poisoned) Interlocked.Increment(ref violations);
+                                Thread.SpinWait(20);
+                                if (seen.Poisoned) Interlocked.Increment(ref violations);
+                            }
+                            Interlocked.Increment(ref sections);
+                        }
+                    });
+                    reader.Start();
+                    reader.Join();
+                    Interlocked.Increment(ref threads);
+                }
+            }, TaskCreationOptions.LongRunning);
+        }
+        var updater = Task.Factory.StartNew(() =>
+        {
+            int swaps = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                Box old = Interlocked.Exchange(ref current, new Box());
+                domain.Synchronize();
+                old.Poisoned = true;
+                swaps++;
+            }
+            return swaps;
+        }, TaskCreationOptions.LongRunning);
+        Task.WaitAll(spawners);
+        int swaps = updater.Result;
+        Assert.Equal(0, Interlocked.Read(ref violations));
+        Assert.True(threads > 20, $"only {threads} reader threads");
+        Assert.True(swaps > 10, $"only {swaps} grace periods");
+        // Exited threads' counters are recycled: the domain keeps a few, not one per thread.
+        Assert.True(domain.ReaderSlotCount < 16, $"{domain.ReaderSlotCount} reader slots for at most 3 live threads");
+    }
+
+    private sealed class Box
+    {
+        public volatile bool Poisoned;
+    }
+}

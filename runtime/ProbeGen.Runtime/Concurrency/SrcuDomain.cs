@@ -174,7 +174,11 @@ public sealed unsafe class SrcuDomain
     {
         ReaderCounters* counters = CountersOnStack();
         if (counters is null)
-            counters = CountersOfThisThread();
+        {
+            // Where the stack lookup is not supported the table stays null, and this is the
+            // thread-static lookup inlined, as it always was there.
+            counters = _stackTable == 0 ? (TryGetSlot() ?? RegisterThisThread()).Counters : CountersOfThisThread();
+        }
         int index = Volatile.Read(ref _currentIndex) & 1;
         // Between the index load and the increment a grace period may flip the index: this is the
         // late reader that phase 1 of Synchronize exists for.
@@ -214,17 +218,22 @@ public sealed unsafe class SrcuDomain
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ReaderCounters* CountersOfThisThread()
     {
-        ReaderSlot slot = TryGetSlot() ?? RegisterThisThread();
-        ReaderCounters* counters = slot.Counters;
+        ReaderCounters* counters = (TryGetSlot() ?? RegisterThisThread()).Counters;
+        PublishOnStack(counters);
+        return counters;
+    }
+
+    /// <summary>Publishes the calling thread's <paramref name="counters"/> under the bucket of its stack pointer.</summary>
+    private void PublishOnStack(ReaderCounters* counters)
+    {
         var table = (nint*)_stackTable;
         byte anchor = 0;
         nuint stackPointer = (nuint)(&anchor);
         // Only a block armed with this thread's own stack is published, so another thread can never
         // take it for its own. A thread whose stack shares the bucket may overwrite the entry; each
-        // then takes this path now and then, which costs time, never safety.
+        // then takes the slow path now and then, which costs time, never safety.
         if (table is not null && counters->Covers(stackPointer))
             Volatile.Write(ref table[ThreadStacks.Bucket(stackPointer)], (nint)counters);
-        return counters;
     }
 
     /// <summary>
@@ -379,6 +388,7 @@ public sealed unsafe class SrcuDomain
         }
         slots[_id] = slot;
         t_lastSlot = slot;
+        PublishOnStack(slot.Counters);
         return slot;
     }
 
@@ -386,7 +396,10 @@ public sealed unsafe class SrcuDomain
     /// True if an exited thread's counters can serve another thread: both counts are zero (a
     /// thread that died inside a section leaves its count, and its block is abandoned), and no
     /// stack address finds them any more. A range that is still set means the thread's exit
-    /// destructor has not run yet; those counters wait for a later registration.
+    /// destructor has not run yet; such counters are left unused (a thread is usually seen dead
+    /// only well after it exited, so this is rare). The destructor may still be about to follow
+    /// the block's link to the dead thread's next block: if the new owner has relinked it by then,
+    /// the destructor clears the new owner's ranges, which only costs that thread its stack lookup.
     /// </summary>
     private static bool Recyclable(ReaderCounters* counters) =>
         Volatile.Read(ref counters->StackRange) == 0 && counters->Count0 == 0 && counters->Count1 == 0;

@@ -320,5 +320,6 @@ public sealed record Row(
 }
 
 [JsonSerializable(typeof(List<Row>))]
-[JsonSourceGenerationOptions(WriteIndented = true)]
+// A row with no measurement (NaN ns) is still written, as "NaN", rather than failing the whole file.
+[JsonSourceGenerationOptions(WriteIndented = true, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 internal sealed partial class RowJson : JsonSerializerContext;

@@ -144,6 +144,38 @@ public sealed unsafe class JumpTrampolineTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// A producer that loaded the head, was preempted, and meanwhile saw the drainer move the tail
+    /// past it, finds tail &gt; head. That is a stale head, not a full ring: it must try again, not
+    /// count a drop. The ring's words are set to what such a producer reads; an unsigned comparison
+    /// of head - tail with the capacity takes the negative difference for a full ring.
+    /// </summary>
+    [Fact]
+    public void AProducerWhoseHeadIsBehindTheTailRetriesInsteadOfCountingADrop()
+    {
+        const int Capacity = 64;
+        byte* ring = (byte*)NativeMemory.AlignedAlloc((nuint)JumpRing.Size(Capacity), 4096);
+        try
+        {
+            JumpRing.Initialize(ring, Capacity);
+            *(long*)(ring + JumpRing.HeadOffset) = 5;
+            *(long*)(ring + JumpRing.TailOffset) = 10;
+            nint add6 = Patch("add6", probe: 1, ring, Capacity, threadIdOffset: -1, stringRegister: -1);
+            var f = (delegate* unmanaged<long, long, long, long, long, long, long>)add6;
+            Assert.Equal(42 + 15, f(42, 1, 2, 3, 4, 5));
+            Assert.Equal(0, JumpRing.Dropped(ring));
+            // Nobody moved the head here, so the retry took ticket 5 and wrote its record.
+            Assert.Equal(6, *(long*)(ring + JumpRing.HeadOffset));
+            Assert.Equal(6, *(long*)(ring + JumpRing.RecordsOffset + 5 * JumpRing.RecordSize + JumpRing.CommitOffset));
+            Assert.Equal(42, *(long*)(ring + JumpRing.RecordsOffset + 5 * JumpRing.RecordSize + JumpRing.RegistersOffset));
+        }
+        finally
+        {
+            Unpatch();
+            NativeMemory.AlignedFree(ring);
+        }
+    }
+
     [Fact]
     public void AFunctionThatBranchesIntoTheJumpsBytesIsRefused()
     {

@@ -73,14 +73,17 @@ internal static class JumpTrampoline
             a.mov(r8d, eax);
         }
 
-        // Reserve a ticket: head - tail < capacity, else the ring is full.
+        // Reserve a ticket: head - tail < capacity, else the ring is full. The comparison is
+        // signed: a thread preempted between its loads can find the tail past the head it loaded.
+        // That head is stale, the cmpxchg below fails, and the thread tries again; an unsigned
+        // comparison would count the negative difference as a full ring and drop a hit.
         a.mov(r11, plan.Ring);
         a.Label(ref retry);
         a.mov(rax, __qword_ptr[r11 + JumpRing.HeadOffset]);
         a.mov(rdx, rax);
         a.sub(rdx, __qword_ptr[r11 + JumpRing.TailOffset]);
         a.cmp(rdx, plan.Capacity);
-        a.jae(full);
+        a.jge(full);
         a.lea(rdx, __[rax + 1]);
         a.@lock.cmpxchg(__qword_ptr[r11 + JumpRing.HeadOffset], rdx);
         a.jne(retry);

@@ -26,27 +26,34 @@ public class ThreadStackLookupTests
     {
         if (!ExpectSupported)
             return;
+        // Two domains: the thread's exit destructor follows the link from one block to the next.
         var domain = new SrcuDomain("exit clears");
-        nint counters = 0;
-        ulong range = 0;
+        var other = new SrcuDomain("exit clears too");
+        nint counters = 0, otherCounters = 0;
+        (nuint Low, nuint Size) range = default, otherRange = default;
         bool foundOnStack = false;
         var thread = new Thread(() =>
         {
             using (domain.Enter())
+            using (other.Enter())
             {
             }
             counters = domain.CountersAddressOfThisThread;
-            range = SrcuDomain.StackRangeOf(counters);
-            foundOnStack = domain.FindsThisThreadOnStack;
+            otherCounters = other.CountersAddressOfThisThread;
+            range = SrcuDomain.StackOf(counters);
+            otherRange = SrcuDomain.StackOf(otherCounters);
+            foundOnStack = domain.FindsThisThreadOnStack && other.FindsThisThreadOnStack;
         });
         thread.Start();
         thread.Join();
-        Assert.NotEqual(0UL, range);
-        Assert.NotEqual(0UL, ThreadStacks.QueryCurrentStack());
-        Assert.True(foundOnStack, "the second section did not find the thread's counters by its stack address");
+        Assert.NotEqual(0u, range.Size);
+        Assert.Equal(range, otherRange);
+        Assert.NotEqual(0u, ThreadStacks.QueryCurrentStack().Size);
+        Assert.True(foundOnStack, "a later section did not find the thread's counters by its stack address");
         // The destructor runs as the OS thread ends, which can be a moment after Join returns.
-        SpinWait.SpinUntil(() => SrcuDomain.StackRangeOf(counters) == 0, TimeSpan.FromSeconds(30));
-        Assert.Equal(0UL, SrcuDomain.StackRangeOf(counters));
+        SpinWait.SpinUntil(() => SrcuDomain.StackOf(counters).Size == 0 && SrcuDomain.StackOf(otherCounters).Size == 0, TimeSpan.FromSeconds(30));
+        Assert.Equal(0u, SrcuDomain.StackOf(counters).Size);
+        Assert.Equal(0u, SrcuDomain.StackOf(otherCounters).Size);
     }
 
     [Fact]
@@ -60,13 +67,13 @@ public class ThreadStackLookupTests
         // stack size usually gets it; try until that has happened a few times.
         for (int attempt = 0; attempt < 50 && checkedReuses < 3; attempt++)
         {
-            ulong deadRange = 0;
+            (nuint Low, nuint Size) deadRange = default;
             var first = new Thread(() =>
             {
                 using (domain.Enter())
                 {
                 }
-                deadRange = SrcuDomain.StackRangeOf(domain.CountersAddressOfThisThread);
+                deadRange = SrcuDomain.StackOf(domain.CountersAddressOfThisThread);
             });
             first.Start();
             first.Join();
@@ -74,7 +81,7 @@ public class ThreadStackLookupTests
 
             using var inside = new ManualResetEventSlim();
             using var leave = new ManualResetEventSlim();
-            ulong secondRange = 0;
+            (nuint Low, nuint Size) secondRange = default;
             var second = new Thread(() =>
             {
                 secondRange = ThreadStacks.QueryCurrentStack();
@@ -86,7 +93,7 @@ public class ThreadStackLookupTests
             });
             second.Start();
             inside.Wait();
-            if (secondRange == deadRange && deadRange != 0)
+            if (secondRange == deadRange && deadRange.Size != 0)
             {
                 // Had the new thread counted itself in the dead thread's counters, the scan would
                 // skip them (their owner is dead) and this grace period would end at once.

@@ -95,12 +95,13 @@ public sealed unsafe class SrcuDomain
     private readonly System.Collections.Generic.Stack<nint> _freeCounters = new();
 
     /// <summary>
-    /// Each thread's counters by the 64 KB bucket of its stack pointer (<see cref="ThreadStacks"/>),
-    /// or null where that lookup is not supported. Allocated when the first thread registers and
-    /// freed by the finalizer. An entry is a hint: a reader uses it only if the counters' range
-    /// covers its own stack pointer, so a thread whose stack shares the bucket just misses.
+    /// Each thread's counters by the 64 KB bucket of its stack pointer (<see cref="ThreadStacks"/>).
+    /// <see cref="ThreadStacks.EmptyTable"/> until the first reader registers where the lookup is
+    /// supported, and always where it is not; then a table of this domain's own, freed by the
+    /// finalizer. An entry is a hint: a reader uses it only if the counters' range covers its own
+    /// stack pointer, so a thread whose stack shares the bucket just misses.
     /// </summary>
-    private nint _stackTable;
+    private nint _stackTable = ThreadStacks.EmptyTable;
 
     private readonly Lock _slotsLock = new();
 
@@ -172,12 +173,17 @@ public sealed unsafe class SrcuDomain
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public SrcuReadGuard Enter()
     {
-        ReaderCounters* counters = CountersOnStack();
-        if (counters is null)
+        byte anchor;
+        nuint stackPointer = (nuint)(&anchor);
+        nint table = _stackTable;
+        var counters = (ReaderCounters*)((nint*)table)[ThreadStacks.Bucket(stackPointer)];
+        if (!counters->Covers(stackPointer))
         {
-            // Where the stack lookup is not supported the table stays null, and this is the
-            // thread-static lookup inlined, as it always was there.
-            counters = _stackTable == 0 ? (TryGetSlot() ?? RegisterThisThread()).Counters : CountersOfThisThread();
+            // Where the stack lookup is not supported the table stays the empty one, and this is
+            // the thread-static lookup inlined, as it always was there.
+            counters = table == ThreadStacks.EmptyTable && !ThreadStacks.IsSupported
+                ? (TryGetSlot() ?? RegisterThisThread()).Counters
+                : CountersOfThisThread();
         }
         int index = Volatile.Read(ref _currentIndex) & 1;
         // Between the index load and the increment a grace period may flip the index: this is the
@@ -199,16 +205,12 @@ public sealed unsafe class SrcuDomain
     /// The calling thread's counters, found by its stack pointer without a thread-static, or null
     /// (not supported here, nothing published under this bucket, or another thread's counters).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ReaderCounters* CountersOnStack()
     {
-        var table = (nint*)_stackTable;
-        if (table is null)
-            return null;
-        byte anchor = 0;
+        byte anchor;
         nuint stackPointer = (nuint)(&anchor);
-        var counters = (ReaderCounters*)table[ThreadStacks.Bucket(stackPointer)];
-        return counters is not null && counters->Covers(stackPointer) ? counters : null;
+        var counters = (ReaderCounters*)((nint*)_stackTable)[ThreadStacks.Bucket(stackPointer)];
+        return counters->Covers(stackPointer) ? counters : null;
     }
 
     /// <summary>
@@ -226,14 +228,14 @@ public sealed unsafe class SrcuDomain
     /// <summary>Publishes the calling thread's <paramref name="counters"/> under the bucket of its stack pointer.</summary>
     private void PublishOnStack(ReaderCounters* counters)
     {
-        var table = (nint*)_stackTable;
-        byte anchor = 0;
+        nint table = _stackTable;
+        byte anchor;
         nuint stackPointer = (nuint)(&anchor);
         // Only a block armed with this thread's own stack is published, so another thread can never
         // take it for its own. A thread whose stack shares the bucket may overwrite the entry; each
         // then takes the slow path now and then, which costs time, never safety.
-        if (table is not null && counters->Covers(stackPointer))
-            Volatile.Write(ref table[ThreadStacks.Bucket(stackPointer)], (nint)counters);
+        if (table != ThreadStacks.EmptyTable && counters->Covers(stackPointer))
+            Volatile.Write(ref ((nint*)table)[ThreadStacks.Bucket(stackPointer)], (nint)counters);
     }
 
     /// <summary>
@@ -322,8 +324,9 @@ public sealed unsafe class SrcuDomain
     /// <summary>True when the calling thread's next section finds its counters by stack address, for tests.</summary>
     internal bool FindsThisThreadOnStack => CountersOnStack() is var found && found is not null && (nint)found == CountersAddressOfThisThread;
 
-    /// <summary>The stack range of the counters at <paramref name="counters"/> (0 once their thread has exited), for tests.</summary>
-    internal static ulong StackRangeOf(nint counters) => Volatile.Read(ref ((ReaderCounters*)counters)->StackRange);
+    /// <summary>The stack of the counters at <paramref name="counters"/> (a size of 0 once their thread has exited), for tests.</summary>
+    internal static (nuint Low, nuint Size) StackOf(nint counters) =>
+        (((ReaderCounters*)counters)->StackLow, Volatile.Read(ref ((ReaderCounters*)counters)->StackSize));
 
     /// <summary>The number of reader slots (threads that have ever entered), for tests and diagnostics.</summary>
     internal int ReaderSlotCount => Volatile.Read(ref _slots).Length;
@@ -362,8 +365,8 @@ public sealed unsafe class SrcuDomain
         ReaderSlot slot;
         lock (_slotsLock)
         {
-            if (_stackTable == 0 && ThreadStacks.IsSupported)
-                Volatile.Write(ref _stackTable, (nint)NativeMemory.AllocZeroed((nuint)ThreadStacks.Buckets, (nuint)sizeof(nint)));
+            if (_stackTable == ThreadStacks.EmptyTable && ThreadStacks.IsSupported)
+                Volatile.Write(ref _stackTable, ThreadStacks.NewTable());
             ReaderSlot[] old = _slots;
             // Drop slots of threads that have exited: they can no longer be inside a section.
             int live = 0;
@@ -402,13 +405,14 @@ public sealed unsafe class SrcuDomain
     /// the destructor clears the new owner's ranges, which only costs that thread its stack lookup.
     /// </summary>
     private static bool Recyclable(ReaderCounters* counters) =>
-        Volatile.Read(ref counters->StackRange) == 0 && counters->Count0 == 0 && counters->Count1 == 0;
+        Volatile.Read(ref counters->StackSize) == 0 && counters->Count0 == 0 && counters->Count1 == 0;
 
     /// <summary>Frees the stack table; no reader can be inside <see cref="Enter"/> of an unreachable domain.</summary>
     ~SrcuDomain()
     {
         // The counters are not freed: an exiting thread's destructor may still clear their range.
-        NativeMemory.Free((void*)_stackTable);
+        if (_stackTable != ThreadStacks.EmptyTable)
+            NativeMemory.Free((void*)_stackTable);
     }
 
     /// <summary>Waits until no reader counts itself under <paramref name="index"/>. Caller holds <see cref="_gracePeriodLock"/>.</summary>

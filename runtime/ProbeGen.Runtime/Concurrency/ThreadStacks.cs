@@ -33,18 +33,24 @@ internal static unsafe class ThreadStacks
     /// <summary>Buckets per domain table: 4096 buckets of 64 KB map a 256 MB window without collision.</summary>
     public const int Buckets = 4096;
 
-    public const int PageShift = 12;
-    public const int PagesBits = 28;
-    public const ulong PagesMask = (1UL << PagesBits) - 1;
-
     /// <summary>The key whose destructor clears an exiting thread's ranges.</summary>
     private static readonly uint s_key;
 
     /// <summary>True where readers may find their blocks by stack address.</summary>
     public static readonly bool IsSupported = Initialize(out s_key);
 
-    /// <summary>This thread's stack, encoded, once asked; 0 if it could not be found.</summary>
-    [ThreadStatic] private static ulong t_range;
+    /// <summary>A block whose stack size is zero: it covers no address. Declared first: the empty table is filled with it.</summary>
+    private static readonly ReaderCounters* s_nobody = ReaderCounters.Allocate();
+
+    /// <summary>
+    /// A table whose every bucket holds <see cref="s_nobody"/>: the table of a domain before its
+    /// first reader registers, and of every domain where the lookup is not supported. A lookup in
+    /// it always misses, with no null test on the way.
+    /// </summary>
+    public static readonly nint EmptyTable = NewTable();
+
+    /// <summary>This thread's stack, once asked; a size of 0 if it could not be found.</summary>
+    [ThreadStatic] private static nuint t_low, t_size;
 
     [ThreadStatic] private static bool t_rangeKnown;
 
@@ -54,15 +60,12 @@ internal static unsafe class ThreadStacks
     /// <summary>The bucket of <paramref name="stackPointer"/> in a domain's table.</summary>
     public static int Bucket(nuint stackPointer) => (int)(stackPointer >> BucketShift) & (Buckets - 1);
 
-    /// <summary>Encodes the stack [<paramref name="low"/>, <paramref name="high"/>) for <see cref="ReaderCounters.Covers"/>; 0 if it cannot be.</summary>
-    public static ulong Encode(nuint low, nuint high)
+    /// <summary>A table for a domain: <see cref="Buckets"/> entries, each the block that no address finds.</summary>
+    public static nint NewTable()
     {
-        // Only whole pages inside the stack: rounding outward could cover a neighbour's page.
-        ulong first = ((ulong)low + (1UL << PageShift) - 1) >> PageShift;
-        ulong end = (ulong)high >> PageShift;
-        if (end <= first || end - first > PagesMask || first >= 1UL << (64 - PagesBits))
-            return 0;
-        return first << PagesBits | (end - first);
+        var table = (nint*)NativeMemory.Alloc(Buckets, (nuint)sizeof(nint));
+        new Span<nint>(table, Buckets).Fill((nint)s_nobody);
+        return (nint)table;
     }
 
     /// <summary>
@@ -72,16 +75,16 @@ internal static unsafe class ThreadStacks
     /// </summary>
     public static void Arm(ReaderCounters* block)
     {
-        block->StackRange = 0;
+        Volatile.Write(ref block->StackSize, 0);
         block->NextOfThread = null;
         if (!IsSupported)
             return;
         if (!t_rangeKnown)
         {
-            t_range = QueryCurrentStack();
+            (t_low, t_size) = QueryCurrentStack();
             t_rangeKnown = true;
         }
-        if (t_range == 0)
+        if (t_size == 0)
             return;
         // The C library empties the key before it calls the destructor. An armed thread whose key is
         // empty is exiting: a range set now would outlive it, so it stays unarmed.
@@ -91,17 +94,19 @@ internal static unsafe class ThreadStacks
         if (pthread_setspecific(s_key, block) != 0)
             return;
         t_armed = block;
-        // Last: the block is found by stack address only once the destructor can reach it.
-        Volatile.Write(ref block->StackRange, t_range);
+        // Last, the size: the block is found by stack address only once the destructor can reach
+        // it, and only with this thread's own low end (Covers reads the size first).
+        block->StackLow = t_low;
+        Volatile.Write(ref block->StackSize, t_size);
     }
 
-    /// <summary>The calling thread's stack, encoded, or 0.</summary>
-    internal static ulong QueryCurrentStack()
+    /// <summary>The calling thread's stack, or a size of 0.</summary>
+    internal static (nuint Low, nuint Size) QueryCurrentStack()
     {
         // pthread_attr_t is 56 bytes on glibc and musl x86-64; the buffer leaves room.
         byte* attr = stackalloc byte[128];
         if (pthread_getattr_np(pthread_self(), attr) != 0)
-            return 0;
+            return (0, 0);
         nint address;
         nuint size;
         int failed;
@@ -113,11 +118,11 @@ internal static unsafe class ThreadStacks
         {
             pthread_attr_destroy(attr);
         }
-        byte here = 0;
+        byte here;
         nuint sp = (nuint)(&here);
-        if (failed != 0 || sp < (nuint)address || sp - (nuint)address >= size)
-            return 0;
-        return Encode((nuint)address, (nuint)address + size);
+        if (failed != 0 || sp - (nuint)address >= size)
+            return (0, 0);
+        return ((nuint)address, size);
     }
 
     private static bool Initialize(out uint key)
@@ -145,7 +150,7 @@ internal static unsafe class ThreadStacks
     }
 
     /// <summary>
-    /// The key's destructor: <c>for (b = arg; b; b = b->NextOfThread) b->StackRange = 0;</c>
+    /// The key's destructor: <c>for (b = arg; b; b = b->NextOfThread) b->StackSize = 0;</c>
     /// as x86-64 machine code in a page of its own, made read-only and executable.
     /// </summary>
     private static nint WriteExitStub()
@@ -154,8 +159,8 @@ internal static unsafe class ThreadStacks
         [
             0x48, 0x85, 0xFF,                                             // loop: test rdi, rdi
             0x74, 0x0E,                                                   //       jz   done
-            0x48, 0xC7, 0x47, ReaderCounters.StackRangeOffset, 0, 0, 0, 0, //       mov  qword ptr [rdi+8], 0
-            0x48, 0x8B, 0x7F, ReaderCounters.NextOffset,                  //       mov  rdi, [rdi+16]
+            0x48, 0xC7, 0x47, ReaderCounters.StackSizeOffset, 0, 0, 0, 0,  //       mov  qword ptr [rdi+8], 0
+            0x48, 0x8B, 0x7F, ReaderCounters.NextOffset,                  //       mov  rdi, [rdi+24]
             0xEB, 0xED,                                                   //       jmp  loop
             0xC3,                                                         // done: ret
         ];

@@ -190,7 +190,7 @@ public sealed unsafe class SrcuDomain
         // late reader that phase 1 of Synchronize exists for.
         if (TestHooks.Enabled)
             TestHooks.Hit(HookPoint.SrcuReaderIndexLoaded, this);
-        int* counter = &counters->Count0 + index;
+        int* counter = &counters->Count0 + (uint)index;
         // Only this thread writes its counter, so a plain read-modify-write is enough. The store
         // must be ordered before the section's loads (StoreLoad), and no volatile store gives
         // that: the grace-period scan's MemoryBarrierProcessWide does, by making this thread

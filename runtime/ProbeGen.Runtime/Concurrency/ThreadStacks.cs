@@ -58,7 +58,7 @@ internal static unsafe class ThreadStacks
     [ThreadStatic] private static ReaderCounters* t_armed;
 
     /// <summary>The bucket of <paramref name="stackPointer"/> in a domain's table.</summary>
-    public static int Bucket(nuint stackPointer) => (int)(stackPointer >> BucketShift) & (Buckets - 1);
+    public static nuint Bucket(nuint stackPointer) => (stackPointer >> BucketShift) & (Buckets - 1);
 
     /// <summary>A table for a domain: <see cref="Buckets"/> entries, each the block that no address finds.</summary>
     public static nint NewTable()

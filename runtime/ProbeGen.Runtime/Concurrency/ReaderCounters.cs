@@ -9,7 +9,8 @@ namespace ProbeGen.Concurrency;
 /// that never moves and is never freed (a domain recycles the block of a thread that has exited).
 /// </summary>
 /// <remarks>
-/// <para>The block is 64-byte aligned and 64 bytes long, so two readers never share a cache line.
+/// <para>The block is 128-byte aligned and 128 bytes long, so two readers never share a cache line,
+/// nor the pair of lines that a processor's adjacent-line prefetcher fetches together.
 /// <see cref="Count0"/> and <see cref="Count1"/> are written only by the owning thread and read by
 /// the grace-period scan.</para>
 /// <para><see cref="StackLow"/> and <see cref="StackSize"/> name the owning thread's stack, so
@@ -21,8 +22,8 @@ namespace ProbeGen.Concurrency;
 [StructLayout(LayoutKind.Sequential, Size = Size)]
 internal unsafe struct ReaderCounters
 {
-    /// <summary>Bytes in a block, and its alignment: one cache line.</summary>
-    public const int Size = 64;
+    /// <summary>Bytes in a block, and its alignment: two cache lines.</summary>
+    public const int Size = 128;
 
     /// <summary>The offset of <see cref="StackSize"/>, which the thread-exit stub clears.</summary>
     public const int StackSizeOffset = 8;

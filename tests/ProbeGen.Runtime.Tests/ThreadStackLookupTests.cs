@@ -13,12 +13,23 @@ namespace ProbeGen.Tests;
 /// </summary>
 public class ThreadStackLookupTests
 {
-    private static bool ExpectSupported => OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture == Architecture.X64;
+    /// <summary>x64 Linux with a C library that has pthread keys in libc itself (glibc 2.34 and later, musl).</summary>
+    private static bool ExpectSupported =>
+        OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture == Architecture.X64
+        && NativeLibrary.TryLoad("libc.so.6", out nint libc) && NativeLibrary.TryGetExport(libc, "pthread_key_create", out _);
 
     [Fact]
     public void TheLookupIsInEffectWhereItShouldBe()
     {
         Assert.Equal(ExpectSupported, ThreadStacks.IsSupported);
+    }
+
+    [Fact]
+    public void TheExitStubsOffsetsAreTheFieldsOffsets()
+    {
+        Assert.Equal(ReaderCounters.StackSizeOffset, (int)Marshal.OffsetOf<ReaderCounters>(nameof(ReaderCounters.StackSize)));
+        Assert.Equal(ReaderCounters.NextOffset, (int)Marshal.OffsetOf<ReaderCounters>(nameof(ReaderCounters.NextOfThread)));
+        Assert.Equal(ReaderCounters.Size, Marshal.SizeOf<ReaderCounters>());
     }
 
     [Fact]

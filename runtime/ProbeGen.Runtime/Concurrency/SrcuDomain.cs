@@ -97,11 +97,14 @@ public sealed unsafe class SrcuDomain
     /// <summary>
     /// Each thread's counters by the 64 KB bucket of its stack pointer (<see cref="ThreadStacks"/>).
     /// <see cref="ThreadStacks.EmptyTable"/> until the first reader registers where the lookup is
-    /// supported, and always where it is not; then a table of this domain's own, freed by the
-    /// finalizer. An entry is a hint: a reader uses it only if the counters' range covers its own
-    /// stack pointer, so a thread whose stack shares the bucket just misses.
+    /// supported, and always where it is not; then the data of <see cref="_stackTableArray"/>. An
+    /// entry is a hint: a reader uses it only if the counters' range covers its own stack pointer,
+    /// so a thread whose stack shares the bucket just misses.
     /// </summary>
     private nint _stackTable = ThreadStacks.EmptyTable;
+
+    /// <summary>The pinned array behind <see cref="_stackTable"/>, kept alive with the domain.</summary>
+    private nint[]? _stackTableArray;
 
     private readonly Lock _slotsLock = new();
 
@@ -366,17 +369,18 @@ public sealed unsafe class SrcuDomain
         lock (_slotsLock)
         {
             if (_stackTable == ThreadStacks.EmptyTable && ThreadStacks.IsSupported)
-                Volatile.Write(ref _stackTable, ThreadStacks.NewTable());
+                Volatile.Write(ref _stackTable, ThreadStacks.NewTable(out _stackTableArray));
             ReaderSlot[] old = _slots;
-            // Drop slots of threads that have exited: they can no longer be inside a section.
+            // Drop slots no section can use any more: their thread has exited, and no stack address
+            // finds their counters.
             int live = 0;
             foreach (ReaderSlot s in old)
-                if (s.Owner.IsAlive) live++;
+                if (s.MayBeUsed) live++;
             var next = new ReaderSlot[live + 1];
             int i = 0;
             foreach (ReaderSlot s in old)
             {
-                if (s.Owner.IsAlive)
+                if (s.MayBeUsed)
                     next[i++] = s;
                 else if (Recyclable(s.Counters))
                     _freeCounters.Push((nint)s.Counters);
@@ -396,24 +400,13 @@ public sealed unsafe class SrcuDomain
     }
 
     /// <summary>
-    /// True if an exited thread's counters can serve another thread: both counts are zero (a
-    /// thread that died inside a section leaves its count, and its block is abandoned), and no
-    /// stack address finds them any more. A range that is still set means the thread's exit
-    /// destructor has not run yet; such counters are left unused (a thread is usually seen dead
-    /// only well after it exited, so this is rare). The destructor may still be about to follow
-    /// the block's link to the dead thread's next block: if the new owner has relinked it by then,
-    /// the destructor clears the new owner's ranges, which only costs that thread its stack lookup.
+    /// True if counters no section can use can serve another thread: both counts are zero (a
+    /// thread that died inside a section leaves its count, and its block is abandoned). The exit
+    /// destructor reads a block's link before it clears the size, so a block whose size is zero
+    /// is already behind it.
     /// </summary>
-    private static bool Recyclable(ReaderCounters* counters) =>
-        Volatile.Read(ref counters->StackSize) == 0 && counters->Count0 == 0 && counters->Count1 == 0;
+    private static bool Recyclable(ReaderCounters* counters) => counters->Count0 == 0 && counters->Count1 == 0;
 
-    /// <summary>Frees the stack table; no reader can be inside <see cref="Enter"/> of an unreachable domain.</summary>
-    ~SrcuDomain()
-    {
-        // The counters are not freed: an exiting thread's destructor may still clear their range.
-        if (_stackTable != ThreadStacks.EmptyTable)
-            NativeMemory.Free((void*)_stackTable);
-    }
 
     /// <summary>Waits until no reader counts itself under <paramref name="index"/>. Caller holds <see cref="_gracePeriodLock"/>.</summary>
     private void WaitForReaders(int index)
@@ -432,7 +425,7 @@ public sealed unsafe class SrcuDomain
             if (Volatile.Read(ref slot.Counter(index)) == 0)
                 continue;
             var spin = new SpinWait();
-            while (Volatile.Read(ref slot.Counter(index)) != 0 && slot.Owner.IsAlive)
+            while (Volatile.Read(ref slot.Counter(index)) != 0 && slot.MayBeUsed)
             {
                 // Reported on every round, so a test can tell "still waiting for this reader"
                 // from "not started yet" without guessing with a timeout.

@@ -1,4 +1,7 @@
 using System;
+using System.Globalization;
+using System.IO;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 
@@ -47,7 +50,10 @@ internal static unsafe class ThreadStacks
     /// first reader registers, and of every domain where the lookup is not supported. A lookup in
     /// it always misses, with no null test on the way.
     /// </summary>
-    public static readonly nint EmptyTable = NewTable();
+    public static readonly nint EmptyTable = NewTable(out s_emptyTable);
+
+    /// <summary>Keeps <see cref="EmptyTable"/>'s memory alive.</summary>
+    private static readonly nint[] s_emptyTable;
 
     /// <summary>This thread's stack, once asked; a size of 0 if it could not be found.</summary>
     [ThreadStatic] private static nuint t_low, t_size;
@@ -60,12 +66,16 @@ internal static unsafe class ThreadStacks
     /// <summary>The bucket of <paramref name="stackPointer"/> in a domain's table.</summary>
     public static nuint Bucket(nuint stackPointer) => (stackPointer >> BucketShift) & (Buckets - 1);
 
-    /// <summary>A table for a domain: <see cref="Buckets"/> entries, each the block that no address finds.</summary>
-    public static nint NewTable()
+    /// <summary>
+    /// A table for a domain: <see cref="Buckets"/> entries, each the block that no address finds.
+    /// It is a pinned array, so its address never changes and it lives as long as its owner
+    /// references <paramref name="array"/>: no finalizer frees it under a late reader.
+    /// </summary>
+    public static nint NewTable(out nint[] array)
     {
-        var table = (nint*)NativeMemory.Alloc(Buckets, (nuint)sizeof(nint));
-        new Span<nint>(table, Buckets).Fill((nint)s_nobody);
-        return (nint)table;
+        array = GC.AllocateUninitializedArray<nint>(Buckets, pinned: true);
+        array.AsSpan().Fill((nint)s_nobody);
+        return (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
     }
 
     /// <summary>
@@ -118,11 +128,40 @@ internal static unsafe class ThreadStacks
         {
             pthread_attr_destroy(attr);
         }
+        if (failed != 0)
+            return (0, 0);
         byte here;
         nuint sp = (nuint)(&here);
-        if (failed != 0 || sp - (nuint)address >= size)
+        nuint low = (nuint)address, high = (nuint)address + size;
+        // For the initial thread the C library reports where its stack may grow (up to the stack
+        // limit, which can be unlimited), not memory it holds: another mapping, even a thread's
+        // stack, may be placed there later. Only the part mapped now is surely this thread's.
+        if (gettid() == Environment.ProcessId)
+        {
+            (nuint mappedLow, nuint mappedHigh) = MappingOf(sp);
+            low = Math.Max(low, mappedLow);
+            high = Math.Min(high, mappedHigh);
+        }
+        if (high <= low || sp - low >= high - low)
             return (0, 0);
-        return ((nuint)address, size);
+        return (low, high - low);
+    }
+
+    /// <summary>The mapping of this process that holds <paramref name="address"/>, from /proc/self/maps, or (0, 0).</summary>
+    private static (nuint Low, nuint High) MappingOf(nuint address)
+    {
+        foreach (string line in File.ReadLines("/proc/self/maps"))
+        {
+            int dash = line.IndexOf('-');
+            int space = line.IndexOf(' ');
+            if (dash <= 0 || space <= dash
+                || !ulong.TryParse(line.AsSpan(0, dash), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong start)
+                || !ulong.TryParse(line.AsSpan(dash + 1, space - dash - 1), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong end))
+                continue;
+            if (address >= start && address < end)
+                return ((nuint)start, (nuint)end);
+        }
+        return (0, 0);
     }
 
     private static bool Initialize(out uint key)
@@ -141,6 +180,10 @@ internal static unsafe class ThreadStacks
             if (pthread_key_create(&created, stub) != 0)
                 return false;
             key = created;
+            // Every other function once, here: one the C library lacks must turn the lookup off
+            // now, not fail a reader's first section later.
+            _ = pthread_setspecific(created, pthread_getspecific(created));
+            _ = QueryCurrentStack();
             return true;
         }
         catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
@@ -150,18 +193,26 @@ internal static unsafe class ThreadStacks
     }
 
     /// <summary>
-    /// The key's destructor: <c>for (b = arg; b; b = b->NextOfThread) b->StackSize = 0;</c>
+    /// The key's destructor: <c>while (b) { next = b->NextOfThread; b->StackSize = 0; b = next; }</c>
     /// as x86-64 machine code in a page of its own, made read-only and executable.
     /// </summary>
+    /// <remarks>
+    /// The link is read before the size is cleared. A block whose size shows zero may be recycled
+    /// and relinked by another thread at once; x86 never moves a load after a later store, so by
+    /// then the stub is done with that block. Were the link read after, a relinked block would send
+    /// the stub into another thread's chain, and the dead thread's later blocks would keep their
+    /// ranges after its stack is reused.
+    /// </remarks>
     private static nint WriteExitStub()
     {
         ReadOnlySpan<byte> code =
         [
             0x48, 0x85, 0xFF,                                             // loop: test rdi, rdi
-            0x74, 0x0E,                                                   //       jz   done
+            0x74, 0x11,                                                   //       jz   done
+            0x48, 0x8B, 0x47, ReaderCounters.NextOffset,                  //       mov  rax, [rdi+24]
             0x48, 0xC7, 0x47, ReaderCounters.StackSizeOffset, 0, 0, 0, 0,  //       mov  qword ptr [rdi+8], 0
-            0x48, 0x8B, 0x7F, ReaderCounters.NextOffset,                  //       mov  rdi, [rdi+24]
-            0xEB, 0xED,                                                   //       jmp  loop
+            0x48, 0x89, 0xC7,                                             //       mov  rdi, rax
+            0xEB, 0xEA,                                                   //       jmp  loop
             0xC3,                                                         // done: ret
         ];
         const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
@@ -187,4 +238,5 @@ internal static unsafe class ThreadStacks
     [DllImport("libc")] private static extern int pthread_getattr_np(nuint thread, void* attr);
     [DllImport("libc")] private static extern int pthread_attr_getstack(void* attr, nint* address, nuint* size);
     [DllImport("libc")] private static extern int pthread_attr_destroy(void* attr);
+    [DllImport("libc")] private static extern int gettid();
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Runtime.CompilerServices;
@@ -150,7 +151,17 @@ internal static unsafe class ThreadStacks
     /// <summary>The mapping of this process that holds <paramref name="address"/>, from /proc/self/maps, or (0, 0).</summary>
     private static (nuint Low, nuint High) MappingOf(nuint address)
     {
-        foreach (string line in File.ReadLines("/proc/self/maps"))
+        IEnumerable<string> lines;
+        try
+        {
+            // Read whole: a sandbox without /proc, or one that denies it, just leaves this thread unarmed.
+            lines = File.ReadAllLines("/proc/self/maps");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return (0, 0);
+        }
+        foreach (string line in lines)
         {
             int dash = line.IndexOf('-');
             int space = line.IndexOf(' ');
@@ -186,8 +197,11 @@ internal static unsafe class ThreadStacks
             _ = QueryCurrentStack();
             return true;
         }
-        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception)
         {
+            // Whatever failed (a missing library or function, anything else), readers keep the
+            // thread-static lookup: this runs in a type initializer, and a throw there would break
+            // every domain in the process.
             return false;
         }
     }

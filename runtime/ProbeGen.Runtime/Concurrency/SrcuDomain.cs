@@ -35,7 +35,8 @@ namespace ProbeGen.Concurrency;
 /// other domains.</para>
 /// <para><b>Cost.</b> The read side writes only the calling thread's own slot (no shared cache
 /// line, no interlocked instruction). On x64 Linux it finds that slot from its stack pointer
-/// (<see cref="ThreadStacks"/>) rather than through a thread-static, which there costs a call. The update side pays instead: it issues
+/// (<see cref="ThreadStacks"/>) rather than through a thread-static, which there costs a call.
+/// The update side pays instead: it issues
 /// <see cref="Interlocked.MemoryBarrierProcessWide"/>, which makes every thread execute a full
 /// fence, so readers can get away with compiler-level ordering. This is the asymmetric scheme
 /// of liburcu's membarrier flavour.</para>
@@ -176,17 +177,13 @@ public sealed unsafe class SrcuDomain
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public SrcuReadGuard Enter()
     {
-        byte anchor;
-        nuint stackPointer = (nuint)(&anchor);
-        nint table = _stackTable;
-        var counters = (ReaderCounters*)((nint*)table)[ThreadStacks.Bucket(stackPointer)];
+        nuint stackPointer = ThreadStacks.CurrentStackPointer();
+        ReaderCounters* counters = *Bucket(stackPointer);
         if (!counters->Covers(stackPointer))
         {
-            // Where the stack lookup is not supported the table stays the empty one, and this is
-            // the thread-static lookup inlined, as it always was there.
-            counters = table == ThreadStacks.EmptyTable && !ThreadStacks.IsSupported
-                ? (TryGetSlot() ?? RegisterThisThread()).Counters
-                : CountersOfThisThread();
+            // Where the stack lookup is not supported, this is the thread-static lookup inlined,
+            // as it always was there.
+            counters = ThreadStacks.IsSupported ? CountersOfThisThread() : (TryGetSlot() ?? RegisterThisThread()).Counters;
         }
         int index = Volatile.Read(ref _currentIndex) & 1;
         // Between the index load and the increment a grace period may flip the index: this is the
@@ -210,11 +207,14 @@ public sealed unsafe class SrcuDomain
     /// </summary>
     private ReaderCounters* CountersOnStack()
     {
-        byte anchor;
-        nuint stackPointer = (nuint)(&anchor);
-        var counters = (ReaderCounters*)((nint*)_stackTable)[ThreadStacks.Bucket(stackPointer)];
+        nuint stackPointer = ThreadStacks.CurrentStackPointer();
+        ReaderCounters* counters = *Bucket(stackPointer);
         return counters->Covers(stackPointer) ? counters : null;
     }
+
+    /// <summary>The entry of <see cref="_stackTable"/> for <paramref name="stackPointer"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ReaderCounters** Bucket(nuint stackPointer) => (ReaderCounters**)_stackTable + ThreadStacks.Bucket(stackPointer);
 
     /// <summary>
     /// The calling thread's counters through the thread-static lookup (registering the thread on
@@ -231,14 +231,13 @@ public sealed unsafe class SrcuDomain
     /// <summary>Publishes the calling thread's <paramref name="counters"/> under the bucket of its stack pointer.</summary>
     private void PublishOnStack(ReaderCounters* counters)
     {
-        nint table = _stackTable;
-        byte anchor;
-        nuint stackPointer = (nuint)(&anchor);
+        nuint stackPointer = ThreadStacks.CurrentStackPointer();
         // Only a block armed with this thread's own stack is published, so another thread can never
         // take it for its own. A thread whose stack shares the bucket may overwrite the entry; each
-        // then takes the slow path now and then, which costs time, never safety.
-        if (table != ThreadStacks.EmptyTable && counters->Covers(stackPointer))
-            Volatile.Write(ref ((nint*)table)[ThreadStacks.Bucket(stackPointer)], (nint)counters);
+        // then takes the slow path now and then, which costs time, never safety. An armed block
+        // means this domain has a table of its own: the shared empty one is never written.
+        if (counters->Covers(stackPointer))
+            Volatile.Write(ref *(nint*)Bucket(stackPointer), (nint)counters);
     }
 
     /// <summary>
@@ -325,7 +324,7 @@ public sealed unsafe class SrcuDomain
     internal nint CountersAddressOfThisThread => TryGetSlot() is { } slot ? (nint)slot.Counters : 0;
 
     /// <summary>True when the calling thread's next section finds its counters by stack address, for tests.</summary>
-    internal bool FindsThisThreadOnStack => CountersOnStack() is var found && found is not null && (nint)found == CountersAddressOfThisThread;
+    internal bool FindsThisThreadOnStack => CountersAddressOfThisThread is var mine and not 0 && (nint)CountersOnStack() == mine;
 
     /// <summary>The stack of the counters at <paramref name="counters"/> (a size of 0 once their thread has exited), for tests.</summary>
     internal static (nuint Low, nuint Size) StackOf(nint counters) =>
@@ -406,7 +405,6 @@ public sealed unsafe class SrcuDomain
     /// is already behind it.
     /// </summary>
     private static bool Recyclable(ReaderCounters* counters) => counters->Count0 == 0 && counters->Count1 == 0;
-
 
     /// <summary>Waits until no reader counts itself under <paramref name="index"/>. Caller holds <see cref="_gracePeriodLock"/>.</summary>
     private void WaitForReaders(int index)

@@ -64,6 +64,17 @@ internal static unsafe class ThreadStacks
     /// <summary>The first of this thread's armed blocks: the value its key holds.</summary>
     [ThreadStatic] private static ReaderCounters* t_armed;
 
+    /// <summary>
+    /// An address in the caller's stack frame: the address of a local. Inlined, so the local is the
+    /// caller's; only the stack it lies in matters, not what it held.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static nuint CurrentStackPointer()
+    {
+        byte anchor;
+        return (nuint)(&anchor);
+    }
+
     /// <summary>The bucket of <paramref name="stackPointer"/> in a domain's table.</summary>
     public static nuint Bucket(nuint stackPointer) => (stackPointer >> BucketShift) & (Buckets - 1);
 
@@ -131,8 +142,7 @@ internal static unsafe class ThreadStacks
         }
         if (failed != 0)
             return (0, 0);
-        byte here;
-        nuint sp = (nuint)(&here);
+        nuint sp = CurrentStackPointer();
         nuint low = (nuint)address, high = (nuint)address + size;
         // For the initial thread the C library reports where its stack may grow (up to the stack
         // limit, which can be unlimited), not memory it holds: another mapping, even a thread's
@@ -194,7 +204,10 @@ internal static unsafe class ThreadStacks
             // Every other function once, here: one the C library lacks must turn the lookup off
             // now, not fail a reader's first section later.
             _ = pthread_setspecific(created, pthread_getspecific(created));
-            _ = QueryCurrentStack();
+            // Kept for this thread's Arm, which would otherwise ask again (for the initial thread,
+            // a read of /proc/self/maps).
+            (t_low, t_size) = QueryCurrentStack();
+            t_rangeKnown = true;
             return true;
         }
         catch (Exception)

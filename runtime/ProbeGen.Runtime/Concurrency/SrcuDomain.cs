@@ -185,12 +185,14 @@ public sealed unsafe class SrcuDomain
             // as it always was there.
             counters = ThreadStacks.IsSupported ? CountersOfThisThread() : (TryGetSlot() ?? RegisterThisThread()).Counters;
         }
-        int index = Volatile.Read(ref _currentIndex) & 1;
+        // Always 0 or 1: Synchronize only ever stores the other of the two.
+        int index = Volatile.Read(ref _currentIndex);
         // Between the index load and the increment a grace period may flip the index: this is the
         // late reader that phase 1 of Synchronize exists for.
         if (TestHooks.Enabled)
             TestHooks.Hit(HookPoint.SrcuReaderIndexLoaded, this);
-        int* counter = &counters->Count0 + (uint)index;
+        // Pointer arithmetic rather than &counters->Count0, which would add a null check.
+        int* counter = (int*)counters + (uint)index;
         // Only this thread writes its counter, so a plain read-modify-write is enough. The store
         // must be ordered before the section's loads (StoreLoad), and no volatile store gives
         // that: the grace-period scan's MemoryBarrierProcessWide does, by making this thread

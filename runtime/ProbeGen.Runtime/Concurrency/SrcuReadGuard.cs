@@ -44,4 +44,17 @@ public unsafe ref struct SrcuReadGuard
         // Volatile.Read of the counter in SrcuDomain.WaitForReaders.
         Volatile.Write(ref *counter, after);
     }
+
+    /// <summary>
+    /// Exits a section that the caller knows is the thread's innermost open one: every section
+    /// entered after it has ended. Then its counter holds exactly one more than it found, and the
+    /// exit is a single store of the value it found.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void ExitInnermost()
+    {
+        // Release, as in Dispose.
+        Volatile.Write(ref *_counter, _before);
+        _counter = null;
+    }
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using ProbeGen.Registry;
 
@@ -49,6 +50,10 @@ internal abstract class ProbeBinding(ProbeAttachment attachment, ProbeSite site)
     public ProbeAttachment Attachment { get; } = attachment;
 
     public ProbeSite Site { get; } = site;
+
+    /// <summary>Reports a handler's exception to its attachment. Out of line: it belongs to a catch block.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public void ReportFault(Exception exception) => Attachment.ReportFault(exception);
 }
 
 /// <summary>Copy-on-write arrays of bindings: null when empty. Callers hold the writer lock of <see cref="Probes"/>.</summary>

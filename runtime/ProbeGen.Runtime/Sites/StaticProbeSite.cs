@@ -24,6 +24,12 @@ public sealed class StaticProbeSite<TArgs> : ProbeSite where TArgs : struct, IPr
     /// </summary>
     private FireBinding<TArgs>[]? _bindings;
 
+    /// <summary>
+    /// The only binding when there is exactly one, else null: what <see cref="Fire"/> calls without
+    /// looking at the array. Written with <see cref="_bindings"/> under the same lock.
+    /// </summary>
+    private FireBinding<TArgs>? _single;
+
     /// <summary>Creates a site for a static probe.</summary>
     /// <param name="descriptor">The probe; its <see cref="ProbeDescriptor.Kind"/> must be <see cref="ProbeKind.Static"/>.</param>
     public StaticProbeSite(ProbeDescriptor descriptor)
@@ -53,33 +59,20 @@ public sealed class StaticProbeSite<TArgs> : ProbeSite where TArgs : struct, IPr
     public void Fire(in TArgs args)
     {
         SrcuReadGuard guard = Probes.Domain.Enter();
-        // Acquire, pairing with the release in BindingArray: a binding we load is complete.
-        FireBinding<TArgs>[]? bindings = Volatile.Read(ref _bindings);
+        // Acquire, pairing with the releases in Publish: a binding we load is complete. A site
+        // almost always has one consumer: that call needs no array, and no loop index kept in
+        // memory for the catch.
+        FireBinding<TArgs>? single = Volatile.Read(ref _single);
+        FireBinding<TArgs>[]? many = single is null ? Volatile.Read(ref _bindings) : null;
         if (TestHooks.Enabled)
             TestHooks.Hit(HookPoint.SiteBindingsLoaded, this);
-        if (bindings is not null)
-        {
-            // A site almost always has one consumer: that call needs no loop, and no loop index
-            // kept in memory for the catch.
-            if (bindings.Length == 1)
-                DeliverOne(bindings[0], in args);
-            else
-                Deliver(bindings, in args);
-        }
-        guard.Dispose();
-    }
-
-    /// <summary>Calls one handler; never throws (ReportFault contains its own failures).</summary>
-    private static void DeliverOne(FireBinding<TArgs> binding, in TArgs args)
-    {
-        try
-        {
-            binding.Handler(in args);
-        }
-        catch (Exception ex)
-        {
-            binding.Attachment.ReportFault(ex);
-        }
+        if (single is not null)
+            single.Deliver(in args);
+        else if (many is not null)
+            Deliver(many, in args);
+        // Every section a handler opened is closed when it returns (a guard cannot outlive its
+        // frame), so this section is the thread's innermost.
+        guard.ExitInnermost();
     }
 
     /// <summary>
@@ -110,6 +103,7 @@ public sealed class StaticProbeSite<TArgs> : ProbeSite where TArgs : struct, IPr
     {
         var binding = new FireBinding<TArgs>(attachment, this, handler);
         BindingArray.AddUnderLock(ref _bindings, binding);
+        PublishSingle();
         return binding;
     }
 
@@ -127,8 +121,18 @@ public sealed class StaticProbeSite<TArgs> : ProbeSite where TArgs : struct, IPr
         return BindUnderLock(attachment, handler);
     }
 
-    internal override void UnbindUnderLock(ProbeBinding binding) =>
+    internal override void UnbindUnderLock(ProbeBinding binding)
+    {
         BindingArray.RemoveUnderLock(ref _bindings, (FireBinding<TArgs>)binding);
+        PublishSingle();
+    }
+
+    /// <summary>
+    /// Follows <see cref="_bindings"/>. A hit between the two stores sees the old single binding or
+    /// the new array, either of which is a state the site was in; the detach that follows waits
+    /// for that hit's section like any other.
+    /// </summary>
+    private void PublishSingle() => Volatile.Write(ref _single, _bindings is [var only] ? only : null);
 }
 
 /// <summary>A consumer bound to a static site: typed handlers directly, pattern consumers through an adapter delegate.</summary>
@@ -136,4 +140,21 @@ internal sealed class FireBinding<TArgs>(ProbeAttachment attachment, ProbeSite s
     where TArgs : struct, IProbeArgs
 {
     public readonly ProbeAction<TArgs> Handler = handler;
+
+    /// <summary>Calls the handler; never throws (ReportFault contains its own failures).</summary>
+    /// <remarks>
+    /// An instance method, so the call passes no generic context; the catch makes one call with
+    /// what it has, so the frame saves no register for it.
+    /// </remarks>
+    public void Deliver(in TArgs args)
+    {
+        try
+        {
+            Handler(in args);
+        }
+        catch (Exception ex)
+        {
+            ReportFault(ex);
+        }
+    }
 }

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Threading;
 using ProbeGen.Concurrency;
 using ProbeGen.Internal;
@@ -136,39 +137,55 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
 
     /// <summary>
     /// find_uprobe(): a seqcount-validated lockless lookup that takes only a live entry. Inlined
-    /// into <see cref="Find"/> and <see cref="TryAcquire"/>, so each gets its own copy of the loop.
+    /// into <see cref="Find"/> and <see cref="TryAcquire"/>, so each gets its own copy. Only the
+    /// first attempt is inlined: a retry happens only during a write, and keeping its loop and its
+    /// spinner out of line leaves the caller's loop its registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private TEntry? Lookup(TKey key, bool takeReference)
     {
         int hash = KeyHash(key);
+        int sequence = Volatile.Read(ref _sequence);
+        if (TryTake(FindLinkedOrDead(key, hash), takeReference) is { } found)
+            return found;
+        // "Lockless lookups are prone to false negatives. If they find something, it's good.
+        // If they do not find, it needs to be validated."
+        return SequenceMoved(sequence) ? LookupAgain(key, hash, takeReference) : null;
+    }
+
+    /// <summary>The lookup's retries, after a miss that a write may have caused.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TEntry? LookupAgain(TKey key, int hash, bool takeReference)
+    {
         var spin = new SpinWait();
         while (true)
         {
-            int sequence = Volatile.Read(ref _sequence);
-            TEntry? found = FindLinkedOrDead(key, hash);
-            if (found is not null)
-            {
-                if (TestHooks.Enabled)
-                    TestHooks.Hit(HookPoint.RegistryFoundBeforeAcquire, found);
-                // The race from the review is decided here. The writer that removed the entry and
-                // dropped its last reference wins: the count is already zero, so the liveness check
-                // (or TryAddRef's "increment if not zero") fails and we treat the entry as a miss.
-                // An unconditional increment would move the count from 0 to 1 and hand out an entry
-                // whose reclamation is already queued. A dead entry was unlinked before its last
-                // reference went, and that unlink moved the sequence, so the miss is validated
-                // below like any other and retried.
-                if (takeReference ? found.TryAddRef() : found.IsAlive)
-                    return found;
-            }
-            // "Lockless lookups are prone to false negatives. If they find something, it's good.
-            // If they do not find, it needs to be validated."
-            if (!SequenceMoved(sequence))
-                return null;
             // Only a miss during a write gets here, so the count costs nothing on a lookup's usual path.
             Interlocked.Increment(ref _retries);
             spin.SpinOnce(sleep1Threshold: -1);
+            int sequence = Volatile.Read(ref _sequence);
+            if (TryTake(FindLinkedOrDead(key, hash), takeReference) is { } found)
+                return found;
+            if (!SequenceMoved(sequence))
+                return null;
         }
+    }
+
+    /// <summary>The entry a lookup found, if it is still live (and, if asked, referenced); else null.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TEntry? TryTake(TEntry? found, bool takeReference)
+    {
+        if (found is null)
+            return null;
+        if (TestHooks.Enabled)
+            TestHooks.Hit(HookPoint.RegistryFoundBeforeAcquire, found);
+        // The race from the review is decided here. The writer that removed the entry and dropped
+        // its last reference wins: the count is already zero, so the liveness check (or
+        // TryAddRef's "increment if not zero") fails and we treat the entry as a miss. An
+        // unconditional increment would move the count from 0 to 1 and hand out an entry whose
+        // reclamation is already queued. A dead entry was unlinked before its last reference went,
+        // and that unlink moved the sequence, so the miss is validated like any other and retried.
+        return (takeReference ? found.TryAddRef() : found.IsAlive) ? found : null;
     }
 
     /// <summary>
@@ -296,17 +313,21 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     private TEntry? FindLinkedOrDead(TKey key, int hash)
     {
         Slot[] table = Volatile.Read(ref _table);
+        // Tables are never empty and their lengths are powers of two, so every index masked with
+        // length - 1 is in bounds: no bounds checks on the probe sequence.
+        ref Slot first = ref MemoryMarshal.GetArrayDataReference(table);
         int mask = table.Length - 1;
         for (int i = hash & mask; ; i = (i + 1) & mask)
         {
+            ref Slot slot = ref Unsafe.Add(ref first, i);
             // Volatile: orders the slot loads before the sequence re-read in SequenceMoved
             // (the smp_rmb of read_seqcount_retry), and pairs with the writers' volatile stores.
-            TEntry? entry = Volatile.Read(ref table[i].Entry);
+            TEntry? entry = Volatile.Read(ref slot.Entry);
             if (TestHooks.Enabled)
                 TestHooks.Hit(HookPoint.RegistryProbedSlot, i);
             if (entry is null)
                 return null;
-            if (table[i].Hash == hash && KeysEqual(entry.Key, key))
+            if (slot.Hash == hash && KeysEqual(entry.Key, key))
                 return entry;
         }
     }

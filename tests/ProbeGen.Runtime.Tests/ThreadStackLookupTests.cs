@@ -32,6 +32,60 @@ public class ThreadStackLookupTests
         Assert.Equal(ReaderCounters.Size, Marshal.SizeOf<ReaderCounters>());
     }
 
+    /// <summary>
+    /// The initial thread's range is the part of its stack mapped when it registered. A harness that
+    /// then runs deeper (a benchmark's loop, a deep call chain) must be found again once, not miss on
+    /// every section from there on. Simulated on a new thread: xunit runs no test on the initial one.
+    /// </summary>
+    [Fact]
+    public void AnInitialThreadRunningDeeperThanItsMeasuredStackIsFoundAgain()
+    {
+        if (!ExpectSupported)
+            return;
+        var domain = new SrcuDomain("stack grows");
+        var other = new SrcuDomain("stack grows too");
+        bool foundAtCut = false, foundDeepBeforeSection = true, foundDeep = false, otherFoundDeep = false;
+        (nuint Low, nuint Size) before = default, after = default;
+        var thread = new Thread(() =>
+        {
+            using (domain.Enter())
+            using (other.Enter())
+            {
+            }
+            ThreadStacks.CutRangeLikeTheInitialThreadsForTest(ThreadStacks.CurrentStackPointer() - 16 * 1024);
+            before = SrcuDomain.StackOf(domain.CountersAddressOfThisThread);
+            foundAtCut = domain.FindsThisThreadOnStack;
+            RunDeeper(256 * 1024, () =>
+            {
+                foundDeepBeforeSection = domain.FindsThisThreadOnStack;
+                using (domain.Enter())
+                {
+                }
+                foundDeep = domain.FindsThisThreadOnStack;
+                // The widening covers every domain's block of the thread, not only the one that missed.
+                otherFoundDeep = SrcuDomain.StackOf(other.CountersAddressOfThisThread).Low <= ThreadStacks.CurrentStackPointer();
+            });
+            after = SrcuDomain.StackOf(domain.CountersAddressOfThisThread);
+        }, maxStackSize: 4 * 1024 * 1024);
+        thread.Start();
+        thread.Join();
+        Assert.True(foundAtCut, "the thread was not found inside its cut range");
+        Assert.False(foundDeepBeforeSection, "below the cut, nothing should find the thread before a section widens its range");
+        Assert.True(foundDeep, "a section below the measured range did not widen it");
+        Assert.True(otherFoundDeep, "the thread's block in the other domain kept the old range");
+        Assert.True(after.Low < before.Low, "the low end did not move down");
+        Assert.Equal(before.Low + before.Size, after.Low + after.Size);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void RunDeeper(int bytes, Action body)
+    {
+        Span<byte> pad = stackalloc byte[bytes];
+        pad[0] = 1;
+        body();
+        Assert.Equal(1, pad[0]);  // keeps the buffer, and so the depth, alive across the call
+    }
+
     [Fact]
     public void AThreadFindsItsCountersOnItsStackUntilItExits()
     {

@@ -237,8 +237,9 @@ public sealed unsafe class SrcuDomain
         // Only a block armed with this thread's own stack is published, so another thread can never
         // take it for its own. A thread whose stack shares the bucket may overwrite the entry; each
         // then takes the slow path now and then, which costs time, never safety. An armed block
-        // means this domain has a table of its own: the shared empty one is never written.
-        if (counters->Covers(stackPointer))
+        // means this domain has a table of its own: the shared empty one is never written. The
+        // initial thread's range may need widening first, if its stack has grown since it was measured.
+        if (counters->Covers(stackPointer) || (ThreadStacks.TryWiden(stackPointer) && counters->Covers(stackPointer)))
             Volatile.Write(ref *(nint*)Bucket(stackPointer), (nint)counters);
     }
 

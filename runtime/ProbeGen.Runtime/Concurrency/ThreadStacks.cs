@@ -61,6 +61,12 @@ internal static unsafe class ThreadStacks
 
     [ThreadStatic] private static bool t_rangeKnown;
 
+    /// <summary>
+    /// For the initial thread, the lowest address its stack may grow down to (the C library's
+    /// report); 0 for every other thread, whose stack is all mapped from the start.
+    /// </summary>
+    [ThreadStatic] private static nuint t_growsDownTo;
+
     /// <summary>The first of this thread's armed blocks: the value its key holds.</summary>
     [ThreadStatic] private static ReaderCounters* t_armed;
 
@@ -104,7 +110,7 @@ internal static unsafe class ThreadStacks
             return;
         if (!t_rangeKnown)
         {
-            (t_low, t_size) = QueryCurrentStack();
+            (t_low, t_size, t_growsDownTo) = QueryStack();
             t_rangeKnown = true;
         }
         if (t_size == 0)
@@ -126,10 +132,20 @@ internal static unsafe class ThreadStacks
     /// <summary>The calling thread's stack, or a size of 0.</summary>
     internal static (nuint Low, nuint Size) QueryCurrentStack()
     {
+        (nuint low, nuint size, _) = QueryStack();
+        return (low, size);
+    }
+
+    /// <summary>
+    /// The calling thread's stack, or a size of 0; for the initial thread, also how far down it may
+    /// grow (else 0).
+    /// </summary>
+    private static (nuint Low, nuint Size, nuint GrowsDownTo) QueryStack()
+    {
         // pthread_attr_t is 56 bytes on glibc and musl x86-64; the buffer leaves room.
         byte* attr = stackalloc byte[128];
         if (pthread_getattr_np(pthread_self(), attr) != 0)
-            return (0, 0);
+            return (0, 0, 0);
         nint address;
         nuint size;
         int failed;
@@ -142,21 +158,82 @@ internal static unsafe class ThreadStacks
             pthread_attr_destroy(attr);
         }
         if (failed != 0)
-            return (0, 0);
+            return (0, 0, 0);
         nuint sp = CurrentStackPointer();
         nuint low = (nuint)address, high = (nuint)address + size;
+        nuint growsDownTo = 0;
         // For the initial thread the C library reports where its stack may grow (up to the stack
         // limit, which can be unlimited), not memory it holds: another mapping, even a thread's
         // stack, may be placed there later. Only the part mapped now is surely this thread's.
         if (gettid() == Environment.ProcessId)
         {
+            growsDownTo = low;
             (nuint mappedLow, nuint mappedHigh) = MappingOf(sp);
             low = Math.Max(low, mappedLow);
             high = Math.Min(high, mappedHigh);
         }
         if (high <= low || sp - low >= high - low)
-            return (0, 0);
-        return (low, high - low);
+            return (0, 0, 0);
+        return (low, high - low, growsDownTo);
+    }
+
+    /// <summary>
+    /// Called when the calling thread's stack pointer is not in its armed range. If this is the
+    /// initial thread and its stack has grown down past the range since it was measured, widens
+    /// the range of every block the thread armed to the stack's mapping now. True if it did.
+    /// </summary>
+    /// <remarks>
+    /// The initial thread's range was cut to the mapping its stack had then; a thread that later
+    /// runs deeper (a benchmark harness, a deep call chain) would otherwise miss the lookup on
+    /// every section from there. Only growth is followed: an address below the range that lies in
+    /// the stack's own mapping, which the kernel keeps clear of other mappings. Each widening
+    /// reaches the deepest page touched so far, so it happens once per new depth.
+    /// </remarks>
+    public static bool TryWiden(nuint stackPointer)
+    {
+        if (!IsSupported || t_growsDownTo == 0 || t_size == 0 || stackPointer >= t_low || stackPointer < t_growsDownTo)
+            return false;
+        nuint high = t_low + t_size;
+        (nuint mappedLow, nuint mappedHigh) = MappingOf(stackPointer);
+        nuint low = Math.Max(mappedLow, t_growsDownTo);
+        // The mapping must be the stack's: one mapping from the stack pointer up through the range.
+        if (mappedHigh < high || low > stackPointer)
+        {
+            t_growsDownTo = 0;  // something unexpected: stop asking, keep the range as it is
+            return false;
+        }
+        // Low end first, then the size (release), block by block: a reader on another thread reads
+        // the size first, so it sees either the old range or the new one, or the new low end with
+        // the old size, a range below the old top and inside this stack. Never more than the stack.
+        for (ReaderCounters* block = t_armed; block is not null; block = block->NextOfThread)
+        {
+            block->StackLow = low;
+            Volatile.Write(ref block->StackSize, high - low);
+        }
+        t_low = low;
+        t_size = high - low;
+        return true;
+    }
+
+    /// <summary>
+    /// Tests: makes the calling thread look like the initial thread whose stack was mapped only down
+    /// to <paramref name="low"/> when it was measured (its armed range is cut there, and it may grow
+    /// back down to where it really ends). The thread must have armed a block.
+    /// </summary>
+    internal static void CutRangeLikeTheInitialThreadsForTest(nuint low)
+    {
+        nuint high = t_low + t_size;
+        if (t_size == 0 || low <= t_low || low >= high)
+            throw new InvalidOperationException("the cut must lie inside the thread's armed range");
+        t_growsDownTo = t_low;
+        // Size first when shrinking: a reader never pairs the new low end with the old size.
+        for (ReaderCounters* block = t_armed; block is not null; block = block->NextOfThread)
+        {
+            Volatile.Write(ref block->StackSize, high - low);
+            block->StackLow = low;
+        }
+        t_low = low;
+        t_size = high - low;
     }
 
     /// <summary>The mapping of this process that holds <paramref name="address"/>, from /proc/self/maps, or (0, 0).</summary>
@@ -207,7 +284,7 @@ internal static unsafe class ThreadStacks
             _ = pthread_setspecific(created, pthread_getspecific(created));
             // Kept for this thread's Arm, which would otherwise ask again (for the initial thread,
             // a read of /proc/self/maps).
-            (t_low, t_size) = QueryCurrentStack();
+            (t_low, t_size, t_growsDownTo) = QueryStack();
             t_rangeKnown = true;
             return true;
         }

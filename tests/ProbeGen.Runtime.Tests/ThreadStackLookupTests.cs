@@ -77,6 +77,56 @@ public class ThreadStackLookupTests
         Assert.Equal(before.Low + before.Size, after.Low + after.Size);
     }
 
+    /// <summary>
+    /// A section that misses publishes the counters under the bucket of its caller's stack address,
+    /// not of the slow path's own frame, which lies deeper and may sit across a 64 KB bucket
+    /// boundary: there the caller would miss again on every section. The sweep puts the boundary
+    /// at every 16-byte step between the two frames.
+    /// </summary>
+    [Fact]
+    public void ASectionThatMissedOnceFindsItsCountersNextTimeWhereverTheBucketBoundaryFalls()
+    {
+        if (!ExpectSupported)
+            return;
+        var domain = new SrcuDomain("bucket boundary");
+        var missedAgainAt = new System.Collections.Generic.List<int>();
+        var thread = new Thread(() =>
+        {
+            using (domain.Enter())
+            {
+            }
+            // Depths, in bytes below here, that bring this frame's next-lower bucket boundary to
+            // within 1 KB either side of a callee's frame.
+            int toBoundary = (int)((ThreadStacks.CurrentStackPointer() - 256) & 0xFFFF);
+            for (int depth = Math.Max(16, toBoundary - 1024); depth <= toBoundary + 1024; depth += 16)
+            {
+                int missedAgain = 0;
+                RunDeeper(depth, () =>
+                {
+                    // The table is per domain and per bucket: a fresh domain starts with no entry.
+                    var fresh = new SrcuDomain("bucket boundary, one depth");
+                    EnterAndExit(fresh);
+                    int slowBefore = SrcuDomain.SlowEntersOfThisThread;
+                    EnterAndExit(fresh);
+                    missedAgain = SrcuDomain.SlowEntersOfThisThread - slowBefore;
+                });
+                if (missedAgain != 0)
+                    missedAgainAt.Add(depth);
+            }
+        });
+        thread.Start();
+        thread.Join();
+        Assert.Empty(missedAgainAt);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void EnterAndExit(SrcuDomain domain)
+    {
+        using (domain.Enter())
+        {
+        }
+    }
+
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void RunDeeper(int bytes, Action body)
     {

@@ -15,7 +15,8 @@ namespace ProbeGen.Concurrency;
 /// the grace-period scan.</para>
 /// <para><see cref="StackLow"/> and <see cref="StackSize"/> name the owning thread's stack, so
 /// that a reader can find its block from its stack pointer instead of a thread-static (see
-/// <see cref="ThreadStacks"/>). The owner sets them once; native code sets the size to zero when
+/// <see cref="ThreadStacks"/>). The owner sets them when it arms the block, and only ever widens
+/// them later (the initial thread, as its stack grows); native code sets the size to zero when
 /// the owner exits, before its stack can be given to another thread. A thread whose stack pointer
 /// lies in the range is therefore always the owner. A size of zero covers nothing.</para>
 /// </remarks>

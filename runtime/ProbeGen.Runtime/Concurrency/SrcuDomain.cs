@@ -67,6 +67,9 @@ public sealed unsafe class SrcuDomain
     /// <summary>The domain whose reclaimer runs on this thread, if any.</summary>
     [ThreadStatic] private static SrcuDomain? t_reclaimerOf;
 
+    /// <summary>Sections this thread began through the thread-static lookup, for tests.</summary>
+    [ThreadStatic] private static int t_slowEnters;
+
     private readonly int _id;
 
     /// <summary>
@@ -172,7 +175,9 @@ public sealed unsafe class SrcuDomain
 
     /// <summary>
     /// Enters a read-side section. Dispose the guard on the same thread to exit it.
-    /// Never blocks and never writes memory another thread writes.
+    /// Never writes memory another thread writes. It waits for nothing but, once per thread, its
+    /// registration (a short lock), and on the initial thread, once per new stack depth, a read of
+    /// the process's memory map (<see cref="ThreadStacks.TryWiden"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public SrcuReadGuard Enter()
@@ -183,7 +188,7 @@ public sealed unsafe class SrcuDomain
         {
             // Where the stack lookup is not supported, this is the thread-static lookup inlined,
             // as it always was there.
-            counters = ThreadStacks.IsSupported ? CountersOfThisThread() : (TryGetSlot() ?? RegisterThisThread()).Counters;
+            counters = ThreadStacks.IsSupported ? CountersOfThisThread(stackPointer) : (TryGetSlot() ?? RegisterThisThread()).Counters;
         }
         // Always 0 or 1: Synchronize only ever stores the other of the two.
         int index = Volatile.Read(ref _currentIndex);
@@ -220,20 +225,21 @@ public sealed unsafe class SrcuDomain
 
     /// <summary>
     /// The calling thread's counters through the thread-static lookup (registering the thread on
-    /// its first section), published under the bucket of its stack pointer for the next section.
+    /// its first section), published under the bucket of <paramref name="stackPointer"/>, the
+    /// caller's, for its next section. This frame's own address could lie in the next bucket down.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private ReaderCounters* CountersOfThisThread()
+    private ReaderCounters* CountersOfThisThread(nuint stackPointer)
     {
+        t_slowEnters++;
         ReaderCounters* counters = (TryGetSlot() ?? RegisterThisThread()).Counters;
-        PublishOnStack(counters);
+        PublishOnStack(counters, stackPointer);
         return counters;
     }
 
     /// <summary>Publishes the calling thread's <paramref name="counters"/> under the bucket of its stack pointer.</summary>
-    private void PublishOnStack(ReaderCounters* counters)
+    private void PublishOnStack(ReaderCounters* counters, nuint stackPointer)
     {
-        nuint stackPointer = ThreadStacks.CurrentStackPointer();
         // Only a block armed with this thread's own stack is published, so another thread can never
         // take it for its own. A thread whose stack shares the bucket may overwrite the entry; each
         // then takes the slow path now and then, which costs time, never safety. An armed block
@@ -321,6 +327,9 @@ public sealed unsafe class SrcuDomain
     internal bool OnReclaimerThread => ReferenceEquals(t_reclaimerOf, this);
 
     /// <summary>The index new readers count themselves under, for tests.</summary>
+    /// <summary>Sections the calling thread began without finding its counters by stack address.</summary>
+    internal static int SlowEntersOfThisThread => t_slowEnters;
+
     internal int CurrentIndex => Volatile.Read(ref _currentIndex);
 
     /// <summary>The calling thread's counters, or 0 before its first section, for tests.</summary>
@@ -397,7 +406,6 @@ public sealed unsafe class SrcuDomain
         }
         slots[_id] = slot;
         t_lastSlot = slot;
-        PublishOnStack(slot.Counters);
         return slot;
     }
 

@@ -53,6 +53,7 @@ public unsafe ref struct SrcuReadGuard
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void ExitInnermost()
     {
+        System.Diagnostics.Debug.Assert(*_counter == _before + 1, "a section entered after this one is still open");
         // Release, as in Dispose.
         Volatile.Write(ref *_counter, _before);
         _counter = null;

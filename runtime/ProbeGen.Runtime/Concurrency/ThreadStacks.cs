@@ -193,13 +193,18 @@ internal static unsafe class ThreadStacks
     {
         if (!IsSupported || t_growsDownTo == 0 || t_size == 0 || stackPointer >= t_low || stackPointer < t_growsDownTo)
             return false;
+        // As in Arm: a thread whose key was emptied is exiting, and its cleared blocks stay cleared.
+        if (t_armed is null || pthread_getspecific(s_key) != t_armed)
+            return false;
         nuint high = t_low + t_size;
         (nuint mappedLow, nuint mappedHigh) = MappingOf(stackPointer);
+        if (mappedHigh == 0)
+            return false;  // the map could not be read now; a later section asks again
         nuint low = Math.Max(mappedLow, t_growsDownTo);
         // The mapping must be the stack's: one mapping from the stack pointer up through the range.
         if (mappedHigh < high || low > stackPointer)
         {
-            t_growsDownTo = 0;  // something unexpected: stop asking, keep the range as it is
+            t_growsDownTo = 0;  // not the shape a growing stack has: stop asking, keep the range
             return false;
         }
         // Low end first, then the size (release), block by block: a reader on another thread reads

@@ -59,9 +59,9 @@ public sealed class StaticProbeSite<TArgs> : ProbeSite where TArgs : struct, IPr
     public void Fire(in TArgs args)
     {
         SrcuReadGuard guard = Probes.Domain.Enter();
-        // Acquire, pairing with the releases in Publish: a binding we load is complete. A site
-        // almost always has one consumer: that call needs no array, and no loop index kept in
-        // memory for the catch.
+        // Acquire, pairing with the releases in BindingArray and PublishSingle: a binding we load
+        // is complete. A site almost always has one consumer: that call needs no array, and no
+        // loop index kept in memory for the catch.
         FireBinding<TArgs>? single = Volatile.Read(ref _single);
         FireBinding<TArgs>[]? many = single is null ? Volatile.Read(ref _bindings) : null;
         if (TestHooks.Enabled)
@@ -70,8 +70,9 @@ public sealed class StaticProbeSite<TArgs> : ProbeSite where TArgs : struct, IPr
             single.Deliver(in args);
         else if (many is not null)
             Deliver(many, in args);
-        // Every section a handler opened is closed when it returns (a guard cannot outlive its
-        // frame), so this section is the thread's innermost.
+        // A handler's guard cannot outlive its frame, so every section a handler opened and
+        // disposed is closed when it returns: this section is the thread's innermost. (A handler
+        // that enters and never disposes leaks a section either way; this store may erase it.)
         guard.ExitInnermost();
     }
 

@@ -235,10 +235,14 @@ public class EnabledProbeBenchmarks
     private DiagnosticListener? _diagnostics;
     private IDisposable? _subscription;
     private CountingListener? _listener;
+    private long _hits;
+    private int _slowEntersAtSetup;
 
     [GlobalSetup]
     public void Setup()
     {
+        _slowEntersAtSetup = ProbeGen.Concurrency.SrcuDomain.SlowEntersOfThisThread;
+        _hits = 0;
         // Every consumer does the same work, the order id added to a sum, in a handler the JIT may
         // not inline: each row pays one real call into its consumer, as an app's handler would.
         _attachment = Probes.Attach(BenchProbes.PlacedEnabledSite, [MethodImpl(MethodImplOptions.NoInlining)] (in ProbeArgs<int, decimal, string> a) => _sum += a.Arg1);
@@ -253,6 +257,13 @@ public class EnabledProbeBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
+        if (_hits > 0)
+        {
+            // BenchmarkDotNet runs each case on a thread of its own; cleanup runs on it too.
+            TypedHitLookupMisses = ProbeGen.Concurrency.SrcuDomain.SlowEntersOfThisThread - _slowEntersAtSetup;
+            TypedHits = _hits;
+            TypedHitLookupState = Probes.Domain.DescribeLookupOfThisThread();
+        }
         _attachment?.Dispose();
         _subscription?.Dispose();
         _diagnostics?.Dispose();
@@ -264,7 +275,17 @@ public class EnabledProbeBenchmarks
     {
         for (int i = 0; i < Calls; i++)
             BenchProbes.FirePlacedEnabled(i, 12.5m, "ada");
+        _hits += Calls;
     }
+
+    /// <summary>Sections of the typed-hit case that missed the stack lookup (took the thread-static path), of <see cref="TypedHits"/>.</summary>
+    public static long TypedHitLookupMisses { get; private set; }
+
+    /// <summary>Hits the typed-hit case fired, warm-up included.</summary>
+    public static long TypedHits { get; private set; }
+
+    /// <summary>The typed-hit thread's stack lookup as its case ended, for a run whose hit cost looks wrong.</summary>
+    public static string? TypedHitLookupState { get; private set; }
 
     [Benchmark(OperationsPerInvoke = Calls, Baseline = true)]
     public void PlainDelegate()

@@ -327,6 +327,16 @@ public sealed unsafe class SrcuDomain
     internal bool OnReclaimerThread => ReferenceEquals(t_reclaimerOf, this);
 
     /// <summary>The index new readers count themselves under, for tests.</summary>
+    /// <summary>What the stack lookup finds for the calling thread, for diagnostics.</summary>
+    internal string DescribeLookupOfThisThread()
+    {
+        nuint sp = ThreadStacks.CurrentStackPointer();
+        ReaderCounters* inBucket = *Bucket(sp);
+        nint mine = CountersAddressOfThisThread;
+        (nuint low, nuint size) = mine == 0 ? (0, 0) : StackOf(mine);
+        return $"{ThreadStacks.DescribeThisThread()}; domain '{Name}': bucket holds 0x{(nint)inBucket:x} (mine 0x{mine:x}, 0x{low:x}+0x{size:x}), covers {inBucket->Covers(sp)}, slow enters {t_slowEnters}";
+    }
+
     /// <summary>Sections the calling thread began without finding its counters by stack address.</summary>
     internal static int SlowEntersOfThisThread => t_slowEnters;
 

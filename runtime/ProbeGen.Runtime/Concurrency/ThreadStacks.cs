@@ -220,6 +220,15 @@ internal static unsafe class ThreadStacks
         return true;
     }
 
+    /// <summary>The calling thread's view of its stack, for diagnostics.</summary>
+    internal static string DescribeThisThread()
+    {
+        int armed = 0;
+        for (ReaderCounters* block = t_armed; block is not null; block = block->NextOfThread)
+            armed++;
+        return $"tid {gettid()} pid {Environment.ProcessId} sp 0x{CurrentStackPointer():x} range 0x{t_low:x}+0x{t_size:x} known {t_rangeKnown} growsDownTo 0x{t_growsDownTo:x} armed {armed} key {(pthread_getspecific(s_key) == t_armed ? "ok" : "differs")}";
+    }
+
     /// <summary>
     /// Tests: makes the calling thread look like the initial thread whose stack was mapped only down
     /// to <paramref name="low"/> when it was measured (its armed range is cut there, and it may grow

@@ -144,12 +144,25 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private TEntry? Lookup(TKey key, bool takeReference)
     {
+        if (!typeof(TKey).IsValueType || _equality is not null)
+            return LookupWithComparer(key, takeReference);
+        int hash = EqualityComparer<TKey>.Default.GetHashCode(key!);
+        int sequence = Volatile.Read(ref _sequence);
+        if (TryTake(FindLinkedOrDead(key, hash, defaultEquality: true), takeReference) is { } found)
+            return found;
+        // "Lockless lookups are prone to false negatives. If they find something, it's good.
+        // If they do not find, it needs to be validated."
+        return SequenceMoved(sequence) ? LookupAgain(key, hash, takeReference) : null;
+    }
+
+    /// <summary>The first attempt of a lookup with a comparer (or a reference-type key): out of line, so its calls stay out of the caller's loop.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TEntry? LookupWithComparer(TKey key, bool takeReference)
+    {
         int hash = KeyHash(key);
         int sequence = Volatile.Read(ref _sequence);
         if (TryTake(FindLinkedOrDead(key, hash), takeReference) is { } found)
             return found;
-        // "Lockless lookups are prone to false negatives. If they find something, it's good.
-        // If they do not find, it needs to be validated."
         return SequenceMoved(sequence) ? LookupAgain(key, hash, takeReference) : null;
     }
 
@@ -310,7 +323,7 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
 
     /// <summary>Linear probe of the current table. Lockless; may miss an entry a writer is moving.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private TEntry? FindLinkedOrDead(TKey key, int hash)
+    private TEntry? FindLinkedOrDead(TKey key, int hash, bool defaultEquality = false)
     {
         Slot[] table = Volatile.Read(ref _table);
         // Tables are never empty and their lengths are powers of two, so every index masked with
@@ -327,7 +340,7 @@ public sealed class LocklessRegistry<TKey, TEntry> : IRegistryOwner
                 TestHooks.Hit(HookPoint.RegistryProbedSlot, i);
             if (entry is null)
                 return null;
-            if (slot.Hash == hash && KeysEqual(entry.Key, key))
+            if (slot.Hash == hash && (defaultEquality ? EqualityComparer<TKey>.Default.Equals(entry.Key, key) : KeysEqual(entry.Key, key)))
                 return entry;
         }
     }
